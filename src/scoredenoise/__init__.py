@@ -1,0 +1,27 @@
+"""scoredenoise: self-supervised denoising with score functions (Xie et al., NeurIPS 2023).
+
+Train a network on noisy images only to learn the score s(y) = grad log p(y), then solve
+s(y) = grad_y log p(y|x) for the clean image x under any noise model of the registry, without
+retraining when the noise model or its parameters change.
+
+This package imports neither Qt nor napari; the napari plugin lives in
+``scoredenoise._napari`` and is installed with the ``[napari]`` extra.
+"""
+
+from ._version import __version__
+from .noise import (
+    NoiseModel,
+    NoiseModelError,
+    get_noise_model,
+    list_noise_models,
+    noise_model_from_dict,
+)
+
+__all__ = [
+    "__version__",
+    "NoiseModel",
+    "NoiseModelError",
+    "get_noise_model",
+    "list_noise_models",
+    "noise_model_from_dict",
+]

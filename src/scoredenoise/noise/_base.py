@@ -1,0 +1,500 @@
+"""Base class, parameter metadata and registry of the noise models.
+
+A noise model p(y|x) is a small frozen dataclass. Its fields are its parameters; each field
+carries metadata (unit, range, default, description) made with :func:`param`, and that one
+description drives validation, ``to_dict``/``from_dict``, the ``scoredenoise noise-models``
+listing and the napari widgets.
+
+All arithmetic runs in torch so that one code path serves numpy arrays and torch tensors on
+CPU or CUDA: numpy in gives numpy out, a tensor in gives a tensor on the same device out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+__all__ = [
+    "NoiseModel",
+    "Param",
+    "param",
+    "register",
+    "get_noise_model",
+    "noise_model_from_dict",
+    "list_noise_models",
+    "NoiseModelError",
+]
+
+
+class NoiseModelError(ValueError):
+    """Bad parameters or data for a noise model (a ``ValueError``)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# parameter metadata
+
+
+@dataclass(frozen=True)
+class Param:
+    """Description of one noise-model parameter.
+
+    Attributes
+    ----------
+    name : str
+        Field name, as used in ``--param name=value`` and ``to_dict``.
+    default : Any
+        Default value (in the data's own units).
+    unit : str
+        Unit, in words: ``"data units"`` (same as the image, e.g. ADU), ``"1/data units"``,
+        ``"dimensionless"``, or ``"kernel"`` for the correlation kernel.
+    low, high : float or None
+        Admissible range; ``low_open``/``high_open`` say whether the bound itself is excluded.
+    description : str
+        One line for users.
+    kind : str
+        ``"float"`` or ``"kernel"`` (a small odd-sized convolution kernel, nested lists).
+    """
+
+    name: str
+    default: Any
+    unit: str
+    description: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    kind: str = "float"
+
+    def range_text(self) -> str:
+        """Human-readable admissible range, e.g. ``"> 0"`` or ``"(1, inf)"``."""
+        if self.kind == "kernel":
+            return "odd-sized kernel with non-vanishing Fourier transform"
+        parts = []
+        if self.low is not None:
+            parts.append(("> " if self.low_open else ">= ") + _fmt(self.low))
+        if self.high is not None:
+            parts.append(("< " if self.high_open else "<= ") + _fmt(self.high))
+        return " and ".join(parts) if parts else "any real"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["range"] = self.range_text()
+        return d
+
+
+def _fmt(v: float) -> str:
+    return f"{v:g}"
+
+
+def param(default, *, unit: str, description: str, low=None, high=None, low_open=False,
+          high_open=False, kind: str = "float"):
+    """Declare a noise-model parameter as a dataclass field with its metadata."""
+    meta = dict(unit=unit, description=description, low=low, high=high, low_open=low_open,
+                high_open=high_open, kind=kind)
+    return dataclasses.field(default=default, metadata={"param": meta})
+
+
+# ---------------------------------------------------------------------------------------------
+# array helpers: one torch code path for numpy and torch inputs
+
+
+def _float_dtype(dtype: torch.dtype) -> torch.dtype:
+    if dtype in (torch.float32, torch.float64):
+        return dtype
+    return torch.float32
+
+
+def as_tensor(a, *, like: torch.Tensor | None = None) -> torch.Tensor:
+    """Return ``a`` as a floating torch tensor (no copy where possible)."""
+    if isinstance(a, torch.Tensor):
+        t = a
+    else:
+        arr = np.asarray(a)
+        if arr.dtype.kind not in "fiub":
+            raise NoiseModelError(f"expected a numeric array, got dtype {arr.dtype}")
+        if arr.dtype == np.float16:
+            arr = arr.astype(np.float32)
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    if like is not None:
+        t = t.to(device=like.device)
+        dtype = like.dtype if t.dtype not in (torch.float64,) else torch.promote_types(
+            like.dtype, t.dtype)
+        return t.to(_float_dtype(dtype))
+    return t.to(_float_dtype(t.dtype))
+
+
+def to_output(t: torch.Tensor, template):
+    """Give ``t`` back in the type of ``template`` (numpy array or torch tensor)."""
+    if isinstance(template, torch.Tensor):
+        return t
+    return t.detach().cpu().numpy()
+
+
+def _check_finite(name: str, t: torch.Tensor, model: str) -> None:
+    if not bool(torch.isfinite(t).all()):
+        n_bad = int((~torch.isfinite(t)).sum())
+        raise NoiseModelError(
+            f"{model}: {name} contains {n_bad} NaN or infinite value(s); "
+            f"replace them (e.g. numpy.nan_to_num) or crop them away before denoising")
+
+
+def _common(model: str, **arrays):
+    """Convert arrays to tensors of one dtype/device, check finiteness and equal shapes."""
+    names = list(arrays)
+    first = as_tensor(arrays[names[0]])
+    tensors = {names[0]: first}
+    for n in names[1:]:
+        tensors[n] = as_tensor(arrays[n], like=first)
+    dtype = first.dtype
+    for t in tensors.values():
+        dtype = torch.promote_types(dtype, t.dtype)
+    tensors = {n: t.to(dtype) for n, t in tensors.items()}
+    shapes = {n: tuple(t.shape) for n, t in tensors.items()}
+    if len(set(shapes.values())) > 1:
+        desc = ", ".join(f"{n} {s}" for n, s in shapes.items())
+        raise NoiseModelError(
+            f"{model}: shapes differ ({desc}); pass arrays of the same shape, e.g. the score "
+            f"computed on this very image")
+    for n, t in tensors.items():
+        _check_finite(n, t, model)
+    return tensors
+
+
+def default_rng(rng) -> np.random.Generator:
+    """``numpy.random.default_rng`` that also accepts an existing Generator or None."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+# ---------------------------------------------------------------------------------------------
+# registry
+
+_REGISTRY: dict[str, type[NoiseModel]] = {}
+
+
+def register(cls: type[NoiseModel]) -> type[NoiseModel]:
+    """Class decorator: add a noise model to the registry under ``cls.name``."""
+    name = cls.name
+    if not name or name in _REGISTRY:
+        raise RuntimeError(f"noise model name {name!r} is empty or already registered")
+    _REGISTRY[name] = cls
+    return cls
+
+
+def list_noise_models() -> list[str]:
+    """Names of all registered noise models, in Table 1 order (then the rest).
+
+    Examples
+    --------
+    >>> from scoredenoise.noise import list_noise_models
+    >>> "poisson-gaussian" in list_noise_models()
+    True
+    """
+    return sorted(_REGISTRY, key=lambda n: (_REGISTRY[n].table1_row or 99, n))
+
+
+def get_noise_model(name: str, /, **params) -> NoiseModel:
+    """Build a registered noise model by name.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`list_noise_models`, e.g. ``"poisson-gaussian"``.
+    **params
+        Parameters in the data's own units; missing ones take their defaults.
+
+    Examples
+    --------
+    >>> from scoredenoise.noise import get_noise_model
+    >>> get_noise_model("gaussian", sigma=10.0)
+    Gaussian(sigma=10.0)
+    """
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        raise NoiseModelError(
+            f"unknown noise model {name!r}; choose one of: {', '.join(list_noise_models())}"
+        ) from None
+    return cls(**params)
+
+
+def noise_model_from_dict(d: dict | str) -> NoiseModel:
+    """Inverse of :meth:`NoiseModel.to_dict` (also accepts the JSON text)."""
+    if isinstance(d, str):
+        d = json.loads(d)
+    if not isinstance(d, dict) or "name" not in d:
+        raise NoiseModelError(f"a noise-model dict needs a 'name' key, got {d!r}")
+    return get_noise_model(d["name"], **d.get("params", {}))
+
+
+# ---------------------------------------------------------------------------------------------
+# the base class
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """A noise model p(y|x): sampling, likelihood score and the solver of s(y) = f(x, y).
+
+    Subclasses are frozen dataclasses whose fields are declared with :func:`param`; they set
+    the class attributes below and implement the torch methods ``_sample_t`` (or ``_sample``),
+    ``_log_prob``, ``_score``, ``_solve`` and ``rescaled``.
+
+    Public methods take numpy arrays or torch tensors of any shape; arithmetic is
+    element-wise except for the correlation operator A, which acts on the trailing
+    ``kernel.ndim`` axes (leading axes such as time or channel are a batch).
+    """
+
+    name: ClassVar[str] = ""
+    #: row of Table 1 of Xie et al. (2023), or None for models beyond the paper
+    table1_row: ClassVar[int | None] = None
+    #: the generative model, in plain text
+    formula: ClassVar[str] = ""
+    #: one line for users
+    summary: ClassVar[str] = ""
+    #: how ``solve`` works (closed form / iteration, with the paper's equation)
+    solver: ClassVar[str] = ""
+    #: what ``solve`` returns where the equation has no admissible root
+    no_root: ClassVar[str] = "every (y, score) has an admissible root"
+    #: admissible y, in words
+    support: ClassVar[str] = "any real y"
+    #: equation numbers / algorithms of the paper this model implements
+    reference: ClassVar[str] = ""
+
+    # ----- construction and metadata -------------------------------------------------------
+
+    def __post_init__(self):
+        for p in self.parameters():
+            value = getattr(self, p.name)
+            if p.kind == "kernel":
+                from ._correlation import Correlation  # validates and normalises the kernel
+
+                object.__setattr__(self, p.name, Correlation(value).kernel)
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating,
+                                                                  np.integer)):
+                try:
+                    value = float(value)
+                except (TypeError, ValueError):
+                    raise NoiseModelError(
+                        f"{self.name}: {p.name} must be a number, got {value!r}") from None
+            value = float(value)
+            if not math.isfinite(value):
+                raise NoiseModelError(f"{self.name}: {p.name} must be finite, got {value}")
+            bad_low = p.low is not None and (value <= p.low if p.low_open else value < p.low)
+            bad_high = p.high is not None and (value >= p.high if p.high_open else
+                                               value > p.high)
+            if bad_low or bad_high:
+                raise NoiseModelError(
+                    f"{self.name}: {p.name} must be {p.range_text()}, got {value:g}"
+                    f"{self._range_hint(p.name)}")
+            object.__setattr__(self, p.name, value)
+        self._check()
+
+    def _range_hint(self, name: str) -> str:
+        """Extra advice appended to a range error (override where useful)."""
+        return ""
+
+    def _check(self) -> None:
+        """Extra validation beyond each parameter's range (override)."""
+
+    @classmethod
+    def parameters(cls) -> tuple[Param, ...]:
+        """The parameters of this model with their metadata, in declaration order."""
+        out = []
+        for f in dataclasses.fields(cls):
+            meta = f.metadata.get("param")
+            if meta is None:
+                continue
+            out.append(Param(name=f.name, default=f.default, **meta))
+        return tuple(out)
+
+    @classmethod
+    def describe(cls) -> dict:
+        """All metadata of the model as a JSON-able dict (for the CLI and the UI)."""
+        return {
+            "name": cls.name,
+            "table1_row": cls.table1_row,
+            "formula": cls.formula,
+            "summary": cls.summary,
+            "solver": cls.solver,
+            "no_root": cls.no_root,
+            "support": cls.support,
+            "reference": cls.reference,
+            "parameters": [p.to_dict() for p in cls.parameters()],
+        }
+
+    def to_dict(self) -> dict:
+        """JSON-able description, e.g. ``{"name": "gaussian", "params": {"sigma": 10.0}}``."""
+        params = {}
+        for p in self.parameters():
+            v = getattr(self, p.name)
+            params[p.name] = _nested_lists(v) if p.kind == "kernel" else float(v)
+        return {"name": self.name, "params": params}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @staticmethod
+    def from_dict(d: dict | str) -> NoiseModel:
+        """Rebuild a model from :meth:`to_dict` output (or its JSON text)."""
+        return noise_model_from_dict(d)
+
+    def replace(self, **changes) -> NoiseModel:
+        """A copy with some parameters changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def rescaled(self, k: float) -> NoiseModel:
+        """The same noise for data multiplied by ``k``.
+
+        If ``y ~ p(y|x)`` then ``k*y ~ p'(k*y | k*x)`` with ``p' = self.rescaled(k)``. Use it
+        to convert parameters given on the paper's 0-255 scale to your data's range:
+        ``model.rescaled(data_max / 255)``.
+        """
+        raise NotImplementedError  # every registered model overrides this
+
+    # ----- public array API ----------------------------------------------------------------
+
+    def sample(self, x, rng=None):
+        """Draw ``y ~ p(y|x)``.
+
+        Parameters
+        ----------
+        x : array_like or torch.Tensor
+            Clean image in data units, any shape.
+        rng : int, numpy.random.Generator or None
+            Seed or generator; the same seed gives the same draw.
+
+        Returns
+        -------
+        y : same type as ``x`` (floating)
+        """
+        xt = as_tensor(x)
+        _check_finite("x", xt, self.name)
+        self._check_x(xt)
+        gen = default_rng(rng)
+        xn = xt.detach().cpu().double().numpy()
+        y = self._sample(xn, gen)
+        yt = torch.from_numpy(np.asarray(y, dtype=np.float64)).to(device=xt.device,
+                                                                  dtype=xt.dtype)
+        return to_output(yt, x)
+
+    def log_prob(self, x, y):
+        """Element-wise terms of log p(y|x) whose sum is the joint log-density.
+
+        Up to an additive constant that does not depend on ``y`` (e.g. log|det A|). For
+        Poisson noise this is the paper's continuous approximation (Eq. 12); for mixtures,
+        the paper's first-order approximation is used by the solver but ``log_prob`` is
+        exact where it can be computed (see the model's docs).
+        """
+        t = _common(self.name, x=x, y=y)
+        return to_output(self._log_prob(t["x"], t["y"]), y)
+
+    def score(self, x, y):
+        """Likelihood score f(x, y) = grad_y log p(y|x), same shape as ``y``."""
+        t = _common(self.name, x=x, y=y)
+        self._check_y(t["y"])
+        return to_output(self._score(t["x"], t["y"]), y)
+
+    def solve(self, y, score):
+        """Solve ``score = f(x, y)`` for the clean image ``x``.
+
+        Parameters
+        ----------
+        y : array_like or torch.Tensor
+            Noisy image in data units.
+        score : same shape as ``y``
+            Score of the noisy data, s(y) = grad_y log p(y), in 1/data units.
+
+        Returns
+        -------
+        x : same type as ``y``
+            The denoised image. Where the equation has no admissible root the model's
+            documented fallback is returned (see ``no_root``).
+        """
+        t = _common(self.name, y=y, score=score)
+        self._check_y(t["y"])
+        return to_output(self._solve(t["y"], t["score"]), y)
+
+    def residual(self, x, y, score):
+        """``f(x, y) - score`` for the equation that :meth:`solve` solves.
+
+        Zero (up to rounding) at ``x = solve(y, score)`` wherever an admissible root exists.
+        For mixtures, f is the paper's approximation (Eq. 22) evaluated at
+        ``z = y + sigma**2 * score``.
+        """
+        t = _common(self.name, x=x, y=y, score=score)
+        return to_output(self._equation_score(t["x"], t["y"], t["score"]) - t["score"], y)
+
+    # ----- hooks -----------------------------------------------------------------------------
+
+    def _check_x(self, x: torch.Tensor) -> None:
+        """Validate a clean image before sampling (override where x has a support)."""
+
+    def _check_y(self, y: torch.Tensor) -> None:
+        """Validate noisy data against the model's support (override)."""
+
+    def _sample(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def _log_prob(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _score(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _solve(self, y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    #: points of the quadrature grid used by the exact mixture likelihood (see _mixture.py)
+    _grid_points: ClassVar[int] = 1601
+    _grid_halfwidth: ClassVar[float] = 9.0
+
+    def _mixture_components(self, x, y, sigma):
+        """Quadrature of p(y|x) = int N(y; z, sigma^2) p_z(z|x) dz for a continuous z.
+
+        Returns nodes ``z`` and log weights (``log p_z(z|x) + log dz``) on a grid of
+        ``sigma``-scaled offsets around ``y``, trailing axis the grid. Models with a discrete
+        z (Poisson) override this with an exact sum.
+        """
+        t = torch.linspace(-self._grid_halfwidth, self._grid_halfwidth, self._grid_points,
+                           dtype=y.dtype, device=y.device)
+        z = y.unsqueeze(-1) + sigma * t
+        dz = sigma * (t[1] - t[0])
+        logw = self._log_prob(x.unsqueeze(-1).expand_as(z), z) + torch.log(dz)
+        return z, logw
+
+    def _equation_score(self, x, y, s):
+        """The f of the equation f(x, y) = s that ``_solve`` solves (override for mixtures)."""
+        return self._score(x, y)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{p.name}={getattr(self, p.name)!r}" for p in self.parameters())
+        return f"{type(self).__name__}({args})"
+
+
+def _nested_lists(v):
+    if isinstance(v, (tuple, list)):
+        return [_nested_lists(e) for e in v]
+    return float(v)
+
+
+def support_error(model: str, what: str, y: torch.Tensor, bad: torch.Tensor, hint: str):
+    """Raise a clear error for data outside a model's support."""
+    n_bad = int(bad.sum())
+    worst = float(y[bad].min()) if n_bad else float("nan")
+    raise NoiseModelError(
+        f"{model}: y must be {what}, but {n_bad} of {y.numel()} values are not "
+        f"(smallest {worst:g}); {hint}")
+
+
+def safe_log(t: torch.Tensor, tiny: float | None = None) -> torch.Tensor:
+    """log of a tensor clamped to the smallest positive normal of its dtype."""
+    tiny = torch.finfo(t.dtype).tiny if tiny is None else tiny
+    return torch.log(torch.clamp(t, min=tiny))
