@@ -8,14 +8,13 @@ import sys
 
 from . import __version__
 from .noise import get_noise_model, list_noise_models
-from .noise._base import _REGISTRY
 
 
 def _cmd_noise_models(args) -> int:
     names = [args.name] if args.name else list_noise_models()
     if args.name:
         get_noise_model(args.name)  # clear error for unknown names
-    infos = [_REGISTRY[n].describe() for n in names]
+    infos = [type(get_noise_model(n)).describe() for n in names]
     if args.json:
         print(json.dumps(infos, indent=2))
         return 0

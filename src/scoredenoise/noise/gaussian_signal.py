@@ -62,6 +62,10 @@ class GaussianSignal(NoiseModel):
 
     def _solve(self, y, s):
         x, ok = fixed_point(lambda x: y + self._std(x) ** 2 * s, y, self.b)
+        for _ in range(2):  # Newton polish: the fixed point converges only linearly
+            h = y + self._std(x) ** 2 * s - x
+            dh = 2 * self.a * self._std(x) * s - 1
+            x = torch.where(ok & (dh != 0), x - h / torch.where(dh != 0, dh, 1.0), x)
         if bool(ok.all()):
             return x
         # exact root of s a^2 x^2 + (2 a b s - 1) x + (b^2 s + y) = 0 closest to y, written
