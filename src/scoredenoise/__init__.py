@@ -9,6 +9,8 @@ This package imports neither Qt nor napari; the napari plugin lives in
 """
 
 from ._version import __version__
+from .api import denoise
+from .model import Cancelled, ModelFileError, ScoreModel, load_model
 from .noise import (
     NoiseModel,
     NoiseModelError,
@@ -17,8 +19,16 @@ from .noise import (
     noise_model_from_dict,
 )
 
+from .training import train
+
 __all__ = [
     "__version__",
+    "train",
+    "denoise",
+    "load_model",
+    "ScoreModel",
+    "ModelFileError",
+    "Cancelled",
     "NoiseModel",
     "NoiseModelError",
     "get_noise_model",

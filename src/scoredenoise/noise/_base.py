@@ -346,6 +346,27 @@ class NoiseModel:
         """Rebuild a model from :meth:`to_dict` output (or its JSON text)."""
         return noise_model_from_dict(d)
 
+    def plus_gaussian(self, sigma: float) -> NoiseModel:
+        """This noise followed by independent N(0, sigma^2) noise, as a registered model.
+
+        Used for score models trained with a slight extra Gaussian noise (the paper's trick for
+        non-Gaussian noise, appendix B): the extra noise is removed at solve time as a mixture.
+        """
+        if sigma == 0:
+            return self
+        from ._mixture import GaussianMixtureModel
+
+        for cls in _REGISTRY.values():
+            if issubclass(cls, GaussianMixtureModel) and getattr(cls, "base_cls", None) is \
+                    type(self) and cls.base_field_map is not None:
+                inv = {v: k for k, v in cls.base_field_map.items()}
+                own = {p.name: getattr(self, inv.get(p.name, p.name))
+                       for p in cls.parameters() if p.name != "sigma"}
+                return cls(**own, sigma=sigma)
+        raise NoiseModelError(
+            f"{self.name}: adding independent Gaussian noise does not give a registered model; "
+            f"train the score model without extra noise (extra_noise=0) for this noise model")
+
     def replace(self, **changes) -> NoiseModel:
         """A copy with some parameters changed (validated again)."""
         return dataclasses.replace(self, **changes)

@@ -38,8 +38,9 @@ class GaussianMixtureModel(NoiseModel):
     """Base for ``base + N(0, sigma^2)`` models; subclasses set ``base_cls``."""
 
     base_cls: ClassVar[type[NoiseModel]]
-    #: base-model parameter name -> this model's field name, where they differ
-    base_field_map: ClassVar[dict] = {}
+    #: base-model parameter name -> this model's field name, where they differ; None for a
+    #: model that is not the plain mixture of its base (e.g. the camera model)
+    base_field_map: ClassVar[dict | None] = {}
     support: ClassVar[str] = "any real y"
     solver: ClassVar[str] = (
         "Algorithm 5: z = y - offset + sigma^2 s (Tweedie), then the base model's solver "
@@ -64,6 +65,9 @@ class GaussianMixtureModel(NoiseModel):
     @property
     def offset_value(self) -> float:
         return 0.0
+
+    def plus_gaussian(self, sigma: float) -> NoiseModel:
+        return self.replace(sigma=float(np.hypot(self.sigma, sigma)))
 
     def rescaled(self, k: float) -> NoiseModel:
         base = self.base.rescaled(k).to_dict()["params"]

@@ -32,6 +32,9 @@ class Gaussian(NoiseModel):
     sigma: float = param(25.0, unit="data units", low=0.0, low_open=True,
                          description="noise standard deviation")
 
+    def plus_gaussian(self, sigma):
+        return self.replace(sigma=math.hypot(self.sigma, sigma))
+
     def rescaled(self, k):
         return self.replace(sigma=self.sigma * k)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ._base import param, register
 from ._mixture import GaussianMixtureModel
 from .poisson import Poisson
@@ -35,6 +37,7 @@ class PoissonGaussian(GaussianMixtureModel):
     """
 
     base_cls = Poisson
+    base_field_map = None  # parametrised by gain, not lam: not the generic mixture of Poisson
     name = "poisson-gaussian"
     formula = "y = gain * Poisson(x / gain) + offset + N(0, read_noise^2)"
     summary = ("fluorescence camera noise in ADU: photon shot noise times the gain, plus the "
@@ -62,6 +65,9 @@ class PoissonGaussian(GaussianMixtureModel):
     @property
     def offset_value(self):
         return self.offset
+
+    def plus_gaussian(self, sigma):
+        return self.replace(read_noise=float(np.hypot(self.read_noise, sigma)))
 
     def rescaled(self, k):
         return self.replace(gain=self.gain * k, offset=self.offset * k,

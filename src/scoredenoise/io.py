@@ -1,0 +1,197 @@
+"""Reading and writing images: TIFF (ImageJ, OME, plain) and PNG, with axes and pixel sizes.
+
+TIFF is read lazily when asked (``tifffile`` -> zarr store), so patches of a stack larger than
+memory can be read without loading it. Writes are atomic: a temporary file in the target folder,
+renamed at the end, so an interrupted run never leaves a partial file under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ImageData", "read_image", "write_tiff", "write_png", "atomic_path",
+           "IMAGE_SUFFIXES", "find_images"]
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
+# tifffile's axis letters -> ours (TCZYXS): S (samples per pixel) is a channel, unknown ones a
+# batch of samples
+_TIFF_AXES = {"T": "T", "C": "C", "Z": "Z", "Y": "Y", "X": "X", "S": "C"}
+
+
+@dataclass
+class ImageData:
+    """An image with its axes and acquisition metadata."""
+
+    data: object  # numpy array, or a lazy zarr array
+    axes: str
+    path: Path | None = None
+    pixel_size: dict = field(default_factory=dict)  # axis letter -> size
+    unit: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def shape(self):
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self):
+        return np.dtype(self.data.dtype)
+
+
+def _map_axes(tiff_axes: str) -> str:
+    out = []
+    spare = [a for a in "ST" if a not in tiff_axes]
+    for a in tiff_axes:
+        if a in _TIFF_AXES and _TIFF_AXES[a] not in out:
+            out.append(_TIFF_AXES[a])
+        elif spare:
+            out.append(spare.pop(0))
+        else:
+            raise ValueError(f"cannot map the TIFF axes {tiff_axes!r} to TCZYXS; pass axes")
+    return "".join(out)
+
+
+def read_image(path: str | os.PathLike, *, lazy: bool = False) -> ImageData:
+    """Read a TIFF or PNG file with its axes and pixel sizes.
+
+    Parameters
+    ----------
+    path : path
+    lazy : bool
+        For TIFF, return a zarr array backed by the file (read on slicing) instead of
+        loading it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        return _read_tiff(path, lazy)
+    if suffix == ".png":
+        from skimage.io import imread
+
+        a = imread(path)
+        if a.ndim == 3 and a.shape[-1] == 4:
+            a = a[..., :3]
+        axes = "YX" if a.ndim == 2 else "YXC"
+        return ImageData(a, axes, path)
+    raise ValueError(f"unsupported image type {path.suffix!r} ({path}); use TIFF or PNG")
+
+
+def _read_tiff(path: Path, lazy: bool) -> ImageData:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        axes = _map_axes(series.axes)
+        pixel, unit, extra = {}, None, {}
+        page = tif.pages[0]
+        ij = tif.imagej_metadata or {}
+        if ij:
+            unit = ij.get("unit")
+            if "spacing" in ij:
+                pixel["Z"] = float(ij["spacing"])
+        for tag, ax in (("XResolution", "X"), ("YResolution", "Y")):
+            t = page.tags.get(tag)
+            if t is not None:
+                num, den = t.value
+                if num and den and (num, den) != (1, 1):
+                    pixel[ax] = den / num
+        shaped = tif.shaped_metadata
+        if shaped:
+            md = shaped[0]
+            pixel.update(md.get("pixel_size", {}))
+            unit = md.get("unit", unit)
+            extra = {k: v for k, v in md.items() if k not in ("shape", "axes", "pixel_size",
+                                                                "unit")}
+        if tif.is_ome:
+            ome = tif.ome_metadata or ""
+            for ax in "XYZ":
+                key = f'PhysicalSize{ax}="'
+                if key in ome:
+                    pixel[ax] = float(ome.split(key, 1)[1].split('"', 1)[0])
+        if lazy:
+            import zarr
+
+            data = zarr.open(series.aszarr(), mode="r")
+            if hasattr(data, "keys") and not hasattr(data, "shape"):
+                data = data["0"]
+        else:
+            data = series.asarray()
+    return ImageData(data, axes, path, pixel, unit, extra)
+
+
+def atomic_path(final: Path, suffix: str = ".part"):
+    """A temporary path in the folder of ``final`` (rename it to ``final`` when complete)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_tiff(path: str | os.PathLike, data: np.ndarray, *, axes: str,
+               pixel_size: dict | None = None, unit: str | None = None,
+               metadata: dict | None = None, compression: str | None = None) -> Path:
+    """Write ``data`` to a TIFF atomically, with axes, pixel sizes and JSON metadata.
+
+    Axes and metadata are stored as tifffile's JSON description (read back by
+    :func:`read_image`); X/Y pixel sizes also as resolution tags that other software reads.
+    """
+    import tifffile
+
+    path = Path(path)
+    pixel_size = pixel_size or {}
+    md = {"axes": axes, "pixel_size": pixel_size}
+    if unit:
+        md["unit"] = unit
+    md.update(metadata or {})
+    md = json.loads(json.dumps(md, default=str))
+    kwargs = {}
+    if "X" in pixel_size and "Y" in pixel_size:
+        kwargs["resolution"] = (1.0 / pixel_size["X"], 1.0 / pixel_size["Y"])
+    tmp = atomic_path(path)
+    try:
+        tifffile.imwrite(tmp, data, metadata=md, bigtiff=data.nbytes > 2 ** 31,
+                         photometric="minisblack",
+                         compression=compression, **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write an 8-bit PNG atomically."""
+    from skimage.io import imsave
+
+    path = Path(path)
+    tmp = atomic_path(path, suffix=".png")
+    try:
+        imsave(tmp, image, check_contrast=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def find_images(paths) -> list[Path]:
+    """Expand files and folders (non-recursive) into a sorted list of image files."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"{str(p)!r} is neither a file nor a folder")
+    if not out:
+        raise FileNotFoundError(f"no TIFF or PNG images found in {', '.join(map(str, paths))}")
+    return out

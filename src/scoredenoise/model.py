@@ -1,0 +1,309 @@
+"""The trained model: network + normalisation + metadata, its inference and its file format.
+
+Model files are safetensors files: the weights as tensors and every piece of metadata
+(architecture, normalisation, training settings, data shape and axes, package version) as JSON
+in the header. Loading never executes code from the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import _axes
+from ._device import autocast, resolve_device
+from ._version import __version__
+from .network import UNet, UNetConfig, network_info
+
+__all__ = ["ScoreModel", "load_model", "ModelFileError", "Cancelled"]
+
+FORMAT = "scoredenoise-model"
+FORMAT_VERSION = 1
+#: the network outputs SCORE_OUTPUT_SCALE * score in normalised units (outputs of order 1)
+SCORE_OUTPUT_SCALE = 0.1
+
+ProgressFn = Callable[[int, int], "bool | None"]
+
+
+class ModelFileError(ValueError):
+    """A file that is not a readable scoredenoise model."""
+
+
+class Cancelled(RuntimeError):
+    """Raised when a progress callback asks to stop (returns False)."""
+
+
+def _report(progress: ProgressFn | None, done: int, total: int) -> None:
+    if progress is not None and progress(done, total) is False:
+        raise Cancelled(f"cancelled after {done} of {total}")
+
+
+@dataclass
+class ScoreModel:
+    """A trained network with its normalisation and metadata.
+
+    ``kind`` is ``"score"`` for the score-function model of the method (its output is
+    grad log p(y), solved with a noise model) or ``"denoiser"`` for direct denoisers
+    (supervised and Noise2Noise baselines, whose output is the clean image).
+
+    Attributes
+    ----------
+    network : UNet
+    offset, scale : numpy.ndarray
+        Per-channel normalisation, y_n = (y - offset) / scale.
+    axes : str
+        Axes of the training data (e.g. ``"ZYX"``); the default for inference.
+    extra_noise : float
+        Standard deviation (data units) of the extra Gaussian noise added to the data in
+        training; :func:`scoredenoise.denoise` removes it as a mixture.
+    meta : dict
+        Training settings, data shapes, history; saved in the file.
+    """
+
+    network: UNet
+    offset: np.ndarray
+    scale: np.ndarray
+    axes: str = "YX"
+    kind: str = "score"
+    extra_noise: float = 0.0
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.offset = np.asarray(self.offset, dtype=np.float64).reshape(-1)
+        self.scale = np.asarray(self.scale, dtype=np.float64).reshape(-1)
+        if self.kind not in ("score", "denoiser"):
+            raise ValueError(f"kind must be 'score' or 'denoiser', got {self.kind!r}")
+        if np.any(self.scale <= 0):
+            raise ValueError(f"normalisation scale must be > 0, got {self.scale}")
+
+    # ----- properties ------------------------------------------------------------------------
+
+    @property
+    def dims(self) -> int:
+        return self.network.config.dims
+
+    @property
+    def channels(self) -> int:
+        return self.network.config.in_channels
+
+    @property
+    def info(self) -> dict:
+        """Architecture summary: parameters, FLOPs per pixel, receptive field."""
+        return network_info(self.network)
+
+    @property
+    def sigma_a_final(self) -> float:
+        """The AR-DAE perturbation at the end of training (normalised units)."""
+        return float(self.meta.get("sigma_a_final", 0.0))
+
+    def smoothing_sigma(self, channel: int = 0) -> float:
+        """Std (data units) of the Gaussian noise the learned score includes beyond the data's
+        own: the extra training noise and the final sigma_a. Removed at solve time."""
+        sa = self.sigma_a_final * float(self.scale[min(channel, self.scale.size - 1)])
+        return float(np.hypot(self.extra_noise, sa))
+
+    @property
+    def halo(self) -> int:
+        """Overlap (pixels) between tiles: the receptive field rounded up to the pooling grid."""
+        m = self.network.config.multiple
+        r = self.info["receptive_field_radius"]
+        return int(-(-r // m) * m)
+
+    def __repr__(self) -> str:
+        i = self.info
+        return (f"ScoreModel(kind={self.kind!r}, dims={self.dims}, channels={self.channels}, "
+                f"axes={self.axes!r}, parameters={i['parameters']}, "
+                f"trained_steps={self.meta.get('steps_done', 0)})")
+
+    # ----- inference -------------------------------------------------------------------------
+
+    def _check_channels(self, n_c: int, axes: str) -> None:
+        if n_c != self.channels:
+            raise ValueError(
+                f"the model was trained on {self.channels} channel(s) but the image has {n_c} "
+                f"(axes {axes!r}); give axes with a C of the right size")
+
+    def predict(self, image, *, axes: str | None = None, device="auto",
+                precision: str = "fp32", tile: int = 512,
+                progress: ProgressFn | None = None) -> np.ndarray:
+        """Raw network output in data units: the score (kind "score") or the clean image.
+
+        Runs in tiles of ``tile`` pixels per spatial axis with an overlap of
+        :attr:`halo` pixels, at origins on the network's pooling grid, so the result equals
+        one whole-image pass.
+        """
+        image = np.asarray(image)
+        axes = _axes.check_axes(axes if axes is not None else
+                                (self.axes if len(self.axes) == image.ndim else None),
+                                image.ndim, self.dims)
+        canon, info = _axes.to_canonical(image, axes, self.dims)
+        self._check_channels(canon.shape[1], axes)
+        dev = resolve_device(device)
+        net = self.network.to(dev).eval()
+        if self.dims == 2 and dev.type == "cpu":
+            net = net.to(memory_format=torch.channels_last)
+        m = self.network.config.multiple
+        tile = max(m, int(tile) // m * m)
+        halo = self.halo
+        spatial = canon.shape[2:]
+        tiles = _tile_grid(spatial, tile)
+        total = canon.shape[0] * len(tiles)
+        out = np.empty(canon.shape, dtype=np.float32)
+        off = self.offset.reshape((1, -1) + (1,) * self.dims).astype(np.float32)
+        sc = self.scale.reshape((1, -1) + (1,) * self.dims).astype(np.float32)
+        done = 0
+        _report(progress, 0, total)
+        with torch.inference_mode():
+            for s in range(canon.shape[0]):
+                for core in tiles:
+                    region = tuple(slice(max(0, c.start - halo), min(n, c.stop + halo))
+                                   for c, n in zip(core, spatial))
+                    block = (canon[(slice(s, s + 1), slice(None)) + region].astype(np.float32)
+                             - off) / sc
+                    t = torch.from_numpy(np.ascontiguousarray(block)).to(dev)
+                    if self.dims == 2 and dev.type == "cpu":
+                        t = t.contiguous(memory_format=torch.channels_last)
+                    with autocast(dev, precision):
+                        r = net(t)
+                    r = r.float().cpu().numpy()
+                    inner = tuple(slice(c.start - g.start, c.stop - g.start)
+                                  for c, g in zip(core, region))
+                    out[(slice(s, s + 1), slice(None)) + core] = \
+                        r[(slice(None), slice(None)) + inner]
+                    done += 1
+                    _report(progress, done, total)
+        if self.kind == "score":
+            # the score of y = scale * y_n + offset is s_n / scale
+            out /= sc * SCORE_OUTPUT_SCALE
+        else:
+            out = out * sc + off
+        return _axes.from_canonical(out, info)
+
+    def score(self, image, *, axes: str | None = None, device="auto", precision: str = "fp32",
+              tile: int = 512, progress: ProgressFn | None = None):
+        """The score s(y) = grad_y log p(y) of ``image``, in 1/data units, same shape.
+
+        Compute it once and pass it to :func:`scoredenoise.denoise` (``score=``) to try
+        noise models and parameters without running the network again.
+
+        Examples
+        --------
+        >>> s = model.score(noisy)                                     # doctest: +SKIP
+        >>> x = scoredenoise.denoise(noisy, model, "poisson-gaussian", score=s,
+        ...                          gain=2.0, offset=100, read_noise=3)  # doctest: +SKIP
+        """
+        if self.kind != "score":
+            raise ValueError(f"this model is a {self.kind!r} model: it predicts the clean image "
+                             f"directly and has no score; use scoredenoise.denoise")
+        return self.predict(image, axes=axes, device=device, precision=precision, tile=tile,
+                            progress=progress)
+
+    # ----- files -----------------------------------------------------------------------------
+
+    def _header(self) -> dict:
+        return {
+            "kind": self.kind,
+            "architecture": self.network.config.to_dict(),
+            "normalisation": {"offset": self.offset.tolist(), "scale": self.scale.tolist()},
+            "axes": self.axes,
+            "extra_noise": self.extra_noise,
+            "package_version": __version__,
+            "meta": self.meta,
+        }
+
+    def save(self, path: str | os.PathLike, *, extra_tensors: dict | None = None,
+             extra_header: dict | None = None) -> Path:
+        """Write the model to one safetensors file, atomically (temporary file + rename).
+
+        Returns the path written. The suffix ``.sdmodel`` is conventional.
+        """
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        tensors = {f"net.{k}": v.detach().cpu().contiguous()
+                   for k, v in self.network.state_dict().items()}
+        tensors.update(extra_tensors or {})
+        header = self._header()
+        header.update(extra_header or {})
+        metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
+                    "header": json.dumps(header)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            save_file(tensors, tmp, metadata=metadata)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+
+def _tile_grid(spatial, tile):
+    import itertools
+
+    ranges = [[slice(a, min(a + tile, n)) for a in range(0, n, tile)] for n in spatial]
+    return list(itertools.product(*ranges))
+
+
+def read_model_file(path: str | os.PathLike) -> tuple[dict, dict]:
+    """Read (header, tensors) of a model file, with clear errors for foreign files."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {str(path)!r} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(
+            f"{str(path)!r} is not a scoredenoise model file (not a readable safetensors file: "
+            f"{exc}); was it truncated, or made by another program?") from None
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(f"{str(path)!r} is a safetensors file but not a scoredenoise model "
+                             f"(format {meta.get('format')!r})")
+    if int(meta.get("format_version", "0")) > FORMAT_VERSION:
+        raise ModelFileError(f"{str(path)!r} was written by a newer scoredenoise (format "
+                             f"{meta['format_version']}); upgrade scoredenoise to read it")
+    try:
+        header = json.loads(meta["header"])
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{str(path)!r}: damaged metadata ({exc})") from None
+    return header, tensors
+
+
+def model_from_parts(header: dict, tensors: dict) -> ScoreModel:
+    net = UNet(UNetConfig(**header["architecture"]))
+    state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelFileError(f"model weights do not match the stored architecture: {exc}") \
+            from None
+    norm = header["normalisation"]
+    return ScoreModel(network=net, offset=norm["offset"], scale=norm["scale"],
+                      axes=header.get("axes", "YX"), kind=header.get("kind", "score"),
+                      extra_noise=float(header.get("extra_noise", 0.0)),
+                      meta=header.get("meta", {}))
+
+
+def load_model(path: str | os.PathLike) -> ScoreModel:
+    """Load a model file written by :meth:`ScoreModel.save` (or a training checkpoint).
+
+    Never executes code from the file: weights are read with safetensors.
+
+    Examples
+    --------
+    >>> model = scoredenoise.load_model("cells.sdmodel")   # doctest: +SKIP
+    """
+    header, tensors = read_model_file(path)
+    return model_from_parts(header, tensors)

@@ -1,0 +1,509 @@
+"""Training: AR-DAE score matching (the method) and the direct baselines, on lazily read patches.
+
+One patch pipeline and one network serve every objective:
+
+- ``"score"``: AR-DAE (Xie et al. 2023, Eq. 29; Noise2Score): minimise
+  E||u + sigma_a s(y + sigma_a u)||^2 with sigma_a annealed from 0.05 to 1e-6;
+- ``"supervised"``: MSE to clean targets (upper bound in benchmarks);
+- ``"noise2noise"``: MSE to a second, independent noisy frame of the same scene.
+
+Patches are read at random from any number of images or stacks (numpy, dask, zarr, or any
+array-like with ``shape`` and slicing), so a stack larger than memory trains with bounded memory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from . import _axes
+from ._device import autocast, resolve_device
+from .model import SCORE_OUTPUT_SCALE, ScoreModel, model_from_parts, read_model_file
+from .network import PRESETS, build_network
+
+__all__ = ["train", "PatchSampler", "sigma_a_schedule", "OBJECTIVES"]
+
+OBJECTIVES = ("score", "supervised", "noise2noise")
+
+TrainProgress = Callable[[int, int, dict], "bool | None"]
+
+
+# ---------------------------------------------------------------------------------------------
+# schedules
+
+
+def sigma_a_schedule(step: int, total: int, *, start: float = 0.05, end: float = 1e-6,
+                     every: int = 50, hold: int = 50) -> float:
+    """The AR-DAE perturbation of the paper's official code at training step ``step``.
+
+    Linear from ``start`` to ``end`` in stages of ``every`` steps, then ``end`` for the last
+    ``hold`` steps.
+    """
+    anneal = max(total - hold, 1)
+    n_stages = max(math.ceil(anneal / every), 1)
+    if step >= anneal or n_stages == 1:
+        return end if step >= anneal else start
+    stage = step // every
+    return start + (end - start) * stage / (n_stages - 1)
+
+
+def lr_schedule(step: int, total: int, lr: float) -> float:
+    """The paper's learning rate: ``lr``, then ``lr / 10`` for the last fifth of training."""
+    return lr if step < total - total // 5 else lr / 10
+
+
+# ---------------------------------------------------------------------------------------------
+# patches
+
+
+def _read(arr, idx) -> np.ndarray:
+    block = arr[idx]
+    if hasattr(block, "compute"):
+        block = block.compute()
+    return np.asarray(block)
+
+
+@dataclass
+class _Source:
+    array: object
+    axes: str
+    perm: list
+    samples: list
+    channel: int | None
+    spatial: list
+    target: object = None
+
+
+class PatchSampler:
+    """Random patches (with optional aligned targets) from lazily read images.
+
+    Parameters
+    ----------
+    images : array or sequence of arrays
+        Numpy, dask, zarr or any array-like with ``shape``, ``dtype`` and slicing.
+    axes : str or sequence of str, optional
+        Axes of each image (letters TCZYXS); inferred from ``ndim`` when omitted.
+    dims : {2, 3}
+        Network dimensionality: 2D patches (YX) or 3D patches (ZYX).
+    patch_size : int or tuple
+        Spatial patch size.
+    targets : sequence of arrays, optional
+        Arrays aligned with ``images`` (clean images, or second noisy frames).
+    val_fraction : float
+        Fraction of each image's Y extent kept for validation (the last rows).
+    augment : bool
+        Random flips and 90-degree rotations (in YX).
+    """
+
+    def __init__(self, images, *, axes=None, dims: int = 2, patch_size=64, targets=None,
+                 val_fraction: float = 0.0, augment: bool = True, rng=None):
+        images = [images] if hasattr(images, "shape") else list(images)
+        if not images:
+            raise ValueError("no training images given")
+        if isinstance(axes, str) or axes is None:
+            axes = [axes] * len(images)
+        if len(axes) != len(images):
+            raise ValueError(f"got {len(axes)} axes strings for {len(images)} images")
+        if targets is not None:
+            targets = [targets] if hasattr(targets, "shape") else list(targets)
+            if len(targets) != len(images):
+                raise ValueError(f"got {len(targets)} targets for {len(images)} images")
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        self.dims = dims
+        ps = (patch_size,) * dims if np.isscalar(patch_size) else tuple(patch_size)
+        if len(ps) != dims:
+            raise ValueError(f"patch_size needs {dims} values for a {dims}D network, got {ps}")
+        self.patch = tuple(int(p) for p in ps)
+        self.augment = augment
+        self.val_fraction = val_fraction
+        self.rng = np.random.default_rng(rng)
+        self.sources: list[_Source] = []
+        channels = set()
+        for i, img in enumerate(images):
+            ax = _axes.check_axes(axes[i], len(img.shape), dims)
+            perm, samples, ch, sp = _axes.canonical_order(ax, dims)
+            tgt = targets[i] if targets is not None else None
+            if tgt is not None and tuple(tgt.shape) != tuple(img.shape):
+                raise ValueError(f"target {i} has shape {tuple(tgt.shape)} but image {i} has "
+                                 f"{tuple(img.shape)}")
+            sizes = [img.shape[a] for a in sp]
+            train_y = self._train_rows(sizes[-2])
+            need = list(self.patch)
+            have = sizes[:-2] + [train_y] + sizes[-1:]
+            if any(h < n for h, n in zip(have, need)):
+                raise ValueError(
+                    f"image {i} ({dict(zip(ax, img.shape))}) is smaller than the patch size "
+                    f"{self.patch} (after keeping {val_fraction:.0%} of rows for validation); "
+                    f"use a smaller patch_size")
+            if val_fraction and sizes[-2] - train_y < self.patch[-2]:
+                raise ValueError(
+                    f"image {i}: the validation rows ({sizes[-2] - train_y}) are fewer than the "
+                    f"patch height {self.patch[-2]}; raise val_fraction or lower patch_size")
+            channels.add(img.shape[ch] if ch is not None else 1)
+            self.sources.append(_Source(img, ax, perm, samples, ch, sp, tgt))
+        if len(channels) != 1:
+            raise ValueError(f"all images must have the same number of channels, got "
+                             f"{sorted(channels)}")
+        self.channels = channels.pop()
+        # sample images in proportion to their number of pixels
+        n_pix = np.array([float(np.prod(s.array.shape)) for s in self.sources])
+        self._weights = n_pix / n_pix.sum()
+        self.bytes_read = 0
+
+    def _train_rows(self, n_y: int) -> int:
+        return n_y - int(round(n_y * self.val_fraction)) if self.val_fraction else n_y
+
+    def _index(self, src: _Source, rng, split: str):
+        idx = [0] * len(src.array.shape)
+        for a in src.samples:
+            idx[a] = int(rng.integers(src.array.shape[a]))
+        if src.channel is not None:
+            idx[src.channel] = slice(None)
+        for k, a in enumerate(src.spatial):
+            n = src.array.shape[a]
+            lo, hi = 0, n
+            if k == len(src.spatial) - 2:  # Y: split train / validation
+                split_at = self._train_rows(n)
+                lo, hi = (0, split_at) if split == "train" else (split_at, n)
+            start = int(rng.integers(lo, hi - self.patch[k] + 1))
+            idx[a] = slice(start, start + self.patch[k])
+        return tuple(idx)
+
+    def _canonical(self, block: np.ndarray, src: _Source) -> np.ndarray:
+        # remaining axes after integer indexing, in original order
+        kept = [i for i in range(len(src.array.shape)) if i not in src.samples]
+        order = ([kept.index(src.channel)] if src.channel is not None else []) + \
+            [kept.index(a) for a in src.spatial]
+        out = np.transpose(block, order)
+        return out if src.channel is not None else out[None]
+
+    def draw(self, batch: int, *, split: str = "train", rng=None):
+        """A batch ``(inputs, targets)`` of shape (B, C, *patch), float32 in data units."""
+        rng = self.rng if rng is None else rng
+        xs, ts = [], []
+        for _ in range(batch):
+            src = self.sources[int(rng.choice(len(self.sources), p=self._weights))]
+            idx = self._index(src, rng, split)
+            a = self._canonical(_read(src.array, idx), src).astype(np.float32)
+            self.bytes_read += a.nbytes
+            t = None
+            if src.target is not None:
+                t = self._canonical(_read(src.target, idx), src).astype(np.float32)
+            if self.augment and split == "train":
+                a, t = self._augment(a, t, rng)
+            xs.append(a)
+            ts.append(t)
+        x = np.stack(xs)
+        return x, (np.stack(ts) if ts[0] is not None else None)
+
+    def _augment(self, a, t, rng):
+        nd = self.dims
+        for ax in range(1, nd + 1):
+            if rng.random() < 0.5:
+                a = np.flip(a, ax)
+                t = np.flip(t, ax) if t is not None else None
+        if self.patch[-1] == self.patch[-2]:
+            k = int(rng.integers(4))
+            a = np.rot90(a, k, axes=(nd - 1, nd))
+            t = np.rot90(t, k, axes=(nd - 1, nd)) if t is not None else None
+        return np.ascontiguousarray(a), (np.ascontiguousarray(t) if t is not None else None)
+
+    def quantisation_step(self, n_patches: int = 32, rng=None) -> float:
+        """The grid step of the data values (1 for integer data), or 0 if they are continuous.
+
+        Values on a lattice (integer ADU, or Poisson counts / lam) have no smooth density, so
+        their score is not defined at small sigma_a; see ``extra_noise="auto"``.
+        """
+        rng = np.random.default_rng(1) if rng is None else rng
+        x, _ = self.draw(n_patches, rng=rng)
+        u = np.unique(x)
+        if u.size < 2:
+            return 0.0
+        step = float(np.min(np.diff(u)))
+        if step <= 0 or (u[-1] - u[0]) / step > 65536:
+            return 0.0  # continuous data (or a lattice too fine to matter)
+        k = (u - u[0]) / step
+        return step if np.allclose(k, np.rint(k), atol=1e-3) else 0.0
+
+    def normalisation(self, n_patches: int = 64, rng=None) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel (offset, scale) from the 0.1 and 99.9 percentiles of random patches."""
+        rng = np.random.default_rng(0) if rng is None else rng
+        x, _ = self.draw(n_patches, rng=rng)
+        flat = np.moveaxis(x, 1, 0).reshape(x.shape[1], -1)
+        lo = np.percentile(flat, 0.1, axis=1)
+        hi = np.percentile(flat, 99.9, axis=1)
+        scale = np.where(hi - lo > 0, hi - lo, 1.0)
+        return lo, scale
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+
+
+def _defaults(dims, patch_size, batch_size):
+    if patch_size is None:
+        patch_size = 64 if dims == 2 else 32
+    if batch_size is None:
+        batch_size = 8 if dims == 2 else 4
+    return patch_size, batch_size
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+    sd = opt.state_dict()
+    tensors, plain = {}, {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"optim.{pid}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                plain[f"{pid}.{k}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": plain}
+
+
+def _optimizer_state(tensors: dict, saved: dict) -> dict:
+    state: dict = {}
+    for key, v in tensors.items():
+        if key.startswith("optim."):
+            _, pid, k = key.split(".", 2)
+            state.setdefault(int(pid), {})[k] = v
+    for key, v in saved.get("scalars", {}).items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    return {"state": state, "param_groups": saved["param_groups"]}
+
+
+def train(images, *, axes=None, dims: int = 2, preset: str = "default", steps: int = 2000,
+          patch_size=None, batch_size: int | None = None, lr: float = 1e-3,
+          weight_decay: float = 1e-4, val_fraction: float = 0.0, val_every: int | None = None,
+          augment: bool = True, extra_noise="auto", objective: str = "score",
+          targets=None, sigma_a: tuple[float, float] = (0.05, 1e-6), anneal_every: int = 50,
+          device="auto", precision: str = "fp32", seed=None,
+          progress: TrainProgress | None = None, checkpoint=None,
+          checkpoint_every: int = 500, resume=None, model: ScoreModel | None = None,
+          network_overrides: dict | None = None) -> ScoreModel:
+    """Train a score model (AR-DAE) on noisy images only, or a direct baseline denoiser.
+
+    Parameters
+    ----------
+    images : array or sequence of arrays
+        Noisy images or stacks (numpy, dask, zarr, ...), read lazily patch by patch.
+    axes : str or sequence of str, optional
+        Axes of each image, letters from TCZYXS (default from ndim: YX, ZYX, TZYX, TCZYX).
+        Channels (C) are modelled jointly; other non-spatial axes are samples.
+    dims : {2, 3}
+        2D network (planes) or 3D network (volumes, 3x3x3 convolutions).
+    preset : {"small", "default", "large"}
+        Network size (docs/training.md lists parameters and FLOPs per pixel).
+    steps, batch_size, patch_size, lr, weight_decay
+        Optimisation: AdamW, learning rate divided by 10 for the last fifth of the steps.
+    val_fraction : float
+        Fraction of rows (Y) of each image held out for a validation loss.
+    augment : bool
+        Random flips and 90-degree rotations (default on).
+    extra_noise : float or "auto"
+        Standard deviation, in data units, of a slight Gaussian noise added to the training data
+        (the paper's trick for non-Gaussian noise, appendix B: sigma = 5 on 0-255 for Poisson
+        data with lam = 0.2, i.e. one step of the lattice of values). It is removed at denoising
+        time by solving with the noise model plus this Gaussian (a mixture). ``"auto"`` (default)
+        uses the quantisation step of the data when their values lie on a lattice (integer
+        camera data: 1 ADU) and 0 for continuous data: the score of lattice-valued data is not
+        defined as sigma_a -> 0, and AR-DAE then learns the lattice instead of the image.
+    objective : {"score", "supervised", "noise2noise"}
+        The method (score) or a direct baseline needing ``targets``.
+    targets : sequence of arrays, optional
+        Clean images (supervised) or second noisy frames (noise2noise), aligned with images.
+    sigma_a : (float, float)
+        AR-DAE perturbation, annealed linearly from the first to the second value in stages of
+        ``anneal_every`` steps, held at the last for the final ``anneal_every`` steps
+        (normalised units, data range about 1).
+    device : "auto", "cpu", "cuda", ...
+    precision : {"fp32", "bf16", "fp16"}
+        Autocast precision of the network (see docs/benchmarks.md for its cost).
+    seed : int, optional
+        Seeds patch sampling, noise draws and the network initialisation.
+    progress : callable, optional
+        ``progress(step, steps, logs)`` after each step; ``logs`` holds ``loss``, ``sigma_a``,
+        ``lr`` and, when computed, ``val_loss``. Returning False stops training: the model
+        trained so far is returned (and checkpointed when ``checkpoint`` is set).
+    checkpoint : path, optional
+        Checkpoint file, written every ``checkpoint_every`` steps, on stop and at the end; a
+        checkpoint is a model file that :func:`load_model` reads and ``resume`` continues.
+    resume : path, optional
+        Continue an interrupted run from its checkpoint (weights, optimiser, step, random state).
+    model : ScoreModel, optional
+        Continue training an existing model (new schedule, same normalisation).
+
+    Returns
+    -------
+    ScoreModel
+
+    Examples
+    --------
+    >>> model = scoredenoise.train(noisy_stack, axes="ZYX", steps=2000)   # doctest: +SKIP
+    >>> model.save("cells.sdmodel")                                         # doctest: +SKIP
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if objective != "score" and targets is None:
+        raise ValueError(f"objective {objective!r} needs targets (clean images or second frames)")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if extra_noise != "auto" and (not np.isscalar(extra_noise) or extra_noise < 0):
+        raise ValueError(f"extra_noise must be 'auto' or >= 0 (data units), got {extra_noise}")
+    patch_size, batch_size = _defaults(dims, patch_size, batch_size)
+    if seed is not None:
+        torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    sampler = PatchSampler(images, axes=axes, dims=dims, patch_size=patch_size,
+                           targets=targets, val_fraction=val_fraction, augment=augment, rng=rng)
+    dev = resolve_device(device)
+    if objective != "score":
+        extra_noise = 0.0
+    elif extra_noise == "auto":
+        extra_noise = (model.extra_noise if model is not None and resume is None else
+                       sampler.quantisation_step())
+    extra_noise = float(extra_noise)
+
+    start_step, history = 0, []
+    saved_opt = None
+    if resume is not None:
+        header, tensors = read_model_file(resume)
+        model = model_from_parts(header, tensors)
+        ts = header.get("trainer_state")
+        if ts is None:
+            raise ValueError(f"{resume!s} is a model file, not a training checkpoint; pass it "
+                             f"as model= to continue training with a new schedule")
+        start_step = int(ts["step"])
+        saved_opt = _optimizer_state(tensors, ts["optimizer"])
+        rng.bit_generator.state = ts["rng"]
+        sampler.rng = rng
+        torch.set_rng_state(tensors["trainer.torch_rng"])
+        history = model.meta.get("history", [])
+    if model is not None:
+        if model.dims != dims:
+            dims = model.dims
+        if model.channels != sampler.channels:
+            raise ValueError(f"the model has {model.channels} channel(s), the images "
+                             f"{sampler.channels}")
+        net = model.network
+        offset, scale = model.offset, model.scale
+        objective = "score" if model.kind == "score" else objective
+    else:
+        net = build_network(preset, dims=dims, channels=sampler.channels,
+                            **(network_overrides or {}))
+        offset, scale = sampler.normalisation(rng=np.random.default_rng(
+            None if seed is None else seed + 1))
+    net = net.to(dev).train()
+    if dims == 2 and dev.type == "cpu":
+        net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    if saved_opt is not None:
+        opt.load_state_dict(saved_opt)
+    shape = (1, -1) + (1,) * dims
+    off_t = torch.tensor(offset, dtype=torch.float32, device=dev).reshape(shape)
+    sc_t = torch.tensor(scale, dtype=torch.float32, device=dev).reshape(shape)
+    extra_n = torch.tensor(extra_noise, dtype=torch.float32, device=dev) / sc_t
+
+    def to_dev(a):
+        t = torch.from_numpy(a).to(dev, non_blocking=True)
+        if dims == 2 and dev.type == "cpu":
+            t = t.contiguous(memory_format=torch.channels_last)
+        return t
+
+    def loss_fn(x, t, sig, gen=None):
+        xn = (x - off_t) / sc_t
+        if objective == "score":
+            if extra_noise:
+                xn = xn + extra_n * torch.randn(xn.shape, generator=gen, device=dev)
+            # antithetic pairs (+u, -u): the O(sigma_a) noise of the gradient cancels, leaving
+            # an estimator whose signal-to-noise ratio does not vanish as sigma_a -> 0; each
+            # half is the AR-DAE loss, so the expectation is unchanged
+            u = torch.randn(xn.shape, generator=gen, device=dev)
+            u = torch.cat([u, -u])
+            with autocast(dev, precision):
+                out = net(torch.cat([xn, xn]) + sig * u)
+            s = out.float() / SCORE_OUTPUT_SCALE
+            return torch.mean((u + sig * s) ** 2)
+        with autocast(dev, precision):
+            out = net(xn)
+        return torch.mean((out.float() - (t - off_t) / sc_t) ** 2)
+
+    val_batch = None
+    if val_fraction:
+        vx, vt = sampler.draw(max(batch_size, 8), split="val", rng=np.random.default_rng(12345))
+        val_batch = (to_dev(vx), to_dev(vt) if vt is not None else None)
+    val_every = val_every or max(steps // 20, 1)
+
+    settings = dict(objective=objective, preset=preset, steps=steps, patch_size=patch_size,
+                    batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                    val_fraction=val_fraction, augment=augment, extra_noise=extra_noise,
+                    sigma_a=list(sigma_a), anneal_every=anneal_every, precision=precision,
+                    seed=seed, device=str(dev))
+    data_info = [{"shape": list(s.array.shape), "axes": s.axes, "dtype": str(s.array.dtype)}
+                 for s in sampler.sources]
+
+    def make_model(step_done, stopped):
+        meta = dict(model.meta) if model is not None else {}
+        sig_last = sigma_a_schedule(max(step_done - 1, 0), steps, start=sigma_a[0],
+                                    end=sigma_a[1], every=anneal_every, hold=anneal_every)
+        meta.update(training=settings, data=data_info, steps_done=step_done,
+                    stopped_early=stopped, history=history, sigma_a_final=sig_last)
+        return ScoreModel(network=net, offset=offset, scale=scale, axes=sampler.sources[0].axes,
+                          kind="score" if objective == "score" else "denoiser",
+                          extra_noise=extra_noise,
+                          meta=meta)
+
+    def save_checkpoint(step_done, stopped):
+        m = make_model(step_done, stopped)
+        opt_tensors, opt_plain = _optimizer_tensors(opt)
+        opt_tensors["trainer.torch_rng"] = torch.get_rng_state()
+        m.save(checkpoint, extra_tensors=opt_tensors,
+               extra_header={"trainer_state": {"step": step_done, "optimizer": opt_plain,
+                                               "rng": _jsonable(rng.bit_generator.state)}})
+
+    t0 = time.perf_counter()
+    stopped = False
+    step = start_step
+    for step in range(start_step, steps):
+        sig = sigma_a_schedule(step, steps, start=sigma_a[0], end=sigma_a[1],
+                               every=anneal_every, hold=anneal_every)
+        for g in opt.param_groups:
+            g["lr"] = lr_schedule(step, steps, lr)
+        x, t = sampler.draw(batch_size)
+        loss = loss_fn(to_dev(x), to_dev(t) if t is not None else None, sig)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        logs = {"loss": float(loss.detach()), "sigma_a": sig, "lr": opt.param_groups[0]["lr"],
+                "elapsed": time.perf_counter() - t0}
+        if val_batch is not None and ((step + 1) % val_every == 0 or step + 1 == steps):
+            net.eval()
+            with torch.no_grad():
+                gen = torch.Generator(device=dev).manual_seed(0)
+                logs["val_loss"] = float(loss_fn(*val_batch, sig, gen))
+            net.train()
+        if (step + 1) % max(steps // 100, 1) == 0 or "val_loss" in logs:
+            history.append({"step": step + 1, **{k: v for k, v in logs.items()}})
+        if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            save_checkpoint(step + 1, False)
+        if progress is not None and progress(step + 1, steps, logs) is False:
+            stopped = True
+            break
+    done = step + 1 if steps > start_step else start_step
+    net.eval()
+    if checkpoint is not None:
+        save_checkpoint(done, stopped)
+    return make_model(done, stopped)
+
+
+def _jsonable(state):
+    return json.loads(json.dumps(state, default=int))

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from scoredenoise.io import find_images, read_image, write_png, write_tiff
+
+
+def test_tiff_round_trip_keeps_axes_pixel_sizes_and_metadata(tmp_path):
+    a = np.arange(2 * 3 * 16 * 20, dtype=np.uint16).reshape(2, 3, 16, 20)
+    p = write_tiff(tmp_path / "x.tif", a, axes="TZYX", pixel_size={"X": 0.1, "Y": 0.1, "Z": 0.5},
+                   unit="um", metadata={"noise_model": {"name": "gaussian"}})
+    im = read_image(p)
+    assert im.axes == "TZYX" and im.dtype == np.uint16
+    np.testing.assert_array_equal(im.data, a)
+    assert im.pixel_size == pytest.approx({"X": 0.1, "Y": 0.1, "Z": 0.5})
+    assert im.unit == "um" and im.extra["noise_model"] == {"name": "gaussian"}
+    lazy = read_image(p, lazy=True)
+    assert not isinstance(lazy.data, np.ndarray)
+    np.testing.assert_array_equal(np.asarray(lazy.data[1, 2, 3:5]), a[1, 2, 3:5])
+
+
+def test_imagej_tiff_axes(tmp_path):
+    import tifffile
+    a = np.zeros((4, 2, 8, 8), np.uint8)
+    tifffile.imwrite(tmp_path / "ij.tif", a, imagej=True, metadata={"axes": "ZCYX"},
+                     resolution=(2.0, 2.0))
+    im = read_image(tmp_path / "ij.tif")
+    assert im.axes == "ZCYX"
+    assert im.pixel_size["X"] == pytest.approx(0.5)
+
+
+def test_png_and_folders(tmp_path):
+    write_png(tmp_path / "a.png", np.full((8, 9), 7, np.uint8))
+    (tmp_path / "notes.txt").write_text("x")
+    files = find_images([tmp_path])
+    assert [f.name for f in files] == ["a.png"]
+    im = read_image(files[0])
+    assert im.axes == "YX" and im.data.shape == (8, 9)
+    assert not list(tmp_path.glob(".*"))  # no temporary files left
+
+
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    import tifffile
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tifffile, "imwrite", boom)
+    with pytest.raises(OSError, match="disk full"):
+        write_tiff(tmp_path / "out.tif", np.zeros((4, 4)), axes="YX")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_and_unsupported(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_image(tmp_path / "nope.tif")
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    with pytest.raises(ValueError, match="unsupported image type '.jpg'"):
+        read_image(tmp_path / "a.jpg")
+    with pytest.raises(FileNotFoundError, match="no TIFF or PNG"):
+        find_images([tmp_path])

@@ -1,0 +1,146 @@
+"""Model files, inference and the denoise API (on a quickly trained or untrained network)."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import scoredenoise as sd
+from scoredenoise.model import ModelFileError, ScoreModel, load_model
+from scoredenoise.network import build_network
+
+
+def untrained(dims=2, channels=1, kind="score", seed=0):
+    torch.manual_seed(seed)
+    net = build_network("small", dims=dims, channels=channels).eval()
+    return ScoreModel(net, offset=[10.0] * channels, scale=[100.0] * channels,
+                      axes="YX" if dims == 2 else "ZYX", kind=kind,
+                      meta={"sigma_a_final": 0.01})
+
+
+def test_save_load_round_trip_gives_identical_outputs(tmp_path):
+    m = untrained(channels=2)
+    y = np.random.default_rng(0).uniform(0, 200, (2, 40, 56)).astype(np.float32)
+    p = m.save(tmp_path / "m.sdmodel")
+    m2 = load_model(p)
+    np.testing.assert_array_equal(m.score(y, axes="CYX"), m2.score(y, axes="CYX"))
+    assert m2.meta == m.meta and m2.axes == m.axes
+    np.testing.assert_array_equal(m2.scale, m.scale)
+    assert not list(tmp_path.glob(".*"))  # atomic write left no temporary file
+
+
+def test_crafted_pickle_is_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    bad = tmp_path / "evil.sdmodel"
+    bad.write_bytes(pickle.dumps({"net": Evil()}))
+    torch.save({"net": Evil()}, tmp_path / "evil.pt")
+    for f in (bad, tmp_path / "evil.pt"):
+        with pytest.raises(ModelFileError, match="not a scoredenoise model file"):
+            load_model(f)
+    assert not marker.exists()
+
+
+def test_corrupt_and_foreign_files(tmp_path):
+    m = untrained()
+    p = m.save(tmp_path / "m.sdmodel")
+    data = p.read_bytes()
+    (tmp_path / "trunc.sdmodel").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="truncated"):
+        load_model(tmp_path / "trunc.sdmodel")
+    from safetensors.torch import save_file
+    save_file({"w": torch.zeros(3)}, tmp_path / "foreign.safetensors")
+    with pytest.raises(ModelFileError, match="not a scoredenoise model"):
+        load_model(tmp_path / "foreign.safetensors")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_model(tmp_path / "missing.sdmodel")
+
+
+@pytest.mark.parametrize("dims, shape, axes", [(2, (300, 290), "YX"),
+                                               (2, (3, 150, 170), "TYX"),
+                                               (3, (20, 70, 60), "ZYX")])
+def test_tiled_inference_equals_whole_image(dims, shape, axes):
+    m = untrained(dims=dims)
+    y = np.random.default_rng(1).uniform(0, 200, shape).astype(np.float32)
+    whole = m.predict(y, axes=axes, tile=1024)
+    tiled = m.predict(y, axes=axes, tile=32)
+    np.testing.assert_allclose(tiled, whole, rtol=1e-4, atol=1e-4 * np.abs(whole).max())
+
+
+def test_cached_score_resolves_without_the_network():
+    m = untrained()
+    y = np.random.default_rng(2).uniform(5, 200, (64, 64)).astype(np.float32)
+    calls = []
+    m.network.register_forward_hook(lambda *a: calls.append(1))
+    s = m.score(y)
+    n = len(calls)
+    assert n > 0
+    a = sd.denoise(y, m, "poisson-gaussian", score=s, gain=2.0, offset=0.0, read_noise=1.0)
+    b = sd.denoise(y, m, "poisson-gaussian", score=s, gain=3.0, offset=0.0, read_noise=1.0)
+    c = sd.denoise(y, m, "gaussian", score=s, sigma=4.0)
+    assert len(calls) == n
+    assert not np.allclose(a, b) and a.dtype == np.float32 and c.shape == y.shape
+
+
+def test_denoise_removes_the_training_smoothing_as_a_mixture():
+    """The learned score includes extra_noise and sigma_a: the solve adds them to the model."""
+    m = untrained()
+    m.extra_noise = 3.0
+    y = np.random.default_rng(3).uniform(5, 200, (32, 32)).astype(np.float32)
+    s = m.score(y)
+    sig = np.hypot(3.0, 0.01 * 100.0)
+    expected = sd.get_noise_model("gaussian", sigma=float(np.hypot(5.0, sig))).solve(y, s)
+    np.testing.assert_allclose(sd.denoise(y, m, "gaussian", score=s, sigma=5.0), expected,
+                               rtol=1e-6)
+    pg = sd.denoise(y, m, "poisson-gaussian", score=s, gain=2.0, read_noise=1.0)
+    ref = sd.get_noise_model("poisson-gaussian", gain=2.0,
+                             read_noise=float(np.hypot(1.0, sig))).solve(y, s)
+    np.testing.assert_allclose(pg, ref, rtol=1e-6)
+
+
+def test_dask_in_dask_out_equals_numpy():
+    import dask.array as da
+    m = untrained()
+    y = np.random.default_rng(4).uniform(5, 200, (2, 200, 180)).astype(np.float32)
+    ref = sd.denoise(y, m, "poisson-gaussian", axes="TYX", gain=2.0)
+    lazy = sd.denoise(da.from_array(y, chunks=(1, 64, 64)), m, "poisson-gaussian", axes="TYX",
+                      gain=2.0)
+    assert isinstance(lazy, da.Array)
+    np.testing.assert_allclose(lazy.compute(), ref, rtol=1e-4, atol=1e-3)
+
+
+def test_multichannel_and_axes_errors():
+    m = untrained(channels=2)
+    y = np.ones((2, 32, 32), np.float32)
+    assert m.score(y, axes="CYX").shape == (2, 32, 32)
+    with pytest.raises(ValueError, match="trained on 2 channel"):
+        m.score(np.ones((32, 32), np.float32), axes="YX")
+    with pytest.raises(ValueError, match="axes 'YX' has 2 letters but the image has 3"):
+        m.score(y, axes="YX")
+    m3 = untrained(dims=3)
+    with pytest.raises(ValueError, match="a 3D network needs axes ZYX"):
+        m3.score(np.ones((2, 16, 16), np.float32), axes="TYX")
+
+
+def test_denoiser_kind_has_no_score():
+    m = untrained(kind="denoiser")
+    with pytest.raises(ValueError, match="predicts the clean image directly"):
+        m.score(np.ones((16, 16), np.float32))
+    assert sd.denoise(np.ones((16, 16), np.float32), m).shape == (16, 16)
+
+
+def test_progress_cancel_stops_inference():
+    m = untrained()
+    with pytest.raises(sd.Cancelled):
+        m.score(np.ones((256, 256), np.float32), tile=64, progress=lambda d, t: d < 3)
+
+
+def test_shape_mismatch_of_cached_score():
+    m = untrained()
+    with pytest.raises(ValueError, match="score has shape"):
+        sd.denoise(np.ones((16, 16), np.float32), m, score=np.ones((8, 8)))

@@ -1,0 +1,54 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from scoredenoise.network import PRESETS, UNetConfig, build_network, network_info
+
+
+@pytest.mark.parametrize("dims, shape", [(2, (1, 2, 37, 45)), (3, (2, 1, 9, 21, 18))])
+def test_any_size_and_channels(dims, shape):
+    net = build_network("small", dims=dims, channels=shape[1])
+    assert net(torch.randn(shape)).shape == shape
+
+
+def test_flops_match_a_direct_count_by_hooks():
+    """FLOPs per pixel from the layer formula equal a count over the actual conv calls."""
+    for dims in (2, 3):
+        net = build_network("small", dims=dims)
+        macs = []
+
+        def hook(mod, inp, out):
+            k = math.prod(mod.kernel_size)
+            macs.append(out.numel() * mod.in_channels * k)
+
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+                m.register_forward_hook(hook)
+        shape = (1, 1) + (32,) * dims
+        net(torch.zeros(shape))
+        per_pixel = 2 * sum(macs) / 32 ** dims
+        assert network_info(net)["flops_per_pixel"] == pytest.approx(per_pixel, rel=1e-9)
+
+
+def test_receptive_field_bound():
+    net = build_network("small")
+    r = network_info(net)["receptive_field_radius"]
+    x = torch.zeros(1, 1, 128, 128, requires_grad=True)
+    net(x)[0, 0, 64, 64].backward()
+    nz = (x.grad[0, 0].abs() > 0).nonzero()
+    assert (64 - nz.min(0).values).max() <= r and (nz.max(0).values - 64).max() <= r
+
+
+def test_presets_grow():
+    p = [network_info(build_network(k))["parameters"] for k in ("small", "default", "large")]
+    assert p[0] < p[1] < p[2]
+    assert set(PRESETS) == {"small", "default", "large"}
+
+
+def test_bad_config():
+    with pytest.raises(ValueError, match="dims must be 2 or 3, got 4"):
+        UNetConfig(dims=4)
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        build_network("huge")
