@@ -32,3 +32,61 @@ def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "scoredenoise", "noise-models", "gamma"],
                          capture_output=True, text=True, check=True).stdout
     assert "Eq. (9)" in out
+
+
+def _tiff(path, a, axes="YX"):
+    from scoredenoise.io import write_tiff
+    return write_tiff(path, a, axes=axes, pixel_size={"X": 0.2, "Y": 0.2}, unit="um")
+
+
+def test_train_and_denoise_commands(tmp_path, capsys):
+    import numpy as np
+    import tifffile
+
+    from scoredenoise.io import read_image
+
+    rng = np.random.default_rng(0)
+    a = _tiff(tmp_path / "a.tif", rng.poisson(50, (2, 64, 64)).astype(np.uint16), "TYX")
+    b = _tiff(tmp_path / "b.tif", rng.poisson(50, (64, 64)).astype(np.uint16))
+    model = tmp_path / "m.sdmodel"
+    assert main(["train", str(a), str(b), "-o", str(model), "--preset", "small", "--steps", "3",
+                 "--patch-size", "32", "--batch-size", "2", "-q"]) == 0
+    assert "saved" in capsys.readouterr().out
+    out = tmp_path / "out"
+    rc = main(["denoise", str(tmp_path), "-m", str(model), "--noise", "poisson-gaussian",
+               "--param", "gain=1.0", "--param", "read_noise=0.5", "-o", str(out),
+               "--dtype", "input", "-q"])
+    assert rc == 0
+    res = read_image(out / "a_denoised.tif")
+    assert res.axes == "TYX" and res.dtype == np.uint16 and res.shape == (2, 64, 64)
+    assert res.pixel_size["X"] == 0.2 and res.unit == "um"
+    nm = res.extra["scoredenoise"]["noise_model"]
+    assert nm["name"] == "poisson-gaussian" and nm["params"]["gain"] == 1.0
+    assert tifffile.imread(a).dtype == np.uint16  # input untouched
+    # a second run into the input folder would overwrite a_denoised.tif, which is now an input
+    before = (out / "a_denoised.tif").read_bytes()
+    rc = main(["denoise", str(tmp_path), str(out), "-m", str(model), "-o", str(out), "-q",
+               "--overwrite"])
+    assert rc == 2 and "refusing to overwrite the input" in capsys.readouterr().err
+    assert (out / "a_denoised.tif").read_bytes() == before
+    rc = main(["denoise", str(a), "-m", str(model), "-o", str(out), "-q"])
+    assert rc == 1 and "exists (use --overwrite)" in capsys.readouterr().err
+
+
+def test_denoise_reports_bad_files_and_goes_on(tmp_path, capsys):
+    import numpy as np
+
+    from scoredenoise.model import ScoreModel
+    from scoredenoise.network import build_network
+    m = ScoreModel(build_network("small"), offset=[0.0], scale=[1.0]).save(tmp_path / "m.sdm")
+    good = _tiff(tmp_path / "good.tif", np.ones((32, 32), np.float32) * 5)
+    bad = _tiff(tmp_path / "bad.tif", np.ones((3, 2, 32, 32), np.float32), "TCYX")
+    rc = main(["denoise", str(bad), str(good), "-m", str(m), "-o", str(tmp_path / "o"), "-q"])
+    assert rc == 1
+    assert (tmp_path / "o" / "good_denoised.tif").exists()
+    assert not (tmp_path / "o" / "bad_denoised.tif").exists()
+    assert "failed: " in capsys.readouterr().err
+
+
+def test_bad_param_syntax(capsys, tmp_path):
+    assert main(["denoise", "x.tif", "-m", "m", "--param", "gain", "-o", str(tmp_path)]) == 2

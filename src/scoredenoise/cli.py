@@ -123,8 +123,8 @@ def _cmd_denoise(args) -> int:
     inputs = {f.resolve() for f in files}
     outdir = Path(args.output)
     failures = []
-    for f in files:
-        out = _output_path(f, outdir, inputs)
+    outputs = [_output_path(f, outdir, inputs) for f in files]  # all checked before any work
+    for f, out in zip(files, outputs):
         if out.exists() and not args.overwrite:
             failures.append((f, f"{out} exists (use --overwrite)"))
             continue

@@ -1,0 +1,164 @@
+"""AR-DAE training: schedules, lazy patches, checkpoints, and that it learns."""
+
+import numpy as np
+import pytest
+
+import scoredenoise as sd
+from scoredenoise.training import PatchSampler, lr_schedule, sigma_a_schedule
+
+
+def test_sigma_a_schedule_is_the_papers():
+    total = 1000
+    vals = [sigma_a_schedule(s, total) for s in range(total)]
+    assert vals[0] == 0.05
+    assert all(vals[i] == vals[i - i % 50] for i in range(950))  # constant within stages of 50
+    assert all(a >= b for a, b in zip(vals, vals[1:]))           # annealed down
+    assert set(vals[950:]) == {1e-6}                             # held for the final 50
+    assert vals[949] == pytest.approx(1e-6)                     # linear down to the end value
+    assert lr_schedule(799, 1000, 1e-3) == 1e-3 and lr_schedule(800, 1000, 1e-3) == 1e-4
+
+
+class CountingArray:
+    """A lazily generated uint16 stack that records how many bytes are read."""
+
+    def __init__(self, shape):
+        self.shape, self.dtype, self.ndim = shape, np.dtype(np.uint16), len(shape)
+        self.bytes_read = 0
+
+    def __getitem__(self, idx):
+        shape = []
+        for i, n in zip(idx, self.shape):
+            if isinstance(i, slice):
+                shape.append(len(range(*i.indices(n))))
+        block = np.random.default_rng(len(shape)).integers(100, 200, shape).astype(np.uint16)
+        self.bytes_read += block.nbytes
+        return block
+
+
+def test_training_reads_patches_lazily():
+    stack = CountingArray((2000, 1024, 1024))  # 4 GB if loaded
+    m = sd.train(stack, axes="ZYX", preset="small", steps=3, patch_size=32, batch_size=4,
+                 seed=0)
+    total = 2 * np.prod(stack.shape)
+    assert 0 < stack.bytes_read < 1e-4 * total
+    assert m.meta["data"][0]["shape"] == [2000, 1024, 1024]
+
+
+def test_sampler_validation_rows_are_held_out():
+    img = np.tile(np.arange(100, dtype=np.float32)[:, None], (1, 40))  # value = row index
+    s = PatchSampler(img, dims=2, patch_size=16, val_fraction=0.2, augment=False, rng=0)
+    tr, _ = s.draw(200)
+    va, _ = s.draw(50, split="val")
+    assert tr.max() < 80 and va.min() >= 80
+
+
+def test_sampler_targets_stay_aligned_under_augmentation():
+    rng = np.random.default_rng(0)
+    img = rng.random((3, 50, 50)).astype(np.float32)
+    s = PatchSampler(img, axes="SYX", dims=2, patch_size=16, targets=2 * img, rng=1)
+    x, t = s.draw(20)
+    np.testing.assert_allclose(t, 2 * x)
+
+
+def test_quantisation_step_and_auto_extra_noise():
+    ints = np.random.default_rng(0).integers(0, 50, (64, 64)).astype(np.float32)
+    assert PatchSampler(ints, patch_size=16).quantisation_step() == 1.0
+    assert PatchSampler(ints * 5, patch_size=16).quantisation_step() == 5.0
+    cont = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    assert PatchSampler(cont, patch_size=16).quantisation_step() == 0.0
+    m = sd.train(ints, preset="small", steps=2, patch_size=16, batch_size=2)
+    assert m.extra_noise == 1.0
+
+
+def test_checkpoint_resume_equals_uninterrupted(tmp_path):
+    img = np.random.default_rng(0).normal(100, 10, (64, 64)).astype(np.float32)
+    kw = dict(preset="small", steps=12, patch_size=16, batch_size=2, seed=3, anneal_every=4)
+    full = sd.train(img, **kw)
+    ck = tmp_path / "ck.sdmodel"
+    part = sd.train(img, checkpoint=ck, checkpoint_every=100,
+                    progress=lambda s, t, logs: s < 5, **kw)
+    assert part.meta["stopped_early"] and part.meta["steps_done"] == 5
+    assert sd.load_model(ck).meta["steps_done"] == 5  # the checkpoint is a usable model
+    resumed = sd.train(img, resume=ck, **kw)
+    assert resumed.meta["steps_done"] == 12
+    for a, b in zip(full.network.parameters(), resumed.network.parameters()):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5,
+                                   atol=1e-6)
+
+
+def test_resume_needs_a_checkpoint(tmp_path):
+    img = np.ones((32, 32), np.float32)
+    m = sd.train(img + np.random.default_rng(0).random((32, 32)).astype(np.float32),
+                 preset="small", steps=1, patch_size=16, batch_size=1)
+    p = m.save(tmp_path / "m.sdmodel")
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        sd.train(img, resume=p, patch_size=16)
+
+
+def test_validation_loss_and_history():
+    img = np.random.default_rng(0).normal(100, 10, (96, 64)).astype(np.float32)
+    m = sd.train(img, preset="small", steps=10, patch_size=16, batch_size=2, val_fraction=0.25,
+                 val_every=5)
+    vals = [h for h in m.meta["history"] if "val_loss" in h]
+    assert [h["step"] for h in vals] == [5, 10] and all(np.isfinite(h["val_loss"]) for h in vals)
+
+
+def test_continue_training_a_loaded_model(tmp_path):
+    img = np.random.default_rng(0).normal(100, 10, (64, 64)).astype(np.float32)
+    m = sd.train(img, preset="small", steps=3, patch_size=16, batch_size=2)
+    m2 = sd.train(img, model=sd.load_model(m.save(tmp_path / "a.sdmodel")), steps=3,
+                  patch_size=16, batch_size=2)
+    np.testing.assert_array_equal(m2.scale, m.scale)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(objective="supervised"), "needs targets"),
+    (dict(preset="tiny"), "unknown preset"),
+    (dict(steps=0), "steps must be >= 1"),
+    (dict(extra_noise=-1.0), "extra_noise must be 'auto' or >= 0"),
+    (dict(patch_size=128), "smaller than the patch size"),
+    (dict(dims=3), "a 3D network needs axes ZYX"),
+])
+def test_bad_training_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        sd.train(np.zeros((64, 64), np.float32), **kwargs)
+
+
+def gaussian_mixture_pixels(rng, shape):
+    return (np.where(rng.random(shape) < 0.5, 0.3, 0.7) + 0.05 * rng.normal(size=shape))
+
+
+@pytest.mark.slow
+def test_learns_a_known_score():
+    """Pixels i.i.d. from 0.5 N(0.3, 0.05^2) + 0.5 N(0.7, 0.05^2): the score is known.
+
+    The network learns the score of the data smoothed by the final sigma_a
+    (model.smoothing_sigma()); after 1500 steps (about a minute) it matches that closed form
+    within 25 % RMS (measured 20 %; 42 % after 400 steps: the AR-DAE estimator converges
+    slowly).
+    """
+    rng = np.random.default_rng(0)
+    imgs = gaussian_mixture_pixels(rng, (8, 64, 64)).astype(np.float32)
+    m = sd.train(imgs, axes="SYX", preset="small", steps=1500, patch_size=32, batch_size=16,
+                 seed=0)
+    y = gaussian_mixture_pixels(rng, (64, 64)).astype(np.float32)
+    v = 0.05 ** 2 + m.smoothing_sigma() ** 2
+    a, b = np.exp(-(y - 0.3) ** 2 / (2 * v)), np.exp(-(y - 0.7) ** 2 / (2 * v))
+    true = (a * -(y - 0.3) + b * -(y - 0.7)) / (v * (a + b))
+    s = m.score(y)
+    assert np.sqrt(np.mean((s - true) ** 2)) < 0.25 * np.sqrt(np.mean(true ** 2))
+
+
+def test_end_to_end_real_image_gaussian_noise():
+    """A short seeded run on a real image (scikit-image's camera) with sigma=25 noise."""
+    from skimage import data
+    clean = data.camera()[96:224, 160:288].astype(np.float32)
+    noisy = sd.get_noise_model("gaussian", sigma=25.0).sample(clean, rng=0).astype(np.float32)
+    m = sd.train(noisy, preset="small", steps=300, patch_size=32, batch_size=8, seed=0)
+    x = sd.denoise(noisy, m, "gaussian", sigma=25.0)
+
+    def psnr(a):
+        return 10 * np.log10(255 ** 2 / np.mean((a - clean) ** 2))
+
+    gain = psnr(x) - psnr(noisy)
+    assert gain > 5.0, gain  # measured +6.5 dB (20.2 -> 26.7 dB) in 8 s
