@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "poisson-gaussian model, write a TIFF and a PNG comparison, "
                                    "print PSNR against the 50-frame average.")
     p.add_argument("-o", "--output", default="scoredenoise-demo", help="output folder")
-    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--steps", type=int, default=600)
     p.add_argument("--device", default="auto")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_demo)

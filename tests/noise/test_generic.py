@@ -25,8 +25,9 @@ ALL = list_noise_models()
 # a = 0.98) is tested in test_iterative.py.
 PARAMS = {
     "poisson-gaussian": dict(gain=2.5, offset=100.0, read_noise=4.0),
-    "gaussian-signal": dict(a=0.1, b=10.0),
+    "gaussian-signal": dict(a=0.1, b=10.0, white_sigma=3.0),
     "gaussian-signal-correlated": dict(a=0.1, b=10.0),
+    "gaussian-correlated": dict(sigma=25.0, white_sigma=4.0),
 }
 
 

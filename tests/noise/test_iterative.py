@@ -65,3 +65,16 @@ def test_fixed_point_reports_non_convergence():
     x, ok = fixed_point(lambda x: 2 * x + 1, torch.ones(3, dtype=torch.float64), 1.0,
                         max_iter=20)
     assert not ok.any()
+
+
+def test_gaussian_signal_correlated_white_noise_uses_algorithm5(rng):
+    m = GaussianSignalCorrelated(a=0.1, b=10.0, white_sigma=3.0)
+    x = clean_image(rng, (32, 32))
+    z = GaussianSignalCorrelated(a=0.1, b=10.0).sample(x, rng)
+    s = GaussianSignalCorrelated(a=0.1, b=10.0).score(x, z)
+    y = z - 9.0 * s  # so that Algorithm 5's z = y + w^2 s is the noise-free part
+    np.testing.assert_allclose(m.solve(y, s), x, rtol=1e-6)
+    np.testing.assert_allclose(m.residual(m.solve(y, s), y, s), 0,
+                               atol=1e-6 * np.abs(s).max())
+    with pytest.raises(Exception, match="no closed form"):
+        m.score(x, y)

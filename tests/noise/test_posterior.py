@@ -1,6 +1,7 @@
 """Solving with the exact marginal score gives the estimator theory predicts."""
 
 import numpy as np
+import pytest
 from scipy.special import digamma
 
 from scoredenoise.noise import Gamma, Gaussian, GaussianCorrelated, Poisson
@@ -14,15 +15,16 @@ def test_gaussian_prior_gaussian_noise_gives_posterior_mean():
     np.testing.assert_allclose(Gaussian(sigma=sigma).solve(y, s), post_mean, rtol=1e-12)
 
 
-def test_correlated_gaussian_prior_posterior_mean():
-    """x ~ N(mu, tau^2 I), eps ~ N(0, sigma^2 A^T A): posterior mean through Eq. (5) with A."""
-    m = GaussianCorrelated(sigma=20.0)
+@pytest.mark.parametrize("white", [0.0, 7.0])
+def test_correlated_gaussian_prior_posterior_mean(white):
+    """x ~ N(mu, tau^2 I), eps ~ N(0, sigma^2 A^T A + w^2 I): posterior mean via Eq. (5)."""
+    m = GaussianCorrelated(sigma=20.0, white_sigma=white)
     A = m.operator
     mu, tau = 100.0, 30.0
     y = np.random.default_rng(0).normal(100, 40, size=(16, 16))
     # marginal covariance C = tau^2 I + sigma^2 A^T A is diagonal in Fourier space
     h = np.fft.fft2(A._centred(A.as_array(), y.shape))
-    c = tau ** 2 + m.sigma ** 2 * np.abs(h) ** 2
+    c = tau ** 2 + m.sigma ** 2 * np.abs(h) ** 2 + white ** 2
     s = -np.real(np.fft.ifft2(np.fft.fft2(y - mu) / c))
     post = mu + np.real(np.fft.ifft2(tau ** 2 * np.fft.fft2(y - mu) / c))
     np.testing.assert_allclose(m.solve(y, s), post, rtol=1e-9)

@@ -140,6 +140,10 @@ class Correlation:
         """A^-T t."""
         return self._wrap(t, lambda f, h: f / self._check_invertible_on(h).conj())
 
+    def filter(self, t, op):
+        """Apply a Fourier multiplier ``op(F t, H)`` built from the kernel's transfer H."""
+        return self._wrap(t, op)
+
     def _wrap(self, t, op):
         if isinstance(t, torch.Tensor):
             return self._filter(t, op)

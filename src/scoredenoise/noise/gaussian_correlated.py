@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
+
+import torch
 
 from ._base import NoiseModel, param, register
 from ._correlation import Correlation, kernel_param
@@ -12,21 +15,27 @@ from ._correlation import Correlation, kernel_param
 @register
 @dataclass(frozen=True)
 class GaussianCorrelated(NoiseModel):
-    """y = x + sigma A^T n, n ~ N(0, I): covariance sigma^2 A^T A.
+    """y = x + sigma A^T n + white_sigma m, n, m ~ N(0, I): covariance
+    sigma^2 A^T A + white_sigma^2 I.
 
-    A is the periodic convolution with ``kernel`` over the trailing ``kernel.ndim`` axes.
+    A is the periodic convolution with ``kernel`` over the trailing ``kernel.ndim`` axes. The
+    covariance is diagonal in Fourier space, so score and solve are exact FFT filters.
+    ``white_sigma`` (default 0, Table 1 row 2) adds independent white noise, e.g. read noise or
+    the smoothing a score model was trained with.
     """
 
     name = "gaussian-correlated"
     table1_row = 2
-    formula = "y = x + N(0, sigma^2 A^T A)"
+    formula = "y = x + N(0, sigma^2 A^T A + white_sigma^2 I)"
     summary = "Gaussian noise correlated between neighbouring pixels by the kernel A"
-    solver = "closed form, Eq. (5): x = y + sigma^2 A^T A s(y)"
+    solver = "closed form, Eq. (5): x = y + (sigma^2 A^T A + white_sigma^2) s(y), by FFT"
     reference = "Xie et al. 2023, Eq. 4-5"
 
     sigma: float = param(25.0, unit="data units", low=0.0, low_open=True,
                          description="standard deviation of the white noise before A")
     kernel: tuple = kernel_param()
+    white_sigma: float = param(0.0, unit="data units", low=0.0,
+                               description="standard deviation of additional white noise")
 
     def _check(self):
         op = Correlation(self.kernel)
@@ -38,20 +47,26 @@ class GaussianCorrelated(NoiseModel):
         return self._op
 
     def rescaled(self, k):
-        return dataclasses.replace(self, sigma=self.sigma * k)
+        return dataclasses.replace(self, sigma=self.sigma * k, white_sigma=self.white_sigma * k)
+
+    def plus_gaussian(self, sigma):
+        return dataclasses.replace(self, white_sigma=math.hypot(self.white_sigma, sigma))
 
     def _sample(self, x, rng):
-        return x + self.operator.adjoint(rng.normal(0.0, self.sigma, size=x.shape))
+        y = x + self.operator.adjoint(rng.normal(0.0, self.sigma, size=x.shape))
+        return y + rng.normal(0.0, self.white_sigma, size=x.shape) if self.white_sigma else y
 
-    def _whiten(self, x, y):
-        return self.operator.inverse_adjoint(y - x) / self.sigma
+    def _spectrum(self, h):
+        """Fourier multiplier of Sigma: sigma^2 |H|^2 + white_sigma^2."""
+        return self.sigma ** 2 * (h * h.conj()).real + self.white_sigma ** 2
 
     def _log_prob(self, x, y):
-        return -0.5 * self._whiten(x, y) ** 2
+        # -(y-x)^T Sigma^-1 (y-x) / 2 as element-wise terms: Sigma^-1/2 (y - x), squared
+        r = self.operator.filter(y - x, lambda f, h: f / torch.sqrt(self._spectrum(h)))
+        return -0.5 * r ** 2
 
     def _score(self, x, y):
-        # -Sigma^-1 (y - x) = -A^-1 A^-T (y - x) / sigma^2
-        return -self.operator.inverse(self._whiten(x, y)) / self.sigma
+        return -self.operator.filter(y - x, lambda f, h: f / self._spectrum(h))
 
     def _solve(self, y, s):
-        return y + self.sigma ** 2 * self.operator.adjoint(self.operator.apply(s))
+        return y + self.operator.filter(s, lambda f, h: f * self._spectrum(h))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from ._base import NoiseModel, register
+from ._base import NoiseModel, NoiseModelError, register
 from ._correlation import Correlation, kernel_param
 from ._iterate import fixed_point
 from .gaussian_signal import _signal_params
@@ -21,6 +22,10 @@ class GaussianSignalCorrelated(NoiseModel):
     converges where ``max|2 a (a x + b) (A s)| ||A||^2 < 1`` (||A|| = max|FFT(kernel)|, 1 for
     the paper's kernel). Pixels left unconverged after the iteration cap, or non-finite, fall
     back to y.
+
+    ``white_sigma`` (default 0) adds independent white noise after A. Its exact likelihood
+    needs the inverse of A^T D(x)^2 A + w^2 I, which has no closed form, so it is handled as the
+    paper handles mixtures (Algorithm 5): z = y + w^2 s, then the iteration on z.
     """
 
     name = "gaussian-signal-correlated"
@@ -34,6 +39,7 @@ class GaussianSignalCorrelated(NoiseModel):
     a: float = _signal_params()[0]
     b: float = _signal_params()[1]
     kernel: tuple = kernel_param()
+    white_sigma: float = _signal_params()[2]
 
     def _check(self):
         op = Correlation(self.kernel)
@@ -45,25 +51,42 @@ class GaussianSignalCorrelated(NoiseModel):
         return self._op
 
     def rescaled(self, k):
-        return self.replace(b=self.b * k)
+        return self.replace(b=self.b * k, white_sigma=self.white_sigma * k)
+
+    def plus_gaussian(self, sigma):
+        return self.replace(white_sigma=float(np.hypot(self.white_sigma, sigma)))
 
     def _std(self, x):
         return self.a * x + self.b
 
     def _sample(self, x, rng):
-        return x + self.operator.adjoint(self._std(x) * rng.normal(size=x.shape))
+        y = x + self.operator.adjoint(self._std(x) * rng.normal(size=x.shape))
+        return y + rng.normal(0.0, self.white_sigma, size=x.shape) if self.white_sigma else y
 
     def _whiten(self, x, y):
         return self.operator.inverse_adjoint(y - x) / self._std(x)
 
+    def _check_exact(self):
+        if self.white_sigma:
+            raise NoiseModelError(
+                f"{self.name} with white_sigma > 0: the exact likelihood has no closed form; "
+                f"the solver uses the paper's approximation (Algorithm 5), see residual()")
+
     def _log_prob(self, x, y):
+        self._check_exact()
         return -0.5 * self._whiten(x, y) ** 2 - torch.log(self._std(x).abs())
 
     def _score(self, x, y):
         # -A^-1 D^-2 A^-T (y - x)
+        self._check_exact()
         return -self.operator.inverse(self._whiten(x, y) / self._std(x))
 
+    def _equation_score(self, x, y, s):
+        z = y + self.white_sigma ** 2 * s
+        return -self.operator.inverse(self.operator.inverse_adjoint(z - x) / self._std(x) ** 2)
+
     def _solve(self, y, s):
+        y = y + self.white_sigma ** 2 * s  # Algorithm 5 (identity when white_sigma = 0)
         As = self.operator.apply(s)
         x, ok = fixed_point(lambda x: y + self.operator.adjoint(self._std(x) ** 2 * As), y,
                             self.b, elementwise=False)

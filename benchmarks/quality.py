@@ -1,0 +1,233 @@
+"""Quality benchmark: the shape of the paper's Tables 2-4 at CPU scale, plus real FMD data.
+
+Natural images (0-255, as in the paper): train on BSD68, test on Set12, one network and one
+training budget for every learned method. Rows (Table 1 numbers):
+
+  1  gaussian sigma=25            2  gaussian sigma=25 with A
+  7  poisson lam=0.2              9  rayleigh sigma=0.3
+  13 poisson lam=0.2 + gaussian sigma=10
+
+Columns: noisy input, a classical baseline (NL-means calibrated self-supervised by
+scikit-image's J-invariance), ours (score network trained on noisy images only + the row's
+noise model), and a supervised network (clean targets; the upper bound).
+
+Real data: FMD confocal BPAE nuclei; every network is trained on raw frames of fields 1-3 and
+tested on 4 raw frames of field 4 against its 50-frame average. Ours uses poisson-gaussian with
+gain, offset and read noise from a photon-transfer fit on the 50 frames of field 4; beside it a
+supervised network (clean targets) and Noise2Noise (pairs of raw frames).
+
+Usage:
+    python benchmarks/quality.py                 # default CPU budget (about 40 min, 2 cores)
+    python benchmarks/quality.py --tiny          # smoke test (seconds)
+    python benchmarks/quality.py --full          # the paper's schedule, for a GPU
+Writes benchmarks/results/quality.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from skimage.io import imread
+
+import scoredenoise as sd
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+ROWS = {
+    1: ("gaussian", dict(sigma=25.0), "auto"),
+    2: ("gaussian-correlated", dict(sigma=25.0), "auto"),
+    7: ("poisson", dict(lam=0.2), 5.0),      # the paper's extra Gaussian noise, sigma = 5
+    9: ("rayleigh", dict(sigma=0.3), 5.0),
+    13: ("poisson+gaussian", dict(lam=0.2, sigma=10.0), "auto"),
+}
+
+
+def psnr(x, ref, peak=255.0):
+    return float(10 * np.log10(peak ** 2 / np.mean((np.asarray(x, np.float64) - ref) ** 2)))
+
+
+def ssim(x, ref, peak=255.0):
+    from skimage.metrics import structural_similarity
+    return float(structural_similarity(np.asarray(x, np.float64), ref, data_range=peak))
+
+
+def load_natural(n_train=None):
+    train = [imread(p).astype(np.float32) for p in sorted((DATA / "natural" / "BSD68").glob("*.png"))]
+    test = [imread(p).astype(np.float32) for p in sorted((DATA / "natural" / "Set12").glob("*.png"))]
+    return train[:n_train] if n_train else train, test
+
+
+def classical(noisy):
+    """NL-means with h chosen by scikit-image's self-supervised J-invariant calibration."""
+    from skimage.restoration import calibrate_denoiser, denoise_nl_means
+    scale = 255.0
+    y = noisy / scale
+    sig = float(np.std(y[1:, 1:] - y[:-1, 1:] - y[1:, :-1] + y[:-1, :-1]) / 2)
+    grid = {"h": list(sig * np.array([0.4, 0.6, 0.8, 1.0, 1.3])), "sigma": [sig],
+            "patch_size": [5], "patch_distance": [6], "fast_mode": [True]}
+    den = calibrate_denoiser(y, denoise_nl_means, denoise_parameters=grid)
+    return den(y) * scale
+
+
+def train_kw(cfg):
+    return dict(preset=cfg.preset, steps=cfg.steps, batch_size=cfg.batch, patch_size=cfg.patch,
+                lr=cfg.lr, sigma_a=tuple(cfg.sigma_a), seed=0, device=cfg.device)
+
+
+def natural_rows(cfg, out):
+    train_clean, test_clean = load_natural(cfg.n_train)
+    if cfg.tiny:
+        test_clean = [t[:64, :64] for t in test_clean[:2]]
+    for row in cfg.rows:
+        name, params, extra = ROWS[row]
+        nm = sd.get_noise_model(name, **params)
+        rng = np.random.default_rng(row)
+        train_noisy = [nm.sample(c, rng).astype(np.float32) for c in train_clean]
+        test_noisy = [nm.sample(c, rng).astype(np.float32) for c in test_clean]
+        res = {"row": row, "noise": nm.to_dict()}
+        t0 = time.perf_counter()
+        ours = sd.train(train_noisy, extra_noise=extra, **train_kw(cfg))
+        res["ours_train_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        sup = sd.train(train_noisy, objective="supervised", targets=train_clean, **train_kw(cfg))
+        res["supervised_train_s"] = time.perf_counter() - t0
+        cols = {"noisy": [], "classical": [], "ours": [], "supervised": []}
+        ssims = {k: [] for k in cols}
+        for y, x in zip(test_noisy, test_clean):
+            outs = {"noisy": y, "classical": classical(y),
+                    "ours": sd.denoise(y, ours, nm, device=cfg.device),
+                    "supervised": sd.denoise(y, sup, device=cfg.device)}
+            for k, v in outs.items():
+                cols[k].append(psnr(v, x))
+                ssims[k].append(ssim(v, x))
+        res.update({f"psnr_{k}": float(np.mean(v)) for k, v in cols.items()})
+        res.update({f"ssim_{k}": float(np.mean(v)) for k, v in ssims.items()})
+        if row == 1:
+            res.update(bf16_check(ours, test_noisy, test_clean, nm, cfg))
+        out["natural"].append(res)
+        print_row(res)
+        save(cfg, out)
+
+
+def bf16_check(model, noisy, clean, nm, cfg):
+    """PSNR and time of bf16 autocast inference against fp32, same model."""
+    r = {}
+    for prec in ("fp32", "bf16"):
+        t0 = time.perf_counter()
+        vals = [psnr(sd.denoise(y, model, nm, precision=prec, device=cfg.device), x)
+                for y, x in zip(noisy, clean)]
+        r[f"{prec}_psnr"] = float(np.mean(vals))
+        r[f"{prec}_seconds"] = time.perf_counter() - t0
+    return {"precision": r}
+
+
+def photon_transfer(stack):
+    """gain and intercept of var = gain * mean + intercept over pixels (unclipped)."""
+    m, v = stack.mean(0), stack.var(0, ddof=1)
+    ok = (stack.max(0) < 255) & (stack.min(0) > 0)
+    gain, icpt = np.polyfit(m[ok], v[ok], 1)
+    return float(gain), float(icpt)
+
+
+def fmd(cfg, out):
+    root = DATA / "fmd_confocal_bpae_b"
+    fields = {}
+    for fov in (1, 2, 3, 4):
+        files = sorted((root / "raw" / str(fov)).glob("*.png"))
+        stack = np.stack([imread(f) for f in files]).astype(np.float32)
+        gt = imread(root / "gt" / str(fov) / "avg50.png").astype(np.float64)
+        if cfg.tiny:
+            stack, gt = stack[:, :96, :96], gt[:96, :96]
+        fields[fov] = (stack, gt)
+    n = 4
+    train_noisy = [fields[f][0][:n] for f in (1, 2, 3)]
+    train_pairs = [fields[f][0][n:2 * n] for f in (1, 2, 3)]
+    train_clean = [np.broadcast_to(fields[f][1].astype(np.float32), (n,) + fields[f][1].shape)
+                   for f in (1, 2, 3)]
+    test_stack, test_gt = fields[4]
+    gain, icpt = photon_transfer(fields[4][0])
+    read_noise = 1.0  # ADU: dark-pixel variance minus quantisation (docs/benchmarks.md)
+    offset = (read_noise ** 2 - icpt) / gain
+    nm = sd.get_noise_model("poisson-gaussian", gain=gain, offset=offset, read_noise=read_noise)
+    kw = dict(train_kw(cfg), axes="SYX")
+    models = {
+        "ours": sd.train(train_noisy, **kw),
+        "supervised": sd.train(train_noisy, objective="supervised", targets=train_clean, **kw),
+        "noise2noise": sd.train(train_noisy, objective="noise2noise", targets=train_pairs, **kw),
+    }
+    res = {"noise_model": nm.to_dict(), "photon_transfer": {"gain": gain, "intercept": icpt}}
+    for name in ("noisy", "ours", "supervised", "noise2noise"):
+        p, s = [], []
+        for y in test_stack[:n]:
+            x = y if name == "noisy" else sd.denoise(y, models[name], nm, device=cfg.device)
+            p.append(psnr(x, test_gt))
+            s.append(ssim(x, test_gt))
+        res[f"psnr_{name}"], res[f"ssim_{name}"] = float(np.mean(p)), float(np.mean(s))
+    out["fmd"] = res
+    print(f"\nFMD confocal BPAE_B field 4 (4 frames): noisy {res['psnr_noisy']:.2f} | ours "
+          f"{res['psnr_ours']:.2f} | supervised {res['psnr_supervised']:.2f} | noise2noise "
+          f"{res['psnr_noise2noise']:.2f} dB")
+    save(cfg, out)
+
+
+def print_row(r):
+    print(f"| {r['row']:>2} | {r['noise']['name']:<18} | {r['psnr_noisy']:6.2f} | "
+          f"{r['psnr_classical']:6.2f} | {r['psnr_ours']:6.2f} | {r['psnr_supervised']:6.2f} | "
+          f"{r['psnr_ours'] - r['psnr_supervised']:+5.2f} |", flush=True)
+
+
+def save(cfg, out):
+    cfg.out.parent.mkdir(parents=True, exist_ok=True)
+    cfg.out.write_text(json.dumps(out, indent=2))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--rows", default="1,2,7,9,13")
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--patch", type=int, default=64)
+    p.add_argument("--preset", default="default")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--sigma-a", type=float, nargs=2, default=(0.05, 0.02))
+    p.add_argument("--n-train", type=int, default=None, help="use only the first N BSD68 images")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--skip-fmd", action="store_true")
+    p.add_argument("--tiny", action="store_true", help="seconds-long smoke test")
+    p.add_argument("--full", action="store_true",
+                   help="the paper's schedule (5000 steps, batch 32, 128 px, lr 1e-4, sigma_a "
+                        "0.05 -> 1e-6), for a GPU")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality.json")
+    cfg = p.parse_args(argv)
+    cfg.rows = [int(r) for r in cfg.rows.split(",")]
+    if cfg.full:
+        cfg.steps, cfg.batch, cfg.patch, cfg.lr, cfg.sigma_a = 5000, 32, 128, 1e-4, (0.05, 1e-6)
+    if cfg.tiny:
+        cfg.steps, cfg.batch, cfg.patch, cfg.preset, cfg.n_train = 4, 2, 32, "small", 3
+    out = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()},
+           "machine": {"cpu": platform.processor() or platform.machine(),
+                       "threads": torch.get_num_threads(),
+                       "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available()
+                       else None, "torch": torch.__version__},
+           "date": time.strftime("%Y-%m-%d"), "natural": []}
+    t0 = time.perf_counter()
+    print("| row | noise model | noisy | classical | ours | supervised | ours - sup |")
+    print("|---|---|---|---|---|---|---|")
+    natural_rows(cfg, out)
+    if not cfg.skip_fmd:
+        fmd(cfg, out)
+    out["total_seconds"] = time.perf_counter() - t0
+    save(cfg, out)
+    print(f"\ntotal {out['total_seconds'] / 60:.1f} min; wrote {cfg.out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
