@@ -3,10 +3,22 @@
 # Usage: bash scripts/test.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# napari renders only with an X server: the GUI tests run under Xvfb (pytest-xvfb)
+if ! command -v Xvfb >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            xvfb libgl1 libegl1 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 \
+            libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0 \
+            libxcb-xfixes0 libxcb-shape0 libxcb-cursor0 libdbus-1-3 libfontconfig1 >/dev/null
+    else
+        echo "Xvfb is missing: install Debian's xvfb (sudo apt-get install xvfb)" >&2
+        exit 1
+    fi
+fi
 python3 -m venv .venv
 # shellcheck disable=SC1091
 . .venv/bin/activate
 # the CPU build of torch first: an unpinned torch would pull several GB of CUDA packages
 pip install -q torch==2.13.0
-pip install -q -e ".[test]"
+pip install -q -e ".[test,napari]"
 python -m pytest "$@"

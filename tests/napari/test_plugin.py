@@ -1,0 +1,161 @@
+"""The napari plugin on a real viewer under Xvfb (pytest-xvfb), driven like a user would."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import scoredenoise as sd
+from scoredenoise.demo import psnr
+
+pytest.importorskip("napari")  # the [napari] extra; scripts/test.sh always installs it
+
+
+def test_manifest_validates_and_is_discovered():
+    import npe2
+    out = subprocess.run([sys.executable, "-m", "npe2", "validate", "scoredenoise"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "valid" in out.stdout + out.stderr
+    pm = npe2.PluginManager.instance()
+    pm.discover()
+    m = pm.get_manifest("scoredenoise")
+    assert {w.display_name for w in m.contributions.widgets} == {"Train", "Noise model",
+                                                                "Denoise"}
+    assert {s.key for s in m.contributions.sample_data} == {"fmd_noisy", "fmd_pair"}
+
+
+def _dock(viewer):
+    _, train = viewer.window.add_plugin_dock_widget("scoredenoise", "Train")
+    _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
+    _, den = viewer.window.add_plugin_dock_widget("scoredenoise", "Denoise")
+    return train, noise, den
+
+
+def _train(qtbot, train, steps):
+    with qtbot.waitSignal(train.session.model_changed, timeout=300_000):
+        train.start()
+    qtbot.waitUntil(lambda: train.start_btn.isEnabled(), timeout=10_000)
+
+
+def test_train_denoise_live_resolve_and_screenshot(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("scoredenoise", "fmd_pair")
+    noisy = viewer.layers["FMD noisy"]
+    noisy.scale = (1.0, 0.2, 0.2)
+    noisy.translate = (0.0, 5.0, 7.0)
+    noisy.metadata["acquisition"] = "confocal"
+    gt = viewer.layers["FMD ground truth (avg50)"].data.astype(np.float64)
+    train, noise, den = _dock(viewer)
+
+    train.select(["FMD noisy"])
+    assert train.axes.text() == "SYX"
+    train.preset.setCurrentText("small")
+    train.steps.setValue(300)
+    train.patch.setValue(32)
+    _train(qtbot, train, 300)
+    assert train.session.model.meta["steps_done"] == 300
+    assert len(train.plot.loss) > 10  # the live loss plot was fed
+
+    noise.set_params("poisson-gaussian", gain=4.06, offset=3.5, read_noise=1.0)
+    den.layer.setCurrentText("FMD noisy")
+    viewer.dims.set_current_step(0, 1)
+    den.preview()
+    out = viewer.layers["FMD noisy denoised"]
+    assert not np.any(out.data[0]) and not np.any(out.data[2])  # only the plane shown
+    gain_db = psnr(out.data[1], gt) - psnr(noisy.data[1], gt)
+    assert gain_db > 1.0, gain_db  # measured +4 dB
+    np.testing.assert_array_equal(out.scale, noisy.scale)
+    np.testing.assert_array_equal(out.translate, noisy.translate)
+    md = out.metadata["scoredenoise"]
+    assert md["noise_model_chosen"]["params"]["gain"] == 4.06 and md["source"] == "FMD noisy"
+    assert out.metadata["acquisition"] == "confocal"
+
+    # change a parameter: the output updates from the cached score, without the network
+    calls = []
+    train.session.model.network.register_forward_hook(lambda *a: calls.append(1))
+    before = out.data[1].copy()
+    noise.set_params(gain=6.0)
+    assert not calls and not np.allclose(out.data[1], before)
+    assert out.metadata["scoredenoise"]["noise_model_chosen"]["params"]["gain"] == 6.0
+
+    # whole layer in a worker, with progress
+    den.all_btn.click()
+    qtbot.waitUntil(lambda: den.all_btn.isEnabled(), timeout=120_000)
+    assert all(np.any(out.data[i]) for i in range(4))
+
+    shots = Path(os.environ.get("SCOREDENOISE_SCREENSHOT_DIR", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    img = viewer.screenshot(path=str(shots / "napari_widgets.png"), canvas_only=False,
+                            flash=False)
+    assert img.ndim == 3 and img.std() > 5
+
+
+def test_resolve_time_512_view_without_network(make_napari_viewer, qtbot):
+    """512x512 view: changing a parameter re-solves in a fraction of a second, no network."""
+    viewer = make_napari_viewer(show=True)
+    frames, _ = sd.demo.sample_data()
+    big = np.tile(frames[0], (2, 2)).astype(np.float32)
+    viewer.add_image(big, name="big")
+    train, noise, den = _dock(viewer)
+    model = sd.train(big, preset="small", steps=2, patch_size=32, batch_size=2)
+    train.session.set_model(model, "test")
+    den.layer.setCurrentText("big")
+    den.preview()
+    calls = []
+    model.network.register_forward_hook(lambda *a: calls.append(1))
+    times = []
+    for g in (2.0, 3.0, 4.0):
+        noise.set_params("poisson-gaussian", gain=g)
+        times.append(den.last_solve_seconds)
+    assert not calls
+    assert max(times) < 0.5, times
+
+
+def test_stop_training_keeps_a_usable_checkpoint(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("scoredenoise", "fmd_noisy")
+    train, _, _ = _dock(viewer)
+    train.select(["FMD noisy"])
+    train.preset.setCurrentText("small")
+    train.steps.setValue(100_000)
+    train.patch.setValue(32)
+    train.start()
+    qtbot.waitUntil(lambda: train.bar.value() >= 3, timeout=60_000)
+    with qtbot.waitSignal(train.session.model_changed, timeout=60_000):
+        train.stop()
+    qtbot.waitUntil(lambda: train.start_btn.isEnabled(), timeout=10_000)
+    m = train.session.model
+    assert m.meta["stopped_early"] and 3 <= m.meta["steps_done"] < 100_000
+    ck = sd.load_model(train.session.checkpoint)
+    assert ck.meta["steps_done"] == m.meta["steps_done"]
+    assert ck.score(np.ones((32, 32), np.float32)).shape == (32, 32)
+
+
+def test_bad_choices_get_clear_messages(make_napari_viewer, qtbot, monkeypatch):
+    from scoredenoise._napari import _widgets
+    errors = []
+    monkeypatch.setattr(_widgets, "show_error", errors.append)
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(np.zeros((16, 16, 3), np.uint8), name="rgb", rgb=True)
+    viewer.add_labels(np.zeros((16, 16), np.int32), name="labels")
+    viewer.add_image(np.zeros((16, 16), np.float32), name="flat")
+    train, noise, den = _dock(viewer)
+    assert [train.layers.item(i).text() for i in range(train.layers.count())] == ["rgb", "flat"]
+    den.preview()
+    assert "no model" in errors[-1]
+    train.select(["rgb"])
+    train.start()
+    assert "is RGB" in errors[-1]
+    train.select(["flat"])
+    train.dims.setCurrentIndex(1)
+    train.start()
+    assert "is 2D but the model is 3D" in errors[-1]
+    assert train.start_btn.isEnabled()
+    with pytest.raises(KeyError):
+        noise.set_params("gamma", sigma=3.0)  # gamma has no sigma field
+    noise.set_params("gamma", alpha=1.5)
+    assert noise.session.noise_model.alpha == 1.5
