@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +47,10 @@ def test_train_denoise_live_resolve_and_screenshot(make_napari_viewer, qtbot, tm
     noisy.scale = (1.0, 0.2, 0.2)
     noisy.translate = (0.0, 5.0, 7.0)
     noisy.metadata["acquisition"] = "confocal"
-    gt = viewer.layers["FMD ground truth (avg50)"].data.astype(np.float64)
+    gt_layer = viewer.layers["FMD ground truth (avg50)"]
+    gt_layer.scale, gt_layer.translate = (0.2, 0.2), (5.0, 7.0)
+    gt_layer.visible = False
+    gt = gt_layer.data.astype(np.float64)
     train, noise, den = _dock(viewer)
 
     train.select(["FMD noisy"])
@@ -87,6 +89,7 @@ def test_train_denoise_live_resolve_and_screenshot(make_napari_viewer, qtbot, tm
     qtbot.waitUntil(lambda: den.all_btn.isEnabled(), timeout=120_000)
     assert all(np.any(out.data[i]) for i in range(4))
 
+    viewer.reset_view()
     shots = Path(os.environ.get("SCOREDENOISE_SCREENSHOT_DIR", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
     img = viewer.screenshot(path=str(shots / "napari_widgets.png"), canvas_only=False,

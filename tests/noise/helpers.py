@@ -1,6 +1,5 @@
 """Admissible test data for any registered noise model (0-255 scale, as in the paper)."""
 
-import numpy as np
 import torch
 
 from scoredenoise.noise._mixture import GaussianMixtureModel
