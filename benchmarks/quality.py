@@ -58,7 +58,15 @@ def ssim(x, ref, peak=255.0):
     return float(structural_similarity(np.asarray(x, np.float64), ref, data_range=peak))
 
 
+def _need(path: Path) -> Path:
+    if not path.is_dir():
+        raise FileNotFoundError(f"benchmark data {path} not found: the benchmarks read the "
+                                f"project's shared/data folder beside the repository")
+    return path
+
+
 def load_natural(n_train=None):
+    _need(DATA / "natural")
     train = [imread(p).astype(np.float32) for p in sorted((DATA / "natural" / "BSD68").glob("*.png"))]
     test = [imread(p).astype(np.float32) for p in sorted((DATA / "natural" / "Set12").glob("*.png"))]
     return train[:n_train] if n_train else train, test
@@ -137,7 +145,7 @@ def photon_transfer(stack):
 
 
 def fmd(cfg, out):
-    root = DATA / "fmd_confocal_bpae_b"
+    root = _need(DATA / "fmd_confocal_bpae_b")
     fields = {}
     for fov in (1, 2, 3, 4):
         files = sorted((root / "raw" / str(fov)).glob("*.png"))
