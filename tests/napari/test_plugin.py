@@ -11,9 +11,6 @@ import pytest
 import scoredenoise as sd
 from scoredenoise.demo import psnr
 
-pytest.importorskip("napari")  # the [napari] extra; scripts/test.sh always installs it
-
-
 def test_manifest_validates_and_is_discovered():
     import npe2
     out = subprocess.run([sys.executable, "-m", "npe2", "validate", "scoredenoise"],
