@@ -18,7 +18,7 @@ from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from psygnal import Signal
-from qtpy.QtCore import QObject, Qt
+from qtpy.QtCore import QObject
 from qtpy.QtCore import Signal as QtSignal
 from qtpy.QtGui import QColor, QPainter, QPen
 from qtpy.QtWidgets import (
@@ -629,4 +629,4 @@ def _row(*widgets):
     return h
 
 
-__all__ = ["TrainWidget", "NoiseModelWidget", "DenoiseWidget", "get_session", "Qt"]
+__all__ = ["TrainWidget", "NoiseModelWidget", "DenoiseWidget", "get_session"]
