@@ -173,3 +173,6 @@ def test_3d_network_and_multichannel_training():
     x = sd.denoise(vol, m, "poisson-gaussian", gain=1.0, read_noise=0.5)
     assert x.shape == vol.shape and x.dtype == np.float32
     assert m.scale.shape == (2,)
+    # continuing takes the network's dimensionality and extra noise, without repeating them
+    m2 = sd.train(vol, axes="CZYX", model=m, steps=1, patch_size=16, batch_size=1)
+    assert m2.dims == 3 and m2.extra_noise == m.extra_noise

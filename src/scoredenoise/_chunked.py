@@ -20,9 +20,7 @@ def denoise_dask(image, model, noise_model, *, axes=None, device="auto", precisi
 
     from .api import _solve_canonical, effective_noise_model
 
-    axes = _axes.check_axes(axes if axes is not None else
-                            (model.axes if len(model.axes) == image.ndim else None),
-                            image.ndim, model.dims)
+    axes = model.resolve_axes(axes, image.ndim)
     m = model.network.config.multiple
     sp = [axes.index(a) for a in _axes.spatial_axes(model.dims)]
     chunks = {}

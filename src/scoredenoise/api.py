@@ -94,9 +94,7 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
         return denoise_dask(image, model, nm, axes=axes, device=device, precision=precision,
                             tile=tile)
     image = np.asarray(image)
-    axes = _axes.check_axes(axes if axes is not None else
-                            (model.axes if len(model.axes) == image.ndim else None),
-                            image.ndim, model.dims)
+    axes = model.resolve_axes(axes, image.ndim)
     if model.kind == "denoiser":
         return model.predict(image, axes=axes, device=device, precision=precision, tile=tile,
                              progress=progress)

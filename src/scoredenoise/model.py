@@ -124,6 +124,13 @@ class ScoreModel:
 
     # ----- inference -------------------------------------------------------------------------
 
+    def resolve_axes(self, axes: str | None, ndim: int) -> str:
+        """``axes`` checked for this model; by default the training axes when the number of
+        dimensions matches, else inferred from ``ndim``."""
+        if axes is None and len(self.axes) == ndim:
+            axes = self.axes
+        return _axes.check_axes(axes, ndim, self.dims)
+
     def _check_channels(self, n_c: int, axes: str) -> None:
         if n_c != self.channels:
             raise ValueError(
@@ -140,9 +147,7 @@ class ScoreModel:
         one whole-image pass.
         """
         image = np.asarray(image)
-        axes = _axes.check_axes(axes if axes is not None else
-                                (self.axes if len(self.axes) == image.ndim else None),
-                                image.ndim, self.dims)
+        axes = self.resolve_axes(axes, image.ndim)
         canon, info = _axes.to_canonical(image, axes, self.dims)
         self._check_channels(canon.shape[1], axes)
         dev = resolve_device(device)

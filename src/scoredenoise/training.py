@@ -363,44 +363,42 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default", steps: i
         raise ValueError(f"steps must be >= 1, got {steps}")
     if extra_noise != "auto" and (not np.isscalar(extra_noise) or extra_noise < 0):
         raise ValueError(f"extra_noise must be 'auto' or >= 0 (data units), got {extra_noise}")
+    start_step, history, saved_opt, trainer_state = 0, [], None, None
+    if resume is not None:
+        header, tensors = read_model_file(resume)
+        model = model_from_parts(header, tensors)
+        trainer_state = header.get("trainer_state")
+        if trainer_state is None:
+            raise ValueError(f"{resume!s} is a model file, not a training checkpoint; pass it "
+                             f"as model= to continue training with a new schedule")
+        start_step = int(trainer_state["step"])
+        saved_opt = _optimizer_state(tensors, trainer_state["optimizer"])
+        history = model.meta.get("history", [])
+    if model is not None:  # the network fixes the dimensionality and the objective
+        dims = model.dims
+        objective = "score" if model.kind == "score" else objective
     patch_size, batch_size = _defaults(dims, patch_size, batch_size)
     if seed is not None:
         torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    if trainer_state is not None:
+        rng.bit_generator.state = trainer_state["rng"]
+        torch.set_rng_state(tensors["trainer.torch_rng"])
     sampler = PatchSampler(images, axes=axes, dims=dims, patch_size=patch_size,
                            targets=targets, val_fraction=val_fraction, augment=augment, rng=rng)
     dev = resolve_device(device)
     if objective != "score":
         extra_noise = 0.0
     elif extra_noise == "auto":
-        extra_noise = (model.extra_noise if model is not None and resume is None else
-                       sampler.quantisation_step())
+        extra_noise = model.extra_noise if model is not None else sampler.quantisation_step()
     extra_noise = float(extra_noise)
 
-    start_step, history = 0, []
-    saved_opt = None
-    if resume is not None:
-        header, tensors = read_model_file(resume)
-        model = model_from_parts(header, tensors)
-        ts = header.get("trainer_state")
-        if ts is None:
-            raise ValueError(f"{resume!s} is a model file, not a training checkpoint; pass it "
-                             f"as model= to continue training with a new schedule")
-        start_step = int(ts["step"])
-        saved_opt = _optimizer_state(tensors, ts["optimizer"])
-        rng.bit_generator.state = ts["rng"]
-        sampler.rng = rng
-        torch.set_rng_state(tensors["trainer.torch_rng"])
-        history = model.meta.get("history", [])
     if model is not None:
-        if model.dims != dims:
-            dims = model.dims
         if model.channels != sampler.channels:
             raise ValueError(f"the model has {model.channels} channel(s), the images "
                              f"{sampler.channels}")
         net = model.network
         offset, scale = model.offset, model.scale
-        objective = "score" if model.kind == "score" else objective
     else:
         net = build_network(preset, dims=dims, channels=sampler.channels,
                             **(network_overrides or {}))

@@ -496,7 +496,8 @@ class DenoiseWidget(QWidget):
         if model.channels != 1:
             raise ValueError(f"the model has {model.channels} channels; the napari widget "
                              f"denoises single-channel layers (use the Python API)")
-        return ly, model, layer_axes(ly, model.dims)
+        layer_axes(ly, model.dims)  # RGB or too few dimensions: a clear error
+        return ly, model
 
     def _planes(self, ly, model, all_planes):
         lead = ly.data.ndim - model.dims
@@ -504,30 +505,36 @@ class DenoiseWidget(QWidget):
             return [tuple(i) for i in np.ndindex(*ly.data.shape[:lead])]
         return [tuple(int(i) for i in self.viewer.dims.current_step[:lead])]
 
-    def preview(self):
-        """Score and solve the plane (or volume) shown; cached for live re-solving."""
+    @staticmethod
+    def _score_plane(ly, model, idx):
+        y = np.asarray(ly.data[idx], dtype=np.float32)
+        return y, model.score(y, axes=_axes.spatial_axes(model.dims))
+
+    def _checked_source(self):
         try:
-            ly, model, _ = self._source()
+            return self._source()
         except ValueError as exc:
             show_error(str(exc))
+            return None
+
+    def preview(self):
+        """Score and solve the plane (or volume) shown; cached for live re-solving."""
+        src = self._checked_source()
+        if src is None:
             return
+        ly, model = src
         for idx in self._planes(ly, model, False):
-            key = (ly.name, idx)
-            if key not in self.cache:
-                y = np.asarray(ly.data[idx], dtype=np.float32)
-                axes = _axes.spatial_axes(model.dims)
-                self.cache[key] = (y, model.score(y, axes=axes))
+            if (ly.name, idx) not in self.cache:
+                self.cache[(ly.name, idx)] = self._score_plane(ly, model, idx)
         self._resolve(ly)
 
     def denoise_all(self):
         """Score every plane in a worker (progress, cancel), then solve."""
-        try:
-            ly, model, _ = self._source()
-        except ValueError as exc:
-            show_error(str(exc))
+        src = self._checked_source()
+        if src is None:
             return
+        ly, model = src
         planes = [p for p in self._planes(ly, model, True) if (ly.name, p) not in self.cache]
-        axes = _axes.spatial_axes(model.dims)
         self._cancel.clear()
 
         def run():
@@ -535,8 +542,7 @@ class DenoiseWidget(QWidget):
             for i, idx in enumerate(planes):
                 if self._cancel.is_set():
                     raise sd.Cancelled(f"cancelled after {i} of {len(planes)} planes")
-                y = np.asarray(ly.data[idx], dtype=np.float32)
-                out[(ly.name, idx)] = (y, model.score(y, axes=axes))
+                out[(ly.name, idx)] = self._score_plane(ly, model, idx)
                 self._progress.step.emit(i + 1, len(planes), None)
             return out
 
