@@ -10,6 +10,13 @@ This package imports neither Qt nor napari; the napari plugin lives in
 
 from ._version import __version__
 from .api import denoise
+from .estimate import (
+    NoiseEstimate,
+    estimate_noise,
+    noise_level_function,
+    photon_transfer,
+    select_noise_parameters,
+)
 from .model import Cancelled, ModelFileError, ScoreModel, load_model
 from .noise import (
     NoiseModel,
@@ -25,6 +32,11 @@ __all__ = [
     "__version__",
     "train",
     "denoise",
+    "estimate_noise",
+    "NoiseEstimate",
+    "noise_level_function",
+    "photon_transfer",
+    "select_noise_parameters",
     "load_model",
     "ScoreModel",
     "ModelFileError",

@@ -1,4 +1,4 @@
-"""Command line: ``scoredenoise noise-models``, ``train``, ``denoise``."""
+"""Command line: ``scoredenoise noise-models``, ``train``, ``denoise``, ``estimate-noise``."""
 
 from __future__ import annotations
 
@@ -150,6 +150,42 @@ def _cmd_denoise(args) -> int:
     return 1 if failures else 0
 
 
+def _cmd_estimate_noise(args) -> int:
+    from .estimate import estimate_noise
+    from .io import find_images, read_image
+
+    known = _parse_params(args.param)
+    files = find_images(args.images)
+    results, failures = [], []
+    for f in files:
+        try:
+            img = read_image(f, lazy=True)
+            axes = args.axes or img.axes
+            if args.photon_transfer:
+                frames = axes.index(args.frames_axis.upper()) if args.frames_axis.upper() in \
+                    axes else None
+                if frames is None:
+                    raise ValueError(f"--frames-axis {args.frames_axis} is not among the axes "
+                                     f"{axes!r}; pass --axes or --frames-axis")
+                est = estimate_noise(img.data, args.noise, frames_axis=frames, **known)
+            else:
+                est = estimate_noise(img.data, args.noise, axes=axes, **known)
+            results.append({"file": str(f), **est.to_dict()})
+            if not args.json:
+                print(f"{f}:")
+                print(est.summary())
+                cli = " ".join(f"--param {k}={v:.6g}" for k, v in est.params.items()
+                               if not isinstance(v, list))
+                print(f"  denoise with: --noise {est.noise_model.name} {cli}\n")
+        except Exception as exc:  # one bad file must not stop the others
+            failures.append((f, f"{type(exc).__name__}: {exc}"))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    for f, why in failures:
+        print(f"scoredenoise: failed: {f}: {why}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def _cast(x, choice: str, input_dtype):
     import numpy as np
 
@@ -227,6 +263,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     common(p)
     p.set_defaults(func=_cmd_denoise)
+
+    p = sub.add_parser("estimate-noise", help="estimate noise-model parameters from images",
+                       description="Estimate the parameters of a noise model from each noisy "
+                                   "image (single-image noise level function), or from "
+                                   "repeated frames of a static scene (--photon-transfer). "
+                                   "Prints each parameter with its standard error and the "
+                                   "--param options for 'denoise'.")
+    p.add_argument("images", nargs="+", help="TIFF/PNG files or folders")
+    p.add_argument("--noise", default="poisson-gaussian",
+                   help="noise model whose parameters to estimate (default poisson-gaussian)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="a parameter known beforehand (kept fixed), e.g. --param offset=100")
+    p.add_argument("--axes", help="axes of the images, letters from TCZYXS (default: from "
+                                  "the file's metadata)")
+    p.add_argument("--photon-transfer", action="store_true",
+                   help="the file holds repeated frames of a static scene: fit temporal "
+                        "variance against temporal mean")
+    p.add_argument("--frames-axis", default="T",
+                   help="axis letter of the repeated frames for --photon-transfer (default T)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_estimate_noise)
 
     p = sub.add_parser("demo", help="train and denoise on the bundled real fluorescence data",
                        description="Train on bundled FMD confocal frames, denoise with the "

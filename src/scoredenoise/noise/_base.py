@@ -266,6 +266,9 @@ class NoiseModel:
     support: ClassVar[str] = "any real y"
     #: equation numbers / algorithms of the paper this model implements
     reference: ClassVar[str] = ""
+    #: parameters that :func:`scoredenoise.estimate_noise` fits from the data's
+    #: variance-against-mean relation (see :meth:`noise_level`); the others stay fixed
+    estimable: ClassVar[tuple[str, ...]] = ()
 
     # ----- construction and metadata -------------------------------------------------------
 
@@ -452,6 +455,18 @@ class NoiseModel:
         """
         t = _common(self.name, x=x, y=y, score=score)
         return to_output(self._equation_score(t["x"], t["y"], t["score"]) - t["score"], y)
+
+    def noise_level(self, mean):
+        """Variance of ``y`` as a function of its mean, ``Var[y | E[y] = mean]`` (numpy).
+
+        The noise level function that :func:`scoredenoise.estimate_noise` fits to the data
+        (for correlated models: the marginal variance of one pixel where the clean image is
+        locally constant). Models without one cannot be estimated from a single image; use
+        blind selection (:func:`scoredenoise.select_noise_parameters`) instead.
+        """
+        raise NotImplementedError(
+            f"{self.name}: no variance-against-mean relation is known for this model; choose "
+            f"its parameters with scoredenoise.select_noise_parameters instead")
 
     # ----- hooks -----------------------------------------------------------------------------
 

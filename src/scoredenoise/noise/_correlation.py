@@ -184,6 +184,15 @@ class CorrelatedModel(NoiseModel):
         """The element-wise model of z."""
         return self._base_model
 
+    @property
+    def estimable(self) -> tuple[str, ...]:  # the base model's; the kernel stays fixed
+        return self.base_cls.estimable
+
+    def noise_level(self, mean):
+        # locally constant x: E y = sum(k) E z and Var y = sum(k^2) Var z
+        k = np.asarray(self.kernel, dtype=np.float64)
+        return float(np.sum(k * k)) * self.base.noise_level(np.asarray(mean) / float(k.sum()))
+
     def rescaled(self, k: float) -> NoiseModel:
         return dataclasses.replace(self, **self.base.rescaled(k).to_dict()["params"])
 

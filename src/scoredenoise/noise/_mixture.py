@@ -66,6 +66,15 @@ class GaussianMixtureModel(NoiseModel):
     def offset_value(self) -> float:
         return 0.0
 
+    @property
+    def estimable(self) -> tuple[str, ...]:  # the base model's, renamed, and sigma
+        return tuple(self.base_field_map.get(n, n) for n in self.base.estimable) + \
+            ("sigma",)
+
+    def noise_level(self, mean):
+        return self.base.noise_level(np.asarray(mean) - self.offset_value) + \
+            self.gaussian_sigma ** 2
+
     def plus_gaussian(self, sigma: float) -> NoiseModel:
         return self.replace(sigma=float(np.hypot(self.sigma, sigma)))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 import torch
 
 from ._base import NoiseModel, param, register, safe_log, support_error
@@ -40,6 +42,10 @@ class Gamma(NoiseModel):
     def _range_hint(self, name):
         return "; alpha <= 1 has no finite-mean posterior solution (Eq. 9 needs alpha > 1)"
 
+    estimable = ("alpha",)
+
+    def noise_level(self, mean):
+        return np.square(mean) / self.alpha
     def rescaled(self, k):
         return self
 

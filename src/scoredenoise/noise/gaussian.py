@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from ._base import NoiseModel, param, register
 
 
@@ -35,6 +37,10 @@ class Gaussian(NoiseModel):
     def plus_gaussian(self, sigma):
         return self.replace(sigma=math.hypot(self.sigma, sigma))
 
+    estimable = ("sigma",)
+
+    def noise_level(self, mean):
+        return np.full(np.shape(mean), self.sigma ** 2)
     def rescaled(self, k):
         return self.replace(sigma=self.sigma * k)
 

@@ -6,6 +6,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 import torch
 
 from ._base import NoiseModel, param, register
@@ -46,6 +48,12 @@ class GaussianCorrelated(NoiseModel):
     def operator(self) -> Correlation:
         return self._op
 
+    estimable = ("sigma",)
+
+    def noise_level(self, mean):
+        k = np.asarray(self.kernel, dtype=np.float64)
+        return np.full(np.shape(mean), self.sigma ** 2 * float(np.sum(k * k)) +
+                       self.white_sigma ** 2)
     def rescaled(self, k):
         return dataclasses.replace(self, sigma=self.sigma * k, white_sigma=self.white_sigma * k)
 

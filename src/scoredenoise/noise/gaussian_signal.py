@@ -52,6 +52,10 @@ class GaussianSignal(NoiseModel):
     b: float = _signal_params()[1]
     white_sigma: float = _signal_params()[2]
 
+    estimable = ("a", "b")
+
+    def noise_level(self, mean):
+        return np.square(self.a * np.asarray(mean) + self.b) + self.white_sigma ** 2
     def rescaled(self, k):
         return self.replace(b=self.b * k, white_sigma=self.white_sigma * k)
 

@@ -50,6 +50,13 @@ class GaussianSignalCorrelated(NoiseModel):
     def operator(self) -> Correlation:
         return self._op
 
+    estimable = ("a", "b")
+
+    def noise_level(self, mean):
+        # locally constant x: Var y_i = sum_j k_j^2 (a x + b)^2 (+ white noise)
+        k = np.asarray(self.kernel, dtype=np.float64)
+        return (float(np.sum(k * k)) * np.square(self.a * np.asarray(mean) + self.b) +
+                self.white_sigma ** 2)
     def rescaled(self, k):
         return self.replace(b=self.b * k, white_sigma=self.white_sigma * k)
 

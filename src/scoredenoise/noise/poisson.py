@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 import torch
 
 from ._base import NoiseModel, param, register, support_error
@@ -38,6 +40,10 @@ class Poisson(NoiseModel):
 
     lam: float = lam_param()
 
+    estimable = ("lam",)
+
+    def noise_level(self, mean):
+        return np.maximum(mean, 0.0) / self.lam
     def rescaled(self, k):
         return self.replace(lam=self.lam / k)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._base import param, register
+from ._base import NoiseModelError, param, register
 from ._mixture import GaussianMixtureModel
 from .poisson import Poisson
 
@@ -54,6 +55,68 @@ class PoissonGaussian(GaussianMixtureModel):
                           description="camera offset / black level added to every pixel")
     read_noise: float = param(1.0, unit="data units", low=0.0,
                               description="standard deviation of the Gaussian read noise")
+
+    #: the offset is not identifiable from the variance (only read_noise^2 - gain * offset
+    #: is): estimate_noise takes it from the darkest level of the data unless it is given
+    estimable = ("gain", "read_noise")
+
+    def noise_level(self, mean):
+        return self.gain * (np.asarray(mean) - self.offset) + self.read_noise ** 2
+
+    def fit_noise_level(self, nlf, known: dict):
+        """Fit var = gain * (mean - offset) + read_noise^2 to a noise level function.
+
+        Only the slope (gain) and the intercept ``read_noise**2 - gain * offset`` are
+        identifiable; a given ``offset`` or ``read_noise`` fixes the other, else the offset is
+        the darkest level of the data (``nlf.black_level``), i.e. the darkest regions are
+        assumed to receive no photons. Used by :func:`scoredenoise.estimate_noise`.
+        """
+        from ..estimate import NoiseEstimate
+
+        if "gain" in known:
+            raise NoiseModelError("poisson-gaussian: the gain is what the estimate measures; "
+                                  "give offset= or read_noise= only")
+        gain, icpt, cov = nlf.affine_fit()
+        if gain <= 0:
+            raise NoiseModelError(
+                f"poisson-gaussian: the variance does not grow with the mean (slope "
+                f"{gain:.3g}); the noise is not Poisson-Gaussian, try 'gaussian'")
+        se_g, se_c = math.sqrt(cov[0, 0]), math.sqrt(cov[1, 1])
+        notes, stderr = [], {"gain": se_g}
+        if "offset" in known and "read_noise" in known:
+            raise NoiseModelError("poisson-gaussian: give offset= or read_noise=, not both "
+                                  "(the intercept fixes the other)")
+        if "read_noise" in known:
+            read = float(known["read_noise"])
+            offset = (read ** 2 - icpt) / gain
+            var_o = (se_c ** 2 + (offset ** 2) * se_g ** 2 + 2 * offset * cov[0, 1]) / gain ** 2
+            stderr["offset"] = math.sqrt(max(var_o, 0.0))
+            estimated = ("gain", "offset")
+        else:
+            if "offset" in known:
+                offset = float(known["offset"])
+            else:
+                offset = nlf.black_level
+                notes.append(
+                    f"offset and read noise are not separately identifiable (only the intercept "
+                    f"read_noise^2 - gain * offset = {icpt:.4g} is); offset set to the darkest "
+                    f"level of the data, {offset:.4g}, assuming no photons there; pass offset= "
+                    f"or read_noise= if you know one")
+            r2 = icpt + gain * offset
+            var_r2 = se_c ** 2 + offset ** 2 * se_g ** 2 + 2 * offset * cov[0, 1]
+            if r2 <= 0:
+                notes.append(f"the fitted read noise variance is {r2:.3g} <= 0 at this offset; "
+                             f"read noise set to 0")
+                r2 = 0.0
+            read = math.sqrt(r2)
+            stderr["read_noise"] = (math.sqrt(max(var_r2, 0.0)) / (2 * read) if read > 0
+                                    else math.sqrt(math.sqrt(max(var_r2, 0.0))))
+            estimated = ("gain", "read_noise")
+        fitted = self.replace(gain=gain, offset=offset, read_noise=read)
+        resid = nlf.variance - (gain * nlf.mean + icpt)
+        chi2 = float(np.sum((resid / nlf.stderr) ** 2)) / max(len(resid) - 2, 1)
+        derived = {"intercept": icpt, "intercept_stderr": se_c}
+        return NoiseEstimate(fitted, stderr, estimated, nlf, chi2, derived, notes)
 
     def _make_base(self):
         return Poisson(lam=1.0 / self.gain)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 import torch
 
 from ._base import NoiseModel, param, register, support_error
@@ -39,6 +41,12 @@ class Rayleigh(NoiseModel):
 
     sigma: float = rayleigh_sigma_param()
 
+    estimable = ("sigma",)
+
+    def noise_level(self, mean):
+        # mean = (1 + sigma sqrt(pi/2)) x, variance = sigma^2 (4 - pi)/2 x^2
+        x = np.asarray(mean) / (1.0 + self.sigma * math.sqrt(math.pi / 2))
+        return self.sigma ** 2 * (4 - math.pi) / 2 * np.square(x)
     def rescaled(self, k):
         return self
 

@@ -1,0 +1,730 @@
+"""Noise parameters from the data: the noise level function, its fit, and photon transfer.
+
+Every registered model with a known variance-against-mean relation
+(:meth:`NoiseModel.noise_level`) is estimated the same way:
+
+1. **Noise level function (NLF)** from one noisy image or stack
+   (:func:`noise_level_function`), in the style of Foi et al. (2008): in every 2-D plane, each
+   pixel is predicted from a ring of pixels 3 to 5 pixels away (one parity of a checkerboard);
+   the prediction error, normalised, has the pixel's noise variance wherever the clean image
+   is locally smooth, and the ring's distance makes it insensitive to the short-range noise
+   correlation of real scanners and cameras. The other parity of the ring gives the level used
+   to group pixels into level sets (independent of the error, so grouping does not bias the
+   variance); each level's mean comes from the central 3x3 box. Textured pixels (local error
+   energy above what the noise explains) and pixels near clipped values (the dtype's limits
+   where the data reaches them) are left out, iteratively.
+   From a stack of repeated frames of a static scene, :func:`photon_transfer` gives the NLF
+   from temporal means and variances instead.
+2. **Fit** (:func:`fit_noise_level`): the model's free parameters (``NoiseModel.estimable``,
+   minus any given as known) by weighted least squares on the NLF, with standard errors from
+   the Jacobian (inflated by the reduced chi-square when the model does not fit exactly).
+
+The offset of ``poisson-gaussian`` is not identifiable from the variance: only the intercept
+``read_noise**2 - gain * offset`` is. Unless ``offset`` or ``read_noise`` is given, the offset
+is taken as the darkest level of the data (the assumption that the darkest regions receive no
+photons), and the result says so.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _axes
+from .noise import NoiseModel, NoiseModelError
+
+__all__ = [
+    "NoiseLevelFunction",
+    "NoiseEstimate",
+    "noise_level_function",
+    "photon_transfer",
+    "fit_noise_level",
+    "estimate_noise",
+    "select_noise_parameters",
+    "Selection",
+]
+
+#: ring radii (Chebyshev distance) of the predictor: beyond the noise correlation of scanners
+_RING = (2, 4)
+_MARGIN = _RING[1] + 1
+_TEXTURE_WINDOW = 7
+_MIN_BIN = 200
+#: polynomial degree that the predictor reproduces exactly
+_DEGREE = 4
+#: the compact high-pass (unit norm): little leakage of fine structure, but sensitive to
+#: correlation between neighbouring pixels, which the ring estimate corrects
+_COMPACT = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]]) / 6.0
+
+
+@dataclass
+class NoiseLevelFunction:
+    """Noise variance against mean level, one row per level set.
+
+    Attributes
+    ----------
+    mean, variance, stderr, count : numpy.ndarray
+        Level of each set (mean of the data there), noise variance, its standard error, and
+        the number of pixels (or of pixel time series, for photon transfer).
+    black_level : float
+        The darkest level at which the noise was measured (the lowest 1 % of used pixels).
+    method : str
+        ``"single-image"`` or ``"photon-transfer"``.
+    clip : tuple of float or None
+        The clipping limits that were excluded, if any.
+    fraction_used : float
+        Fraction of the pixels that were smooth and unclipped enough to be used.
+    correlation_factor : float
+        Variance of the compact high-pass filter relative to the correlation-free estimate
+        (1 for white noise; below 1 where neighbouring noise values are correlated).
+    """
+
+    mean: np.ndarray
+    variance: np.ndarray
+    stderr: np.ndarray
+    count: np.ndarray
+    black_level: float
+    method: str
+    clip: tuple | None = None
+    fraction_used: float = 1.0
+    correlation_factor: float = 1.0
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "variance": self.variance.tolist(),
+                "stderr": self.stderr.tolist(), "count": self.count.tolist(),
+                "black_level": self.black_level, "method": self.method,
+                "clip": list(self.clip) if self.clip else None,
+                "fraction_used": self.fraction_used,
+                "correlation_factor": self.correlation_factor}
+
+    def affine_fit(self) -> tuple[float, float, np.ndarray]:
+        """Weighted straight line ``variance = slope * mean + intercept`` and its covariance."""
+        X = np.stack([self.mean, np.ones_like(self.mean)], 1)
+        w = 1.0 / np.square(self.stderr)
+        A = X.T @ (X * w[:, None])
+        coef = np.linalg.solve(A, X.T @ (w * self.variance))
+        cov = np.linalg.inv(A) * _chi2_scale(self.variance - X @ coef, self.stderr, 2)
+        return float(coef[0]), float(coef[1]), cov
+
+
+@dataclass
+class NoiseEstimate:
+    """Estimated noise-model parameters with their uncertainty.
+
+    Attributes
+    ----------
+    noise_model : NoiseModel
+        The model with the estimated (and the given or default) parameters: pass it to
+        :func:`scoredenoise.denoise`.
+    stderr : dict
+        Standard error of each estimated parameter (data units).
+    estimated : tuple of str
+        The parameters that were fitted; the others were given, fixed or derived.
+    derived : dict
+        Identifiable combinations and how fixed parameters were chosen, e.g. the intercept
+        ``read_noise**2 - gain * offset`` of ``poisson-gaussian`` with its standard error.
+    notes : list of str
+        Assumptions made, in words.
+    nlf : NoiseLevelFunction
+        The measured noise level function the model was fitted to (plot ``nlf.mean`` against
+        ``nlf.variance`` beside ``noise_model.noise_level(nlf.mean)``).
+    chi2 : float
+        Reduced chi-square of the fit (about 1 when the model explains the data).
+    """
+
+    noise_model: NoiseModel
+    stderr: dict
+    estimated: tuple
+    nlf: NoiseLevelFunction
+    chi2: float
+    derived: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+    @property
+    def params(self) -> dict:
+        """The model's parameters, as for ``get_noise_model(name, **params)``."""
+        return self.noise_model.to_dict()["params"]
+
+    def to_dict(self) -> dict:
+        return {"noise_model": self.noise_model.to_dict(), "stderr": self.stderr,
+                "estimated": list(self.estimated), "derived": self.derived,
+                "notes": self.notes, "chi2": self.chi2, "nlf": self.nlf.to_dict()}
+
+    def summary(self) -> str:
+        """A few lines for people: each parameter with its standard error, and the notes."""
+        lines = [f"{self.noise_model.name} ({self.nlf.method}, {len(self.nlf.mean)} levels, "
+                 f"reduced chi2 {self.chi2:.2f})"]
+        for name, value in self.params.items():
+            if isinstance(value, list):
+                continue
+            se = self.stderr.get(name)
+            how = (f"+/- {se:.3g}" if se is not None else
+                   "(fixed)" if name not in self.estimated else "")
+            lines.append(f"  {name:<14} {value:12.5g} {how}")
+        for name, value in self.derived.items():
+            if isinstance(value, (int, float)):
+                lines.append(f"  {name:<14} {value:12.5g}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# the noise level function
+
+
+def _ring_kernel(parity: int, degree: int = 0) -> np.ndarray:
+    """Weights on one checkerboard parity of the ring that reproduce polynomials exactly.
+
+    ``degree=0``: the plain average (for the grouping level). Higher degrees: the
+    minimum-norm weights whose prediction of the centre is exact for every polynomial of
+    that degree, so smooth curvature of the clean image does not leak into the error.
+    """
+    r0, r1 = _RING
+    yy, xx = np.mgrid[-r1:r1 + 1, -r1:r1 + 1]
+    rr = np.maximum(abs(yy), abs(xx))
+    sel = (rr >= r0) & (rr <= r1) & ((yy + xx) % 2 == parity)
+    if degree == 0:
+        k = sel.astype(np.float64)
+        return k / k.sum()
+    py, px = yy[sel].astype(np.float64), xx[sel].astype(np.float64)
+    A = np.stack([py ** i * px ** j for i in range(degree + 1) for j in range(degree + 1 - i)])
+    e = np.zeros(len(A))
+    e[0] = 1.0  # the constant term: sum of weights 1, every other moment 0
+    w = A.T @ np.linalg.solve(A @ A.T, e)
+    k = np.zeros(yy.shape)
+    k[sel] = w
+    return k
+
+
+def _clip_limits(image, clip) -> tuple | None:
+    """Clipping levels to exclude: ``"auto"`` = the integer dtype's limits."""
+    if clip is None or clip is False:
+        return None
+    if isinstance(clip, str):
+        if clip != "auto":
+            raise ValueError(f"clip must be 'auto', None or (low, high), got {clip!r}")
+        dt = np.dtype(getattr(image, "dtype", np.float64))
+        if dt.kind in "ui":
+            info = np.iinfo(dt)
+            return float(info.min), float(info.max)
+        return None
+    lo, hi = clip
+    return (-math.inf if lo is None else float(lo), math.inf if hi is None else float(hi))
+
+
+def _plane_statistics(plane: np.ndarray, clip):
+    """Error ``d``, grouping level ``g``, local mean ``m`` and the usable mask of one plane."""
+    from scipy import ndimage as ndi
+
+    y = np.asarray(plane, dtype=np.float64)
+    if min(y.shape) < 2 * _MARGIN + 4:
+        raise ValueError(f"each plane must be at least {2 * _MARGIN + 4} pixels on a side to "
+                         f"estimate noise, got {y.shape}")
+    d = ndi.correlate(y, _COMPACT, mode="reflect")
+    kp = _ring_kernel(0, _DEGREE)
+    d_ring = (y - ndi.correlate(y, kp, mode="reflect")) / math.sqrt(1.0 + float(np.sum(kp * kp)))
+    g = ndi.correlate(y, _ring_kernel(1), mode="reflect")
+    m = ndi.uniform_filter(y, 3, mode="reflect")
+    ok = np.zeros(y.shape, bool)
+    ok[_MARGIN:-_MARGIN, _MARGIN:-_MARGIN] = True
+    reached = (False, False)
+    if clip is not None:
+        low, high = y <= clip[0], y >= clip[1]
+        reached = (bool(low.any()), bool(high.any()))
+        if any(reached):
+            ok &= ~ndi.maximum_filter(low | high, size=2 * _MARGIN + 1)
+    return d, d_ring, g, m, ok, reached
+
+
+_QUANTILE = 0.25
+_KEEP = 0.97
+#: fraction of the kept pixels, darkest first, that measure the correlation factor
+_DARK = 0.5
+
+
+@functools.lru_cache(maxsize=None)
+def _calibration() -> dict:
+    """How the local-variance statistics behave on pure white Gaussian noise of variance 1.
+
+    ``quantile``: the ``_QUANTILE`` quantile of the local variance; ``threshold``: its
+    ``_KEEP`` quantile (pixels below are kept as smooth); ``bias``: the mean squared error of
+    the kept pixels (the truncation lowers it). Measured once on a seeded 512x512 image.
+    """
+    from scipy import ndimage as ndi
+
+    y = np.random.default_rng(12345).normal(size=(512, 512))
+    d, dr, _, _, ok, _ = _plane_statistics(y, None)
+    lv = ndi.uniform_filter(d * d, _TEXTURE_WINDOW, mode="reflect")[ok]
+    thr = float(np.quantile(lv, _KEEP))
+    return {"quantile": float(np.quantile(lv, _QUANTILE)), "threshold": thr,
+            "bias": float((d[ok] ** 2)[lv < thr].mean()),
+            "bias_ring": float((dr[ok] ** 2)[lv < thr].mean())}
+
+
+def _level_edges(levels: np.ndarray, n_bins: int) -> np.ndarray:
+    """Bin edges: quantiles (dense where pixels are) merged with even spacing (the range)."""
+    lo, hi = float(levels.min()), float(levels.max())
+    if hi <= lo:
+        return np.array([lo, hi + 1e-9])
+    edges = np.union1d(np.quantile(levels, np.linspace(0, 1, n_bins + 1)),
+                       np.linspace(lo, hi, n_bins + 1))
+    counts = np.histogram(levels, edges)[0]
+    keep = [edges[0]]
+    acc = 0
+    for c, e in zip(counts, edges[1:]):
+        acc += c
+        if acc >= _MIN_BIN:
+            keep.append(e)
+            acc = 0
+    if acc and len(keep) > 1:
+        keep[-1] = edges[-1]
+    elif acc:
+        keep.append(edges[-1])
+    keep[-1] = hi + 1e-9 * max(1.0, abs(hi))
+    return np.asarray(keep)
+
+
+def _binned(level, mean, var_terms, block, edges):
+    """Per level set: mean, variance (mean of ``var_terms``) and a block-robust stderr."""
+    idx = np.clip(np.searchsorted(edges, level, side="right") - 1, 0, len(edges) - 2)
+    nb = len(edges) - 1
+    n = np.bincount(idx, minlength=nb).astype(np.float64)
+    good = n >= max(_MIN_BIN // 4, 20)
+    M = np.bincount(idx, mean, minlength=nb) / np.maximum(n, 1)
+    V = np.bincount(idx, var_terms, minlength=nb) / np.maximum(n, 1)
+    # standard error of a ratio estimator over spatial blocks (the terms of neighbouring
+    # pixels are correlated through shared ring pixels; blocks are nearly independent)
+    key = idx.astype(np.int64) * (int(block.max()) + 1) + block
+    uk, inv = np.unique(key, return_inverse=True)
+    bs = np.bincount(inv, var_terms)
+    bn = np.bincount(inv).astype(np.float64)
+    bidx = uk // (int(block.max()) + 1)
+    resid = bs - V[bidx] * bn
+    se = np.sqrt(np.bincount(bidx, resid ** 2, minlength=nb)) / np.maximum(n, 1)
+    # never below the Gaussian-noise floor for this many pixels
+    se = np.maximum(se, V * math.sqrt(2.0) / np.sqrt(np.maximum(n, 1)))
+    good &= (se > 0) & np.isfinite(se)
+    return M[good], V[good], se[good], n[good]
+
+
+def _planes(image, axes):
+    """Iterate over 2-D (Y, X) planes of ``image`` (numpy, dask or zarr-backed)."""
+    ndim = len(np.shape(image))
+    axes = _axes.check_axes(axes, ndim, 2)
+    if "C" in axes and np.shape(image)[axes.index("C")] > 1:
+        raise ValueError(
+            f"image has {np.shape(image)[axes.index('C')]} channels (axes {axes!r}); noise "
+            f"differs between channels: estimate each channel separately, e.g. "
+            f"image[..., c] with axes without C")
+    if "S" in axes and np.shape(image)[axes.index("S")] > 1 and axes[-1] == "S":
+        raise ValueError(f"image has samples last (axes {axes!r}): pass one colour channel")
+    yx = [axes.index("Y"), axes.index("X")]
+    lead = [i for i in range(ndim) if i not in yx]
+    shape = np.shape(image)
+    n_planes = int(np.prod([shape[i] for i in lead])) if lead else 1
+    return axes, yx, lead, n_planes
+
+
+def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins: int = 40,
+                         max_planes: int = 32) -> NoiseLevelFunction:
+    """Measure the noise variance against the mean level from one noisy image or stack.
+
+    Parameters
+    ----------
+    image : array_like
+        2-D image or stack (3-D, time-lapse): numpy, dask or zarr. Planes are read one at a
+        time; at most ``max_planes`` evenly spaced planes are used.
+    axes : str, optional
+        Axes letters (TCZYXS); default ``"YX"``, ``"ZYX"``, ``"TZYX"`` by dimension.
+    clip : "auto", None or (low, high)
+        Clipping limits whose neighbourhoods are left out; ``"auto"``: the limits of an integer
+        dtype (where the data reach them).
+    n_bins : int
+        Number of level sets (before merging sets with too few pixels).
+
+    Returns
+    -------
+    NoiseLevelFunction
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scoredenoise.noise import get_noise_model
+    >>> x = np.tile(np.linspace(10, 200, 256), (256, 1))
+    >>> y = get_noise_model("gaussian", sigma=5.0).sample(x, rng=0)
+    >>> nlf = noise_level_function(y)
+    >>> bool(np.allclose(nlf.variance, 25, rtol=0.15))
+    True
+    """
+    axes, yx, lead, n_planes = _planes(image, axes)
+    clip_lim = _clip_limits(image, clip)
+    shape = np.shape(image)
+    pick = np.unique(np.linspace(0, n_planes - 1, min(n_planes, max_planes)).round().astype(int))
+    lead_shape = [shape[i] for i in lead]
+    from scipy import ndimage as ndi
+
+    d_all, dr_all, g_all, m_all, lv_all, blk_all = [], [], [], [], [], []
+    reached = [False, False]
+    n_total = 0
+    for p in pick:
+        index = [slice(None)] * len(shape)
+        for ax, i in zip(lead, np.unravel_index(p, lead_shape) if lead else ()):
+            index[ax] = int(i)
+        plane = np.asarray(image[tuple(index)] if lead else image)
+        if yx[0] > yx[1]:
+            plane = plane.T
+        d, dr, g, m, ok, hit = _plane_statistics(plane, clip_lim)
+        reached = [r or h for r, h in zip(reached, hit)]
+        n_total += ok.size
+        rows, cols = np.nonzero(ok)
+        lv = ndi.uniform_filter(d * d, _TEXTURE_WINDOW, mode="reflect")
+        d_all.append(d[ok] ** 2), g_all.append(g[ok]), m_all.append(m[ok])
+        dr_all.append(dr[ok] ** 2)
+        lv_all.append(lv[ok])
+        blk_all.append((rows // 16) * 4096 + cols // 16 + int(p) * 4096 * 4096)
+    if not d_all:
+        raise ValueError("image is empty")
+
+    g = np.concatenate(g_all)
+    m = np.concatenate(m_all)
+    d2 = np.concatenate(d_all)
+    dr2 = np.concatenate(dr_all)
+    lv = np.concatenate(lv_all)
+    block = np.concatenate(blk_all)
+    if g.size < 4 * _MIN_BIN:
+        raise ValueError(
+            f"too few unclipped pixels ({g.size}) to estimate the noise; use a larger image or "
+            f"more planes, or check the clip limits ({clip_lim})")
+    edges = _level_edges(g, n_bins)
+    cal = _calibration()
+    # 1. a texture-robust variance per level: a low quantile of the local variance (textured
+    #    pixels only raise it), scaled by that quantile's value for pure noise
+    idx = np.clip(np.searchsorted(edges, g, side="right") - 1, 0, len(edges) - 2)
+    lev, rob = [], []
+    for b in range(len(edges) - 1):
+        sel = idx == b
+        if sel.sum() >= 20:
+            lev.append(m[sel].mean())
+            rob.append(np.quantile(lv[sel], _QUANTILE) / cal["quantile"])
+    lev, rob = np.asarray(lev), np.asarray(rob)
+    o = np.argsort(lev)
+    pv = np.maximum(np.interp(m, lev[o], rob[o]), 1e-12)
+    # 2. keep the pixels whose local variance the noise explains; the mean of their squared
+    #    errors, corrected for that truncation, is the noise variance
+    keep = lv < cal["threshold"] * pv
+    g, m, d2, block = g[keep], m[keep], d2[keep] / cal["bias"], block[keep]
+    dr2 = dr2[keep] / cal["bias_ring"]
+    # 3. correlation between neighbouring noise values (scanners, camera electronics) scales
+    #    the compact estimate by a constant factor; the ring estimate (3x3 excluded) does not
+    #    see it but leaks more structure. Their ratio over the darker half of the kept pixels
+    #    (smooth background, where neither leaks) gives the factor.
+    dark = m <= np.quantile(m, _DARK)
+    factor = float(np.clip(d2[dark].mean() / max(dr2[dark].mean(), 1e-300), 0.5, 1.0))
+    d2 = d2 / factor
+    if g.size < 4 * _MIN_BIN:
+        raise ValueError(f"too few smooth pixels ({g.size}) to estimate the noise: the image "
+                         f"is textured everywhere; use a larger image or more planes")
+    edges = _level_edges(g, n_bins)
+    M, V, SE, N = _binned(g, m, d2, block, edges)
+    # only limits that the data reach are clipping; level sets whose noise reaches them are
+    # biased (truncated): drop them
+    clip_lim = None if clip_lim is None or not any(reached) else (
+        clip_lim[0] if reached[0] else -math.inf, clip_lim[1] if reached[1] else math.inf)
+    if clip_lim is not None:
+        sd = np.sqrt(V)
+        far = (M - 3 * sd > clip_lim[0]) & (M + 3 * sd < clip_lim[1])
+        M, V, SE, N = M[far], V[far], SE[far], N[far]
+    if M.size < 2:
+        raise ValueError("fewer than two usable intensity levels: the image is too flat or "
+                         "too clipped to estimate a noise level function")
+    black = float(np.quantile(m, 0.01))
+    return NoiseLevelFunction(M, V, SE, N, black, "single-image", clip_lim,
+                              fraction_used=float(g.size / n_total), correlation_factor=factor)
+
+
+def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
+                    ) -> NoiseLevelFunction:
+    """Noise level function from repeated frames of a static scene (photon transfer).
+
+    Each pixel's temporal mean and variance (``ddof=1``) over the frames along ``axis`` are
+    grouped by mean level. Pixels that reach a clipping limit in any frame are left out.
+    Frames are read one at a time, so a dask or zarr stack larger than memory works.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scoredenoise.noise import get_noise_model
+    >>> cam = get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=3.0)
+    >>> x = np.tile(np.linspace(0, 400, 128), (128, 1))
+    >>> frames = np.stack([cam.sample(x, rng=i) for i in range(20)])
+    >>> slope, intercept, _ = photon_transfer(frames).affine_fit()
+    >>> round(slope, 1)
+    2.0
+    """
+    n = np.shape(stack)[axis]
+    if n < 3:
+        raise ValueError(f"photon transfer needs at least 3 frames along axis {axis}, got {n}")
+    clip_lim = _clip_limits(stack, clip)
+    s1 = s2 = None
+    bad = None
+    ref = None
+    for t in range(n):
+        f = np.asarray(np.take(stack, t, axis=axis) if not hasattr(stack, "dask") else
+                       stack[(slice(None),) * (axis % stack.ndim) + (t,)].compute(),
+                       dtype=np.float64)
+        if ref is None:
+            ref = f  # shift for numerically stable sums
+            s1, s2 = np.zeros_like(f), np.zeros_like(f)
+            bad = np.zeros(f.shape, bool)
+        s1 += f - ref
+        s2 += (f - ref) ** 2
+        if clip_lim is not None:
+            bad |= (f <= clip_lim[0]) | (f >= clip_lim[1])
+    mean = ref + s1 / n
+    var = (s2 - s1 ** 2 / n) / (n - 1)
+    ok = ~bad
+    if ok.sum() < 4 * _MIN_BIN:
+        raise ValueError(f"only {int(ok.sum())} pixels never reach the clipping limits "
+                         f"{clip_lim}; photon transfer needs more")
+    mu, v = mean[ok], var[ok]
+    edges = _level_edges(mu, n_bins)
+    block = np.arange(mu.size)  # pixel time series are independent
+    M, V, SE, N = _binned(mu, mu, v, block, edges)
+    # the variance of a sample variance of n frames: 2 var^2 / (n - 1) for Gaussian noise
+    SE = np.maximum(SE, V * math.sqrt(2.0 / (n - 1)) / np.sqrt(N))
+    return NoiseLevelFunction(M, V, SE, N, float(np.quantile(mu, 0.01)), "photon-transfer",
+                              clip_lim, fraction_used=float(ok.mean()))
+
+
+def _chi2_scale(resid, se, n_params) -> float:
+    dof = max(len(resid) - n_params, 1)
+    return max(1.0, float(np.sum((resid / se) ** 2)) / dof)
+
+
+# ---------------------------------------------------------------------------------------------
+# fitting a registered model
+
+
+def fit_noise_level(nlf: NoiseLevelFunction, model="poisson-gaussian", **known
+                    ) -> NoiseEstimate:
+    """Fit a noise model's free parameters to a measured noise level function.
+
+    Parameters
+    ----------
+    nlf : NoiseLevelFunction
+        From :func:`noise_level_function` or :func:`photon_transfer`.
+    model : str, dict or NoiseModel
+        The noise model; its non-estimable parameters (e.g. the correlation kernel) keep the
+        values given here.
+    **known
+        Parameters known beforehand; they are fixed, not fitted (e.g. ``offset=100``).
+
+    Returns
+    -------
+    NoiseEstimate
+    """
+    from scipy.optimize import least_squares
+
+    from .api import resolve_noise_model
+
+    base = resolve_noise_model(model, **known)
+    custom = getattr(base, "fit_noise_level", None)
+    if custom is not None:  # a model whose parameters are not all identifiable
+        return custom(nlf, known)
+    free = [n for n in base.estimable if n not in known]
+    if not base.estimable:
+        raise NoiseModelError(
+            f"{base.name}: no parameter can be estimated from the variance; choose them with "
+            f"scoredenoise.select_noise_parameters (blind selection with a trained model)")
+    meta = {p.name: p for p in base.parameters()}
+    M, V, SE = nlf.mean, nlf.variance, nlf.stderr
+    if not free:
+        resid = V - base.noise_level(M)
+        return NoiseEstimate(base, {}, (), nlf, _chi2_scale(resid, SE, 0))
+    # positive parameters are fitted in log space
+    logp = [meta[n].low is not None and meta[n].low >= 0 for n in free]
+
+    def build(theta):
+        vals = {n: (math.exp(t) if lg else t) for n, t, lg in zip(free, theta, logp)}
+        return base.replace(**vals)
+
+    def residual(theta):
+        try:
+            return (V - build(theta).noise_level(M)) / SE
+        except NoiseModelError:
+            return np.full(M.shape, 1e6)
+
+    best = None
+    scales = [0.1, 0.3, 1.0, 3.0, 10.0]
+    starts = np.array(np.meshgrid(*[scales] * len(free))).reshape(len(free), -1).T
+    data_scale = math.sqrt(max(float(np.median(V)), 1e-12))
+    for st in starts:
+        theta0 = []
+        for n, lg, k in zip(free, logp, st):
+            v0 = float(getattr(base, n))
+            if v0 == 0:
+                v0 = data_scale
+            theta0.append(math.log(abs(v0) * k) if lg else v0 * k)
+        try:
+            r = least_squares(residual, theta0, method="lm" if len(M) > len(free) else "trf",
+                              x_scale="jac")
+        except ValueError:
+            continue
+        if best is None or r.cost < best.cost:
+            best = r
+    if best is None:
+        raise NoiseModelError(f"{base.name}: the fit to the noise level function failed")
+    fitted = build(best.x)
+    J = best.jac
+    chi2 = _chi2_scale(best.fun * 1.0, np.ones_like(best.fun), len(free))
+    try:
+        cov = np.linalg.inv(J.T @ J) * chi2
+        sd = np.sqrt(np.maximum(np.diag(cov), 0))
+    except np.linalg.LinAlgError:
+        sd = np.full(len(free), np.inf)
+    stderr = {}
+    for n, lg, s in zip(free, logp, sd):
+        v = float(getattr(fitted, n))
+        stderr[n] = float(abs(v) * s) if lg else float(s)  # delta method for log parameters
+    return NoiseEstimate(fitted, stderr, tuple(free), nlf, chi2)
+
+
+def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
+                   clip="auto", frames_axis: int | None = None, max_planes: int = 32,
+                   **known) -> NoiseEstimate:
+    """Estimate the noise-model parameters of a noisy image or stack.
+
+    Parameters
+    ----------
+    image : array_like
+        One noisy image or a stack (2-D, 3-D, time-lapse; numpy, dask or zarr), in the data's
+        own units (do not rescale it first).
+    model : str, dict or NoiseModel
+        Registered model whose parameters to estimate (``scoredenoise noise-models``); its
+        ``estimable`` parameters are fitted, the others keep their given values.
+    axes : str, optional
+        Axes letters of ``image`` (TCZYXS).
+    clip : "auto", None or (low, high)
+        Clipping limits to avoid (``"auto"``: the integer dtype's limits).
+    frames_axis : int, optional
+        If given, ``image`` holds repeated frames of a static scene along this axis and the
+        photon-transfer fit (temporal mean against temporal variance) is used instead of the
+        single-image method.
+    max_planes : int
+        At most this many planes of a stack are used by the single-image method.
+    **known
+        Parameters known beforehand (fixed, not fitted), e.g. ``offset=100.0``.
+
+    Returns
+    -------
+    NoiseEstimate
+        ``.noise_model`` for :func:`scoredenoise.denoise`, ``.stderr``, ``.summary()``, and
+        the measured noise level function ``.nlf`` for plotting.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scoredenoise
+    >>> cam = scoredenoise.get_noise_model("poisson-gaussian", gain=2.0, offset=100.0,
+    ...                                    read_noise=3.0)
+    >>> x = np.tile(np.linspace(0, 2000, 512), (512, 1))
+    >>> est = scoredenoise.estimate_noise(cam.sample(x, rng=0), "poisson-gaussian")
+    >>> round(est.params["gain"], 1)
+    2.0
+    """
+    if frames_axis is not None:
+        nlf = photon_transfer(image, axis=frames_axis, clip=clip)
+    else:
+        nlf = noise_level_function(image, axes=axes, clip=clip, max_planes=max_planes)
+    return fit_noise_level(nlf, model, **known)
+
+
+# ---------------------------------------------------------------------------------------------
+# blind selection with a cached score
+
+
+@dataclass
+class Selection:
+    """Result of :func:`select_noise_parameters`.
+
+    Attributes
+    ----------
+    noise_model : NoiseModel
+        The model with the selected parameters.
+    criterion : str
+        The criterion minimised.
+    grid : dict
+        For each searched parameter, the values tried (last sweep) and the criterion there.
+    """
+
+    noise_model: NoiseModel
+    criterion: str
+    grid: dict
+
+
+def _total_variation(x: np.ndarray) -> float:
+    """Mean absolute difference between neighbours along the last two axes (anisotropic TV)."""
+    x = np.asarray(x, dtype=np.float64)
+    return float(np.abs(np.diff(x, axis=-1)).mean() + np.abs(np.diff(x, axis=-2)).mean())
+
+
+def select_noise_parameters(image, model, noise_model, *, score, params=None,
+                            span: float = 4.0, n_grid: int = 17, sweeps: int = 2,
+                            axes: str | None = None) -> Selection:
+    """Choose unknown noise parameters blindly, re-solving with a cached score.
+
+    Noise2Score's criterion (Kim and Ye, 2021): among candidate parameters, choose those whose
+    solution has the least total variation. Too little assumed noise leaves noise (high TV);
+    too much over-corrects and inverts it (high TV again); the minimum sits near the true
+    level. Each candidate costs only a solve, not a network evaluation. Parameters are searched
+    one at a time on a log grid ``value / span ... value * span`` around the starting model,
+    ``sweeps`` times.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The noisy image the score was computed on.
+    model : ScoreModel
+        The trained model (its smoothing is removed as in :func:`scoredenoise.denoise`).
+    noise_model : NoiseModel, str or dict
+        Starting point; e.g. the output of :func:`estimate_noise`, or the registry default.
+    score : numpy.ndarray
+        ``model.score(image)``.
+    params : sequence of str, optional
+        Parameters to search; default: the model's ``estimable`` ones.
+
+    Returns
+    -------
+    Selection
+    """
+    from .api import denoise, resolve_noise_model
+
+    nm = resolve_noise_model(noise_model)
+    params = tuple(params or nm.estimable)
+    if not params:
+        raise NoiseModelError(f"{nm.name}: name the parameters to search with params=")
+    meta = {p.name: p for p in nm.parameters()}
+    for p in params:
+        if p not in meta or meta[p].kind != "float":
+            raise NoiseModelError(f"{nm.name}: cannot search {p!r}; choose from "
+                                  f"{[q for q in meta if meta[q].kind == 'float']}")
+    grid = {}
+    for _ in range(sweeps):
+        for p in params:
+            v0 = float(getattr(nm, p)) or 1.0
+            values = v0 * np.geomspace(1 / span, span, n_grid)
+            crit = []
+            for v in values:
+                try:
+                    cand = nm.replace(**{p: float(v)})
+                    x = denoise(image, model, cand, score=score, axes=axes)
+                    crit.append(_total_variation(x))
+                except NoiseModelError:
+                    crit.append(np.inf)
+            crit = np.asarray(crit)
+            nm = nm.replace(**{p: float(values[int(np.argmin(crit))])})
+            grid[p] = {"values": values.tolist(), "criterion": crit.tolist()}
+        span = math.sqrt(span)
+    return Selection(nm, "total variation of the solution (Noise2Score)", grid)
