@@ -159,3 +159,25 @@ def test_bad_choices_get_clear_messages(make_napari_viewer, qtbot, monkeypatch):
         noise.set_params("gamma", sigma=3.0)  # gamma has no sigma field
     noise.set_params("gamma", alpha=1.5)
     assert noise.session.noise_model.alpha == 1.5
+
+
+def test_estimate_button_fills_the_fields_and_plots_the_fit(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    cam = sd.get_noise_model("poisson-gaussian", gain=2.5, offset=0.0, read_noise=4.0)
+    x = np.tile(np.linspace(0.0, 1500.0, 256), (256, 1))
+    viewer.add_image(cam.sample(x, rng=1).astype(np.float32), name="camera")
+    _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
+    noise.set_params("poisson-gaussian")
+    noise.layer.setCurrentText("camera")
+    with qtbot.waitSignal(noise.session.noise_changed, timeout=60_000):
+        noise.estimate()
+    qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
+    assert noise.fields["gain"].value() == pytest.approx(2.5, rel=0.05)
+    assert noise.session.noise_model.gain == pytest.approx(2.5, rel=0.05)
+    assert len(noise.plot.points) >= 10 and len(noise.plot.curve) == 64
+    assert "gain" in noise.fit_text.text()
+    # an RGB layer gets a clear message and changes nothing
+    viewer.add_image(np.zeros((64, 64, 3), np.uint8), name="rgb", rgb=True)
+    noise.layer.setCurrentText("rgb")
+    noise.estimate()
+    assert noise.fields["gain"].value() == pytest.approx(2.5, rel=0.05)

@@ -148,6 +148,44 @@ class LossPlot(QWidget):
         p.end()
 
 
+class NoiseLevelPlot(QWidget):
+    """Measured noise variance against mean level (points) and the fitted model (line)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setMinimumHeight(110)
+        self.points: list[tuple[float, float]] = []
+        self.curve: list[tuple[float, float]] = []
+
+    def show_fit(self, mean, variance, curve_mean, curve_variance):
+        self.points = list(zip(map(float, mean), map(float, variance)))
+        self.curve = list(zip(map(float, curve_mean), map(float, curve_variance)))
+        self.update()
+
+    def paintEvent(self, event):  # noqa: N802 (Qt API)
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(30, 30, 30))
+        pts = self.points + self.curve
+        if len(pts) < 2:
+            p.end()
+            return
+        xs, ys = [a for a, _ in pts], [b for _, b in pts]
+        x0, x1 = min(xs), max(max(xs), min(xs) + 1e-9)
+        y0, y1 = min(0.0, min(ys)), max(max(ys), 1e-9)
+        w, h = self.width() - 8, self.height() - 8
+
+        def xy(x, y):
+            return int(4 + w * (x - x0) / (x1 - x0)), int(4 + h * (1 - (y - y0) / (y1 - y0)))
+
+        p.setPen(QPen(QColor(255, 160, 60), 1.5))
+        for a, b in zip(self.curve, self.curve[1:]):
+            p.drawLine(*xy(*a), *xy(*b))
+        p.setPen(QPen(QColor(90, 160, 255), 3))
+        for a in self.points:
+            p.drawPoint(*xy(*a))
+        p.end()
+
+
 # ---------------------------------------------------------------------------------------------
 # Train
 
@@ -370,12 +408,30 @@ class NoiseModelWidget(QWidget):
         self.error.setWordWrap(True)
         self.form = QFormLayout()
         self.fields: dict[str, QDoubleSpinBox] = {}
+        # estimation from a layer
+        self.viewer = napari_viewer
+        self.layer = QComboBox()
+        self.estimate_btn = QPushButton("Estimate from layer")
+        self.estimate_btn.setToolTip("fit the model's parameters to the noise level function "
+                                     "(variance against mean) of the chosen layer")
+        self.plot = NoiseLevelPlot()
+        self.fit_text = QLabel()
+        self.fit_text.setWordWrap(True)
+        self.estimate_result = None
+        self._estimate_worker = None
         lay = QVBoxLayout(self)
         lay.addWidget(self.combo)
         lay.addWidget(self.description)
         lay.addLayout(self.form)
         lay.addWidget(self.error)
+        lay.addLayout(_row(self.layer, self.estimate_btn))
+        lay.addWidget(self.plot)
+        lay.addWidget(self.fit_text)
         lay.addStretch()
+        self.estimate_btn.clicked.connect(self.estimate)
+        for ev in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            ev.connect(self._refresh_layers)
+        self._refresh_layers()
         self.combo.currentTextChanged.connect(self._build)
         self.combo.setCurrentText(self.session.noise_model.name)
         self._build(self.combo.currentText(), self.session.noise_model.to_dict()["params"])
@@ -413,6 +469,50 @@ class NoiseModelWidget(QWidget):
             return
         self.error.setText("")
         self.session.set_noise_model(nm)
+
+    def _refresh_layers(self, *_):
+        current = self.layer.currentText()
+        self.layer.clear()
+        names = [ly.name for ly in image_layers(self.viewer)
+                 if not ly.metadata.get("scoredenoise")]
+        self.layer.addItems(names)
+        if current in names:
+            self.layer.setCurrentText(current)
+
+    def estimate(self):
+        """Estimate the current model's parameters from the chosen layer (in a worker)."""
+        name = self.layer.currentText()
+        if not name:
+            show_error("no image layer to estimate the noise from")
+            return
+        ly = self.viewer.layers[name]
+        model = self.combo.currentText()
+        try:
+            axes = layer_axes(ly, 2)
+        except ValueError as exc:
+            show_error(str(exc))
+            return
+        self.estimate_btn.setEnabled(False)
+        self.fit_text.setText("estimating...")
+        worker = create_worker(sd.estimate_noise, ly.data, model, axes=axes)
+        worker.returned.connect(self._estimated)
+        worker.errored.connect(self._estimate_failed)
+        worker.finished.connect(lambda: self.estimate_btn.setEnabled(True))
+        self._estimate_worker = worker
+        worker.start()
+
+    def _estimated(self, est):
+        self.estimate_result = est
+        params = {k: v for k, v in est.params.items() if k in self.fields}
+        self.set_params(est.noise_model.name, **params)
+        nlf = est.nlf
+        grid = np.linspace(float(nlf.mean.min()), float(nlf.mean.max()), 64)
+        self.plot.show_fit(nlf.mean, nlf.variance, grid, est.noise_model.noise_level(grid))
+        self.fit_text.setText(est.summary())
+
+    def _estimate_failed(self, exc):
+        self.fit_text.setText("")
+        show_error(f"noise estimation failed: {exc}")
 
     def set_params(self, name=None, **values):
         """Programmatic choice (used by scripts and tests)."""
@@ -635,4 +735,4 @@ def _row(*widgets):
     return h
 
 
-__all__ = ["TrainWidget", "NoiseModelWidget", "DenoiseWidget", "get_session"]
+__all__ = ["TrainWidget", "NoiseModelWidget", "DenoiseWidget", "get_session", "NoiseLevelPlot"]

@@ -1,0 +1,141 @@
+"""Noise estimation: noise level functions, the fit of every model, photon transfer, blind
+selection."""
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+import scoredenoise as sd
+from scoredenoise.estimate import (
+    NoiseLevelFunction,
+    fit_noise_level,
+    noise_level_function,
+    photon_transfer,
+)
+from scoredenoise.network import build_network
+from scoredenoise.noise import NoiseModelError, get_noise_model, list_noise_models
+
+
+def _scene(n=256, peak=1.0, seed=0):
+    """A smooth, microscopy-like clean image in [0, peak]: blobs on a ramp."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((n, n))
+    img[tuple(rng.integers(0, n, (2, 60)))] = 1.0
+    img = gaussian_filter(img, 6) * 40
+    img += np.linspace(0.05, 0.5, n)[None, :]
+    return peak * img / img.max()
+
+
+@pytest.mark.parametrize("name", list_noise_models())
+def test_noise_level_is_the_variance_of_samples(name):
+    nm = get_noise_model(name)
+    for level in (20.0, 120.0):
+        y = nm.sample(np.full((192, 192), level), rng=3)[8:-8, 8:-8]
+        assert float(y.var()) == pytest.approx(float(nm.noise_level(y.mean())), rel=0.05)
+
+
+@pytest.mark.parametrize("gain,read_noise", [(0.5, 2.0), (2.0, 5.0), (8.0, 16.0)])
+def test_poisson_gaussian_recovers_the_camera(gain, read_noise):
+    cam = get_noise_model("poisson-gaussian", gain=gain, offset=100.0, read_noise=read_noise)
+    y = cam.sample(_scene(512, peak=300 * gain), rng=1)
+    est = sd.estimate_noise(np.round(y).astype(np.uint16), "poisson-gaussian", offset=100.0)
+    assert est.params["gain"] == pytest.approx(gain, rel=0.05)
+    assert est.params["read_noise"] == pytest.approx(read_noise, rel=0.2)
+    assert est.params["offset"] == 100.0 and est.estimated == ("gain", "read_noise")
+    true_icpt = read_noise ** 2 - gain * 100.0
+    assert est.derived["intercept"] == pytest.approx(true_icpt, abs=3 * est.derived[
+        "intercept_stderr"] + 0.05 * abs(true_icpt))
+    # a stated uncertainty that covers the error
+    assert abs(est.params["gain"] - gain) < 4 * est.stderr["gain"] + 0.02 * gain
+
+
+def test_poisson_gaussian_offset_from_read_noise_or_dark_level():
+    cam = get_noise_model("poisson-gaussian", gain=2.0, offset=50.0, read_noise=3.0)
+    x = _scene(384, peak=800.0)
+    x[:, :40] = 0.0  # a dark region with no photons
+    y = cam.sample(x, rng=2)
+    by_read = sd.estimate_noise(y, read_noise=3.0)
+    assert by_read.params["offset"] == pytest.approx(50.0, abs=4.0)
+    assert "offset" in by_read.stderr
+    blind = sd.estimate_noise(y)
+    assert blind.params["offset"] == pytest.approx(50.0, abs=4.0)  # the darkest level
+    assert any("not separately identifiable" in n for n in blind.notes)
+    with pytest.raises(NoiseModelError, match="give offset= or read_noise=, not both"):
+        sd.estimate_noise(y, offset=50.0, read_noise=3.0)
+    with pytest.raises(NoiseModelError, match="gain is what the estimate measures"):
+        sd.estimate_noise(y, gain=2.0)
+
+
+def test_clipped_data_and_3d_stacks():
+    cam = get_noise_model("poisson-gaussian", gain=1.5, offset=2.0, read_noise=2.0)
+    x = _scene(256, peak=400.0)
+    stack = np.stack([cam.sample(x, rng=i) for i in range(4)])
+    clipped = np.clip(np.round(stack), 0, 255).astype(np.uint8)  # saturates the bright blobs
+    assert (clipped == 255).mean() > 0.01
+    est = sd.estimate_noise(clipped, axes="ZYX", offset=2.0)
+    assert est.params["gain"] == pytest.approx(1.5, rel=0.06)
+    assert est.nlf.clip[1] == 255.0 and est.nlf.mean.max() < 255  # only the limit reached
+    # without excluding the clipped values the estimate is biased
+    naive = sd.estimate_noise(clipped.astype(np.float32), axes="ZYX", offset=2.0, clip=None)
+    assert abs(naive.params["gain"] / 1.5 - 1) > abs(est.params["gain"] / 1.5 - 1)
+
+
+@pytest.mark.parametrize("name,params,rel", [
+    ("gaussian", {"sigma": 7.0}, 0.05),
+    ("gamma", {"alpha": 20.0}, 0.1),
+    ("poisson", {"lam": 0.5}, 0.05),
+    ("poisson+gaussian", {"lam": 0.5, "sigma": 5.0}, 0.1),
+    ("rayleigh", {"sigma": 0.3}, 0.05),
+])
+def test_other_models_are_estimated(name, params, rel):
+    nm = get_noise_model(name, **params)
+    y = nm.sample(10 + _scene(384, peak=300.0), rng=4)
+    est = sd.estimate_noise(y, name)
+    assert set(est.estimated) == set(params)
+    for k, v in params.items():
+        assert est.params[k] == pytest.approx(v, rel=rel), k
+
+
+def test_photon_transfer_and_single_image_agree():
+    cam = get_noise_model("poisson-gaussian", gain=3.0, offset=10.0, read_noise=2.0)
+    x = _scene(128, peak=600.0)
+    frames = np.stack([cam.sample(x, rng=i) for i in range(30)])
+    pt = sd.estimate_noise(frames, frames_axis=0, offset=10.0)
+    assert pt.nlf.method == "photon-transfer"
+    assert pt.params["gain"] == pytest.approx(3.0, rel=0.03)
+    slope, icpt, cov = photon_transfer(frames).affine_fit()
+    assert slope == pytest.approx(3.0, rel=0.03) and cov.shape == (2, 2)
+    with pytest.raises(ValueError, match="at least 3 frames"):
+        photon_transfer(frames[:2])
+
+
+def test_bad_inputs_have_clear_errors():
+    with pytest.raises(ValueError, match="channels"):
+        noise_level_function(np.zeros((3, 64, 64)), axes="CYX")
+    with pytest.raises(ValueError, match="at least"):
+        noise_level_function(np.zeros((8, 8)))
+    with pytest.raises(ValueError, match="clip must be"):
+        noise_level_function(np.zeros((64, 64)), clip="yes")
+    falling = NoiseLevelFunction(np.array([10.0, 20.0, 30.0]), np.array([9.0, 8.0, 7.0]),
+                                 np.full(3, 0.1), np.full(3, 500), 10.0, "single-image")
+    with pytest.raises(NoiseModelError, match="does not grow with the mean"):
+        fit_noise_level(falling, "poisson-gaussian")
+    with pytest.raises(NoiseModelError, match="unknown noise model"):
+        fit_noise_level(falling, "nope")
+
+
+def test_blind_selection_finds_the_noise_level_with_a_cached_score():
+    # an oracle score, s = (x - y) / sigma^2: the TV criterion must pick sigma
+    x = 100 + _scene(192, peak=100.0)
+    sigma = 8.0
+    y = get_noise_model("gaussian", sigma=sigma).sample(x, rng=0).astype(np.float32)
+    score = ((x - y) / sigma ** 2).astype(np.float32)
+    model = sd.ScoreModel(build_network("small"), offset=[0.0], scale=[1.0])
+    assert model.smoothing_sigma() == 0
+    sel = sd.select_noise_parameters(y, model, get_noise_model("gaussian", sigma=2.0),
+                                     score=score)
+    assert sel.noise_model.sigma == pytest.approx(sigma, rel=0.1)
+    assert len(sel.grid["sigma"]["values"]) == 17
+    with pytest.raises(NoiseModelError, match="cannot search 'kernel'"):
+        sd.select_noise_parameters(y, model, "gaussian-correlated", score=score,
+                                   params=("kernel",))
