@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+
 from scoredenoise.cli import main
 from scoredenoise.noise import list_noise_models
 
@@ -90,3 +92,33 @@ def test_denoise_reports_bad_files_and_goes_on(tmp_path, capsys):
 
 def test_bad_param_syntax(capsys, tmp_path):
     assert main(["denoise", "x.tif", "-m", "m", "--param", "gain", "-o", str(tmp_path)]) == 2
+
+
+def test_estimate_noise_prints_parameters_and_json(tmp_path, capsys):
+    import json
+
+    import tifffile
+
+    from scoredenoise.cli import main
+    from scoredenoise.noise import get_noise_model
+
+    cam = get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=3.0)
+    x = np.tile(np.linspace(0.0, 1500.0, 256), (256, 1))
+    tifffile.imwrite(tmp_path / "a.tif", np.round(cam.sample(x, rng=0)).astype(np.uint16))
+    (tmp_path / "bad.tif").write_bytes(b"not a tiff")
+    assert main(["estimate-noise", str(tmp_path / "a.tif"), "--param", "offset=100"]) == 0
+    text = capsys.readouterr().out
+    assert "gain" in text and "--noise poisson-gaussian --param gain=" in text
+    rc = main(["estimate-noise", str(tmp_path / "a.tif"), str(tmp_path / "bad.tif"), "--json",
+               "--param", "offset=100"])
+    captured = capsys.readouterr()
+    assert rc == 1 and "bad.tif" in captured.err  # one bad file does not stop the others
+    res = json.loads(captured.out)
+    assert len(res) == 1 and abs(res[0]["noise_model"]["params"]["gain"] - 2.0) < 0.1
+    # photon transfer over frames of a static scene
+    frames = np.stack([np.round(cam.sample(x[:128, :128], rng=i)) for i in range(10)])
+    tifffile.imwrite(tmp_path / "pt.tif", frames.astype(np.uint16))
+    assert main(["estimate-noise", str(tmp_path / "pt.tif"), "--photon-transfer", "--axes",
+                 "TYX", "--json", "--param", "offset=100"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res[0]["nlf"]["method"] == "photon-transfer"

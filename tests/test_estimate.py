@@ -86,6 +86,9 @@ def test_clipped_data_and_3d_stacks():
     ("poisson", {"lam": 0.5}, 0.05),
     ("poisson+gaussian", {"lam": 0.5, "sigma": 5.0}, 0.1),
     ("rayleigh", {"sigma": 0.3}, 0.05),
+    # a known correlation kernel (A): its effect on the high-pass filter is computed exactly
+    ("gaussian-correlated", {"sigma": 20.0}, 0.05),
+    ("poisson-correlated", {"lam": 0.5}, 0.05),
 ])
 def test_other_models_are_estimated(name, params, rel):
     nm = get_noise_model(name, **params)

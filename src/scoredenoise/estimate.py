@@ -328,7 +328,7 @@ def _planes(image, axes):
 
 
 def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins: int = 40,
-                         max_planes: int = 32) -> NoiseLevelFunction:
+                         max_planes: int = 32, kernel=None) -> NoiseLevelFunction:
     """Measure the noise variance against the mean level from one noisy image or stack.
 
     Parameters
@@ -343,6 +343,9 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
         dtype (where the data reach them).
     n_bins : int
         Number of level sets (before merging sets with too few pixels).
+    kernel : array_like, optional
+        A known 2-D correlation kernel of the noise (the A of a correlated model): the
+        correlation correction is then computed from it instead of estimated.
 
     Returns
     -------
@@ -420,8 +423,14 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
     #    the compact estimate by a constant factor; the ring estimate (3x3 excluded) does not
     #    see it but leaks more structure. Their ratio over the darker half of the kept pixels
     #    (smooth background, where neither leaks) gives the factor.
-    dark = m <= np.quantile(m, _DARK)
-    factor = float(np.clip(d2[dark].mean() / max(dr2[dark].mean(), 1e-300), 0.5, 1.0))
+    if kernel is not None:  # a known correlation: the factor follows from it exactly
+        from scipy.signal import convolve2d
+
+        k = np.asarray(kernel, dtype=np.float64)
+        factor = float(np.sum(convolve2d(k, _COMPACT) ** 2) / np.sum(k * k))
+    else:
+        dark = m <= np.quantile(m, _DARK)
+        factor = float(np.clip(d2[dark].mean() / max(dr2[dark].mean(), 1e-300), 0.5, 1.0))
     d2 = d2 / factor
     if g.size < 4 * _MIN_BIN:
         raise ValueError(f"too few smooth pixels ({g.size}) to estimate the noise: the image "
@@ -637,7 +646,13 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
     if frames_axis is not None:
         nlf = photon_transfer(image, axis=frames_axis, clip=clip)
     else:
-        nlf = noise_level_function(image, axes=axes, clip=clip, max_planes=max_planes)
+        from .api import resolve_noise_model
+
+        nm = resolve_noise_model(model, **known)
+        kernels = [getattr(nm, p.name) for p in nm.parameters() if p.kind == "kernel"]
+        kernel = kernels[0] if kernels and np.ndim(kernels[0]) == 2 else None
+        nlf = noise_level_function(image, axes=axes, clip=clip, max_planes=max_planes,
+                                   kernel=kernel)
     return fit_noise_level(nlf, model, **known)
 
 

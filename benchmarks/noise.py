@@ -1,0 +1,254 @@
+"""Noise-parameter benchmark: estimation accuracy, its cost in PSNR, and robustness (Fig. 2).
+
+1. FMD confocal BPAE_B, fields 1-4: the single-frame estimate (``estimate_noise`` on one raw
+   frame) of the gain and of the intercept read_noise^2 - gain * offset, for every raw frame,
+   against the photon-transfer fit on the 50 frames of the same field. Target: within 10 %.
+2. Synthetic Poisson-Gaussian data with known parameters, 512x512: clean images are the nine
+   FMD 50-frame averages (shared/data), smoothed by a Gaussian of 1 px to remove their own
+   residual noise, scaled to a peak of 100 or 400 photo-electrons; gains 0.5, 2, 8 ADU/e-;
+   read noise 1, 3, 10 e-; offset 100 ADU (known). Target: gain within 5 %.
+3. Cost of estimating: a score network trained on raw frames of FMD fields 1-3; field 4
+   denoised with the single-frame estimate vs with the photon-transfer parameters. Target:
+   at most 0.3 dB.
+4. Robustness (the paper's Figure 2): PSNR against the disturbance rate r of the parameters,
+   each scalar parameter k -> (1 + a) k with a ~ N(0, r^2), r in 0, 0.05, 0.1, 0.2 (8 draws
+   each), for Table 1 rows 14 and 15 (BSD68 -> Set12) and poisson-gaussian on FMD field 4.
+   The correlation kernel of row 14 is not disturbed.
+
+Usage:
+    python benchmarks/noise.py               # all parts, default CPU budget (~15 min, 2 cores)
+    python benchmarks/noise.py --parts 1,2   # estimation only (about a minute)
+    python benchmarks/noise.py --tiny        # smoke test
+Writes benchmarks/results/noise.json and prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter
+from skimage.io import imread
+
+import scoredenoise as sd
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+FMD = DATA / "fmd_confocal_bpae_b"
+
+
+def psnr(x, ref, peak=255.0):
+    return float(10 * np.log10(peak ** 2 / np.mean((np.asarray(x, np.float64) - ref) ** 2)))
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        raise FileNotFoundError(f"benchmark data {path} not found: the benchmarks read the "
+                                f"project's shared/data folder beside the repository")
+    return path
+
+
+def fmd_field(fov: int, crop=None):
+    files = sorted((_need(FMD) / "raw" / str(fov)).glob("*.png"))
+    stack = np.stack([imread(f) for f in files])
+    gt = imread(FMD / "gt" / str(fov) / "avg50.png").astype(np.float64)
+    if crop:
+        stack, gt = stack[:, :crop, :crop], gt[:crop, :crop]
+    return stack, gt
+
+
+def part_fmd_estimation(cfg, out):
+    rows = []
+    print("\n| field | PT gain | PT intercept | single-frame gain (min-max) | intercept (min-max) "
+          "| max error gain | max error intercept |")
+    print("|---|---|---|---|---|---|---|")
+    for fov in (1, 2, 3, 4):
+        stack, _ = fmd_field(fov, 128 if cfg.tiny else None)
+        pt = sd.estimate_noise(stack, frames_axis=0)
+        g0, c0 = pt.params["gain"], pt.derived["intercept"]
+        frames = range(0, len(stack), 10 if cfg.tiny else 1)
+        t0 = time.perf_counter()
+        est = [sd.estimate_noise(stack[i]) for i in frames]
+        sec = (time.perf_counter() - t0) / len(est)
+        g = np.array([e.params["gain"] for e in est])
+        c = np.array([e.derived["intercept"] for e in est])
+        r = {"field": fov, "pt_gain": g0, "pt_intercept": c0, "pt_offset": pt.params["offset"],
+             "pt_read_noise": pt.params["read_noise"], "gain": g.tolist(),
+             "intercept": c.tolist(), "max_err_gain": float(np.abs(g / g0 - 1).max()),
+             "max_err_intercept": float(np.abs(c / c0 - 1).max()), "seconds_per_frame": sec}
+        rows.append(r)
+        print(f"| {fov} | {g0:.3f} | {c0:.2f} | {g.mean():.3f} ({g.min():.3f}-{g.max():.3f}) | "
+              f"{c.mean():.2f} ({c.min():.2f}-{c.max():.2f}) | {100 * r['max_err_gain']:.1f} % |"
+              f" {100 * r['max_err_intercept']:.1f} % |", flush=True)
+    out["fmd_estimation"] = rows
+
+
+def part_synthetic(cfg, out):
+    names = sorted((FMD / "gt").glob("*/avg50.png")) + \
+        sorted((_need(DATA / "fmd_pairs") / "clean").glob("*.tif"))
+    clean = [gaussian_filter(imread(f).astype(np.float64), 1.0) for f in names]
+    if cfg.tiny:
+        clean = [c[:128, :128] for c in clean[:2]]
+    rows = []
+    print("\n| peak (e-) | read noise (e-) | gain (ADU/e-) | median error | max error | "
+          "images within 5 % |")
+    print("|---|---|---|---|---|---|")
+    for peak in (100, 400):
+        for rn in (1, 3, 10):
+            for gain in (0.5, 2.0, 8.0):
+                cam = sd.get_noise_model("poisson-gaussian", gain=gain, offset=100.0,
+                                         read_noise=rn * gain)
+                errs = []
+                for i, x in enumerate(clean):
+                    y = cam.sample(x / x.max() * peak * gain, rng=i)
+                    y = np.clip(np.round(y), 0, 65535).astype(np.uint16)
+                    try:
+                        e = sd.estimate_noise(y, offset=100.0)
+                        errs.append(e.params["gain"] / gain - 1)
+                    except ValueError:  # e.g. too few unclipped pixels: counted as a miss
+                        errs.append(np.inf)
+                errs = np.abs(errs)
+                r = {"peak": peak, "read_noise_e": rn, "gain": gain,
+                     "errors": [float(e) if np.isfinite(e) else None for e in errs]}
+                rows.append(r)
+                print(f"| {peak} | {rn} | {gain} | {100 * np.median(errs):.1f} % | "
+                      f"{100 * errs.max():.1f} % | {int((errs <= 0.05).sum())}/{len(errs)} |",
+                      flush=True)
+    out["synthetic"] = rows
+
+
+def _train(noisy, cfg, **kw):
+    return sd.train(noisy, preset=cfg.preset, steps=cfg.steps, batch_size=8, patch_size=64,
+                    seed=0, device=cfg.device, **kw)
+
+
+def _disturbed(nm, r, rng):
+    vals = {}
+    for p in nm.parameters():
+        if p.kind == "float" and getattr(nm, p.name) != 0:
+            vals[p.name] = float(getattr(nm, p.name)) * (1 + rng.normal(0, r))
+    try:
+        return nm.replace(**vals)
+    except ValueError:  # a draw outside the admissible range: redraw
+        return _disturbed(nm, r, rng)
+
+
+def _robustness(model, nm, pairs, cfg):
+    res = {}
+    scores = [(y, model.score(y, device=cfg.device), x) for y, x in pairs]
+    for r in (0.0, 0.05, 0.1, 0.2):
+        rng = np.random.default_rng(int(r * 1000))
+        draws = 1 if r == 0 else cfg.draws
+        vals = []
+        for _ in range(draws):
+            cand = _disturbed(nm, r, rng) if r else nm
+            vals.append(np.mean([psnr(sd.denoise(y, model, cand, score=s), x)
+                                 for y, s, x in scores]))
+        res[str(r)] = {"mean": float(np.mean(vals)), "min": float(np.min(vals))}
+    return res
+
+
+def part_fmd_cost_and_robustness(cfg, out):
+    crop = 128 if cfg.tiny else None
+    fields = {f: fmd_field(f, crop) for f in (1, 2, 3, 4)}
+    train = [fields[f][0][:4].astype(np.float32) for f in (1, 2, 3)]
+    model = _train(train, cfg, axes="SYX")
+    stack, gt = fields[4]
+    pt = sd.estimate_noise(stack, frames_axis=0)
+    rows = []
+    for i in range(4):
+        y = stack[i].astype(np.float32)
+        s = model.score(y, device=cfg.device)
+        est = sd.estimate_noise(stack[i])
+        rows.append({"frame": i, "estimated": est.noise_model.to_dict(),
+                     "psnr_noisy": psnr(y, gt),
+                     "psnr_photon_transfer": psnr(sd.denoise(y, model, pt.noise_model, score=s),
+                                                  gt),
+                     "psnr_estimated": psnr(sd.denoise(y, model, est.noise_model, score=s),
+                                            gt)})
+    cost = float(np.mean([r["psnr_photon_transfer"] - r["psnr_estimated"] for r in rows]))
+    out["fmd_cost"] = {"photon_transfer": pt.noise_model.to_dict(), "frames": rows,
+                       "mean_cost_db": cost}
+    print(f"\nFMD field 4, 4 frames: noisy {np.mean([r['psnr_noisy'] for r in rows]):.2f} dB | "
+          f"photon-transfer parameters "
+          f"{np.mean([r['psnr_photon_transfer'] for r in rows]):.2f} dB | single-frame "
+          f"estimate {np.mean([r['psnr_estimated'] for r in rows]):.2f} dB | cost "
+          f"{cost:+.3f} dB", flush=True)
+    pairs = [(stack[i].astype(np.float32), gt) for i in range(4)]
+    out.setdefault("robustness", {})["poisson-gaussian (FMD)"] = _robustness(
+        model, pt.noise_model, pairs, cfg)
+
+
+def part_natural_robustness(cfg, out):
+    bsd = sorted(_need(DATA / "natural" / "BSD68").glob("*.png"))
+    s12 = sorted((DATA / "natural" / "Set12").glob("*.png"))
+    train_clean = [imread(p).astype(np.float32) for p in bsd]
+    test_clean = [imread(p).astype(np.float64) for p in s12]
+    if cfg.tiny:
+        train_clean, test_clean = train_clean[:3], [t[:64, :64] for t in test_clean[:2]]
+    for row, name, params in ((14, "poisson-correlated+gaussian", dict(lam=0.2, sigma=10.0)),
+                              (15, "rayleigh+gaussian", dict(rayleigh_sigma=0.3, sigma=10.0))):
+        nm = sd.get_noise_model(name, **params)
+        rng = np.random.default_rng(row)
+        noisy = [nm.sample(c, rng).astype(np.float32) for c in train_clean]
+        model = _train(noisy, cfg)
+        pairs = [(nm.sample(c, rng).astype(np.float32), c) for c in test_clean]
+        out.setdefault("robustness", {})[f"row {row} {name}"] = _robustness(model, nm, pairs,
+                                                                            cfg)
+
+
+def print_robustness(out):
+    rob = out.get("robustness", {})
+    if not rob:
+        return
+    print("\n| noise model | r = 0 | r = 0.05 | r = 0.1 | r = 0.2 |")
+    print("|---|---|---|---|---|")
+    for k, v in rob.items():
+        cells = " | ".join(f"{v[r]['mean']:.2f} (min {v[r]['min']:.2f})" if r != "0.0" else
+                           f"{v[r]['mean']:.2f}" for r in ("0.0", "0.05", "0.1", "0.2"))
+        print(f"| {k} | {cells} |")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--parts", default="1,2,3,4")
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--preset", default="default")
+    p.add_argument("--draws", type=int, default=8)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--tiny", action="store_true", help="seconds-long smoke test")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "noise.json")
+    cfg = p.parse_args(argv)
+    parts = {int(x) for x in cfg.parts.split(",")}
+    if cfg.tiny:
+        cfg.steps, cfg.preset, cfg.draws = 3, "small", 2
+    out = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()},
+           "machine": {"cpu": platform.processor() or platform.machine(),
+                       "threads": torch.get_num_threads(), "torch": torch.__version__,
+                       "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available()
+                       else None},
+           "date": time.strftime("%Y-%m-%d")}
+    t0 = time.perf_counter()
+    if 1 in parts:
+        part_fmd_estimation(cfg, out)
+    if 2 in parts:
+        part_synthetic(cfg, out)
+    if 3 in parts or 4 in parts:
+        part_fmd_cost_and_robustness(cfg, out)
+    if 4 in parts:
+        part_natural_robustness(cfg, out)
+    print_robustness(out)
+    out["total_seconds"] = time.perf_counter() - t0
+    cfg.out.parent.mkdir(parents=True, exist_ok=True)
+    cfg.out.write_text(json.dumps(out, indent=2))
+    print(f"\ntotal {out['total_seconds'] / 60:.1f} min; wrote {cfg.out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

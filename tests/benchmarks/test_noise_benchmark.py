@@ -1,0 +1,20 @@
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_noise_benchmark_runs_end_to_end_tiny(tmp_path):
+    spec = importlib.util.spec_from_file_location("noise_bench", ROOT / "benchmarks" / "noise.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(["--tiny", "--out", str(tmp_path / "n.json")])
+    saved = json.loads((tmp_path / "n.json").read_text())
+    assert [r["field"] for r in saved["fmd_estimation"]] == [1, 2, 3, 4]
+    assert len(saved["synthetic"]) == 18
+    assert "mean_cost_db" in saved["fmd_cost"]
+    assert set(saved["robustness"]) == {"poisson-gaussian (FMD)",
+                                        "row 14 poisson-correlated+gaussian",
+                                        "row 15 rayleigh+gaussian"}
+    assert set(saved["robustness"]["row 15 rayleigh+gaussian"]) == {"0.0", "0.05", "0.1", "0.2"}
