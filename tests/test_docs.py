@@ -17,3 +17,13 @@ def test_noise_model_reference_is_current(tmp_path):
     fake.write_text(script)
     subprocess.run([sys.executable, str(fake)], check=True)
     assert copy.read_text() == doc, "run: python scripts/gen_noise_docs.py"
+
+
+def test_noise_estimation_table_matches_the_registry():
+    from scoredenoise.noise import get_noise_model, list_noise_models
+
+    text = (ROOT / "docs" / "noise-estimation.md").read_text()
+    for name in list_noise_models():
+        nm = get_noise_model(name)
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{name}` |"))
+        assert row.split("|")[2].strip().startswith(", ".join(nm.estimable)), name
