@@ -82,6 +82,16 @@ def image_layers(viewer):
     return [ly for ly in viewer.layers if isinstance(ly, Image)]
 
 
+def _fill_source_layers(combo, viewer):
+    """List the image layers that are not our own results, keeping the current choice."""
+    current = combo.currentText()
+    combo.clear()
+    names = [ly.name for ly in image_layers(viewer) if not ly.metadata.get("scoredenoise")]
+    combo.addItems(names)
+    if current in names:
+        combo.setCurrentText(current)
+
+
 def layer_axes(layer, dims: int = 2) -> str:
     """Default axes of a layer: Y X last, leading axes frames (or Z for a 3D model)."""
     if layer.rgb:
@@ -471,13 +481,7 @@ class NoiseModelWidget(QWidget):
         self.session.set_noise_model(nm)
 
     def _refresh_layers(self, *_):
-        current = self.layer.currentText()
-        self.layer.clear()
-        names = [ly.name for ly in image_layers(self.viewer)
-                 if not ly.metadata.get("scoredenoise")]
-        self.layer.addItems(names)
-        if current in names:
-            self.layer.setCurrentText(current)
+        _fill_source_layers(self.layer, self.viewer)
 
     def estimate(self):
         """Estimate the current model's parameters from the chosen layer (in a worker)."""
@@ -575,13 +579,7 @@ class DenoiseWidget(QWidget):
         self._refresh()
 
     def _refresh(self, *_):
-        current = self.layer.currentText()
-        self.layer.clear()
-        names = [ly.name for ly in image_layers(self.viewer)
-                 if not ly.metadata.get("scoredenoise")]
-        self.layer.addItems(names)
-        if current in names:
-            self.layer.setCurrentText(current)
+        _fill_source_layers(self.layer, self.viewer)
 
     def _source(self):
         model = self.session.model
