@@ -142,3 +142,23 @@ def test_blind_selection_finds_the_noise_level_with_a_cached_score():
     with pytest.raises(NoiseModelError, match="cannot search 'kernel'"):
         sd.select_noise_parameters(y, model, "gaussian-correlated", score=score,
                                    params=("kernel",))
+
+
+def test_photon_transfer_reads_one_frame_at_a_time():
+    class Frames:  # records what is read; refuses whole-array conversion
+        def __init__(self, a):
+            self.a, self.shape, self.dtype, self.reads = a, a.shape, a.dtype, []
+
+        def __getitem__(self, idx):
+            self.reads.append(idx)
+            return self.a[idx]
+
+        def __array__(self, *args, **kwargs):
+            raise AssertionError("the whole stack was loaded")
+
+    cam = get_noise_model("poisson-gaussian", gain=2.0, offset=10.0, read_noise=2.0)
+    frames = np.stack([cam.sample(_scene(96, peak=400.0), rng=i) for i in range(12)])
+    lazy = Frames(frames)
+    nlf = photon_transfer(lazy)
+    assert len(lazy.reads) == 12
+    assert nlf.affine_fit()[0] == pytest.approx(2.0, rel=0.05)

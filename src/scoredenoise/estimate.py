@@ -480,8 +480,9 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
     bad = None
     ref = None
     for t in range(n):
-        f = np.asarray(np.take(stack, t, axis=axis) if not hasattr(stack, "dask") else
-                       stack[(slice(None),) * (axis % stack.ndim) + (t,)].compute(),
+        # basic indexing reads one frame from numpy, dask and zarr alike (np.take would load
+        # a whole zarr array)
+        f = np.asarray(stack[(slice(None),) * (axis % len(np.shape(stack))) + (t,)],
                        dtype=np.float64)
         if ref is None:
             ref = f  # shift for numerically stable sums

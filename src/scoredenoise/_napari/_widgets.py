@@ -116,6 +116,46 @@ class _Progress(QObject):
 # loss plot
 
 
+class _Canvas:
+    """Dark background and data-to-pixel mapping shared by the small plots."""
+
+    def __init__(self, widget, pts, y_from_zero=False):
+        self.widget, self.pts, self.y_from_zero = widget, pts, y_from_zero
+
+    def __enter__(self):
+        self.p = QPainter(self.widget)
+        self.p.fillRect(self.widget.rect(), QColor(30, 30, 30))
+        self.empty = len(self.pts) < 2
+        if not self.empty:
+            xs, ys = [a for a, _ in self.pts], [b for _, b in self.pts]
+            self.x0, self.x1 = min(xs), max(max(xs), min(xs) + 1e-9)
+            self.y0 = min(0.0, min(ys)) if self.y_from_zero else min(ys)
+            self.y1 = max(max(ys), self.y0 + 1e-9)
+            self.w, self.h = self.widget.width() - 8, self.widget.height() - 8
+        return self
+
+    def xy(self, x, y):
+        return (int(4 + self.w * (x - self.x0) / (self.x1 - self.x0)),
+                int(4 + self.h * (1 - (y - self.y0) / (self.y1 - self.y0))))
+
+    def lines(self, series, color):
+        if self.empty:
+            return
+        self.p.setPen(QPen(color, 1.5))
+        for a, b in zip(series, series[1:]):
+            self.p.drawLine(*self.xy(*a), *self.xy(*b))
+
+    def points(self, series, color):
+        if self.empty:
+            return
+        self.p.setPen(QPen(color, 3))
+        for a in series:
+            self.p.drawPoint(*self.xy(*a))
+
+    def __exit__(self, *exc):
+        self.p.end()
+
+
 class LossPlot(QWidget):
     """Minimal live plot of training (blue) and validation (orange) loss."""
 
@@ -136,26 +176,10 @@ class LossPlot(QWidget):
         self.update()
 
     def paintEvent(self, event):  # noqa: N802 (Qt API)
-        p = QPainter(self)
-        p.fillRect(self.rect(), QColor(30, 30, 30))
-        pts = self.loss + self.val
-        if len(pts) < 2:
-            p.end()
-            return
-        steps = [s for s, _ in pts]
-        vals = [v for _, v in pts]
-        s0, s1 = min(steps), max(max(steps), min(steps) + 1)
-        v0, v1 = min(vals), max(max(vals), min(vals) + 1e-9)
-        w, h = self.width() - 4, self.height() - 4
-
-        def xy(s, v):
-            return int(2 + w * (s - s0) / (s1 - s0)), int(2 + h * (1 - (v - v0) / (v1 - v0)))
-
-        for series, color in ((self.loss, QColor(90, 160, 255)), (self.val, QColor(255, 160, 60))):
-            p.setPen(QPen(color, 1.5))
-            for a, b in zip(series, series[1:]):
-                p.drawLine(*xy(*a), *xy(*b))
-        p.end()
+        with _Canvas(self, self.loss + self.val) as c:
+            for series, color in ((self.loss, QColor(90, 160, 255)),
+                                  (self.val, QColor(255, 160, 60))):
+                c.lines(series, color)
 
 
 class NoiseLevelPlot(QWidget):
@@ -173,27 +197,9 @@ class NoiseLevelPlot(QWidget):
         self.update()
 
     def paintEvent(self, event):  # noqa: N802 (Qt API)
-        p = QPainter(self)
-        p.fillRect(self.rect(), QColor(30, 30, 30))
-        pts = self.points + self.curve
-        if len(pts) < 2:
-            p.end()
-            return
-        xs, ys = [a for a, _ in pts], [b for _, b in pts]
-        x0, x1 = min(xs), max(max(xs), min(xs) + 1e-9)
-        y0, y1 = min(0.0, min(ys)), max(max(ys), 1e-9)
-        w, h = self.width() - 8, self.height() - 8
-
-        def xy(x, y):
-            return int(4 + w * (x - x0) / (x1 - x0)), int(4 + h * (1 - (y - y0) / (y1 - y0)))
-
-        p.setPen(QPen(QColor(255, 160, 60), 1.5))
-        for a, b in zip(self.curve, self.curve[1:]):
-            p.drawLine(*xy(*a), *xy(*b))
-        p.setPen(QPen(QColor(90, 160, 255), 3))
-        for a in self.points:
-            p.drawPoint(*xy(*a))
-        p.end()
+        with _Canvas(self, self.points + self.curve, y_from_zero=True) as c:
+            c.lines(self.curve, QColor(255, 160, 60))
+            c.points(self.points, QColor(90, 160, 255))
 
 
 # ---------------------------------------------------------------------------------------------
