@@ -112,6 +112,60 @@ def test_photon_transfer_and_single_image_agree():
         photon_transfer(frames[:2])
 
 
+def test_photon_transfer_ignores_slow_drift():
+    # illumination rising 20 % over the series (bleaching, lamp warm-up): the plain temporal
+    # variance counts the drift as noise at bright pixels; differences of frames do not
+    cam = get_noise_model("poisson-gaussian", gain=2.0, offset=10.0, read_noise=2.0)
+    x = _scene(128, peak=1500.0)
+    frames = np.stack([cam.sample(x * (1 + 0.2 * t / 29), rng=t) for t in range(30)])
+    drift_free = sd.estimate_noise(frames, frames_axis=0, offset=10.0)
+    assert drift_free.params["gain"] == pytest.approx(2.0, rel=0.03)
+    plain = fit_noise_level(photon_transfer(frames, differences=False), offset=10.0)
+    assert plain.params["gain"] > 2.2
+
+
+def _textured(n=384, peak=400.0, seed=0):
+    """Smooth blobs (``_scene``) over faint, fine filaments (one-pixel lines) everywhere."""
+    rng = np.random.default_rng(seed)
+    lines = np.zeros((n, n))
+    yy, xx = np.mgrid[:n, :n]
+    for _ in range(60):
+        a, b, c = rng.normal(size=3)
+        lines[np.abs(a * xx + b * yy - c * n) / np.hypot(a, b) < 0.7] += rng.uniform(0.5, 1.0)
+    img = _scene(n, seed=seed) + 0.04 * gaussian_filter(lines, 0.7)
+    return peak * img / img.max()
+
+
+def test_correlation_correction_is_not_fooled_by_texture():
+    # white noise on fine structure: the correction for correlated noise must stay near 1
+    cam = get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=2.0)
+    y = cam.sample(_textured(peak=800.0), rng=5)
+    est = sd.estimate_noise(y, offset=100.0)
+    assert est.nlf.correlation_factor > 0.93
+    assert est.params["gain"] == pytest.approx(2.0, rel=0.05)
+
+
+@pytest.mark.parametrize("kernel", [
+    [[0, 0, 0], [0.05, 1, 0.05], [0, 0, 0]],  # a scanner's line correlation (FMD: ~5 %)
+    [[0, 0.1, 0], [0.1, 0.6, 0.1], [0, 0.1, 0]],  # strong: the compact filter sees 0.31
+])
+def test_unknown_noise_correlation_is_measured(kernel):
+    from scipy.ndimage import convolve
+    from scipy.signal import convolve2d
+
+    from scoredenoise.estimate import _COMPACT
+
+    k = np.asarray(kernel, float) / np.sqrt(np.sum(np.square(kernel)))
+    cam = get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=2.0)
+    x = _scene(384, peak=800.0)
+    y = cam.sample(x, rng=6)
+    y = x + convolve(y - x, k)  # correlated, same variance
+    est = sd.estimate_noise(y, offset=100.0)
+    exact = float(np.sum(convolve2d(k, _COMPACT) ** 2))
+    assert est.nlf.correlation_factor == pytest.approx(exact, rel=0.06)
+    assert est.params["gain"] == pytest.approx(2.0, rel=0.05)
+
+
 def test_bad_inputs_have_clear_errors():
     with pytest.raises(ValueError, match="channels"):
         noise_level_function(np.zeros((3, 64, 64)), axes="CYX")

@@ -240,8 +240,10 @@ def _plane_statistics(plane: np.ndarray, clip):
 
 _QUANTILE = 0.25
 _KEEP = 0.97
-#: fraction of the kept pixels, darkest first, that measure the correlation factor
-_DARK = 0.5
+#: fraction of the unclipped pixels, darkest first (by the grouping level, which shares no pixel
+#: with either error), that measure the correlation factor: the background, where fine
+#: structure is rarest (a wider share lets dim texture lower the factor of white noise)
+_DARK = 0.1
 
 
 @functools.lru_cache(maxsize=None)
@@ -259,8 +261,7 @@ def _calibration() -> dict:
     lv = ndi.uniform_filter(d * d, _TEXTURE_WINDOW, mode="reflect")[ok]
     thr = float(np.quantile(lv, _KEEP))
     return {"quantile": float(np.quantile(lv, _QUANTILE)), "threshold": thr,
-            "bias": float((d[ok] ** 2)[lv < thr].mean()),
-            "bias_ring": float((dr[ok] ** 2)[lv < thr].mean())}
+            "bias": float((d[ok] ** 2)[lv < thr].mean())}
 
 
 def _level_edges(levels: np.ndarray, n_bins: int) -> np.ndarray:
@@ -414,23 +415,28 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
     lev, rob = np.asarray(lev), np.asarray(rob)
     o = np.argsort(lev)
     pv = np.maximum(np.interp(m, lev[o], rob[o]), 1e-12)
-    # 2. keep the pixels whose local variance the noise explains; the mean of their squared
-    #    errors, corrected for that truncation, is the noise variance
-    keep = lv < cal["threshold"] * pv
-    g, m, d2, block = g[keep], m[keep], d2[keep] / cal["bias"], block[keep]
-    dr2 = dr2[keep] / cal["bias_ring"]
-    # 3. correlation between neighbouring noise values (scanners, camera electronics) scales
+    # 2. correlation between neighbouring noise values (scanners, camera electronics) scales
     #    the compact estimate by a constant factor; the ring estimate (3x3 excluded) does not
-    #    see it but leaks more structure. Their ratio over the darker half of the kept pixels
-    #    (smooth background, where neither leaks) gives the factor.
+    #    see it but leaks more structure. Their ratio over the darkest pixels (background,
+    #    where neither leaks) gives the factor. No texture test here: its truncation treats
+    #    the two errors differently when the noise is correlated.
     if kernel is not None:  # a known correlation: the factor follows from it exactly
         from scipy.signal import convolve2d
 
         k = np.asarray(kernel, dtype=np.float64)
         factor = float(np.sum(convolve2d(k, _COMPACT) ** 2) / np.sum(k * k))
     else:
-        dark = m <= np.quantile(m, _DARK)
-        factor = float(np.clip(d2[dark].mean() / max(dr2[dark].mean(), 1e-300), 0.5, 1.0))
+        # away from a reached low clipping limit (truncated noise there is not Gaussian)
+        far = g > clip_lim[0] + 3 * np.sqrt(pv) if clip_lim is not None and reached[0] \
+            else np.ones(g.shape, bool)
+        if far.sum() < 4 * _MIN_BIN:
+            far[:] = True
+        dark = far & (g <= np.quantile(g[far], _DARK))
+        factor = float(np.clip(d2[dark].mean() / max(dr2[dark].mean(), 1e-300), 0.1, 1.0))
+    # 3. keep the pixels whose local variance the noise explains; the mean of their squared
+    #    errors, corrected for that truncation, is the noise variance
+    keep = lv < cal["threshold"] * pv
+    g, m, d2, block = g[keep], m[keep], d2[keep] / cal["bias"], block[keep]
     d2 = d2 / factor
     if g.size < 4 * _MIN_BIN:
         raise ValueError(f"too few smooth pixels ({g.size}) to estimate the noise: the image "
@@ -454,12 +460,28 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
 
 
 def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
-                    ) -> NoiseLevelFunction:
+                    differences: bool = True) -> NoiseLevelFunction:
     """Noise level function from repeated frames of a static scene (photon transfer).
 
-    Each pixel's temporal mean and variance (``ddof=1``) over the frames along ``axis`` are
+    Each pixel's temporal mean and temporal noise variance over the frames along ``axis`` are
     grouped by mean level. Pixels that reach a clipping limit in any frame are left out.
     Frames are read one at a time, so a dask or zarr stack larger than memory works.
+
+    Parameters
+    ----------
+    stack : array_like
+        Repeated frames of one static scene (numpy, dask or zarr).
+    axis : int
+        The frames axis.
+    clip : "auto", None or (low, high)
+        Clipping limits (``"auto"``: an integer dtype's limits).
+    n_bins : int
+        Number of level sets.
+    differences : bool
+        Measure the variance from differences of consecutive frames,
+        ``mean((y[t+1] - y[t])**2) / 2`` (as EMVA 1288 does with frame pairs): slow drift of
+        the illumination, bleaching or focus between frames cancels. ``False``: the plain
+        temporal variance (``ddof=1``), which counts such drift as noise.
 
     Examples
     --------
@@ -476,9 +498,9 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
     if n < 3:
         raise ValueError(f"photon transfer needs at least 3 frames along axis {axis}, got {n}")
     clip_lim = _clip_limits(stack, clip)
-    s1 = s2 = None
+    s1 = s2 = sd2 = None
     bad = None
-    ref = None
+    ref = prev = None
     for t in range(n):
         # basic indexing reads one frame from numpy, dask and zarr alike (np.take would load
         # a whole zarr array)
@@ -486,14 +508,17 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
                        dtype=np.float64)
         if ref is None:
             ref = f  # shift for numerically stable sums
-            s1, s2 = np.zeros_like(f), np.zeros_like(f)
+            s1, s2, sd2 = np.zeros_like(f), np.zeros_like(f), np.zeros_like(f)
             bad = np.zeros(f.shape, bool)
+        else:
+            sd2 += (f - prev) ** 2
         s1 += f - ref
         s2 += (f - ref) ** 2
+        prev = f
         if clip_lim is not None:
             bad |= (f <= clip_lim[0]) | (f >= clip_lim[1])
     mean = ref + s1 / n
-    var = (s2 - s1 ** 2 / n) / (n - 1)
+    var = sd2 / (2 * (n - 1)) if differences else (s2 - s1 ** 2 / n) / (n - 1)
     ok = ~bad
     if ok.sum() < 4 * _MIN_BIN:
         raise ValueError(f"only {int(ok.sum())} pixels never reach the clipping limits "
@@ -502,8 +527,12 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
     edges = _level_edges(mu, n_bins)
     block = np.arange(mu.size)  # pixel time series are independent
     M, V, SE, N = _binned(mu, mu, v, block, edges)
-    # the variance of a sample variance of n frames: 2 var^2 / (n - 1) for Gaussian noise
-    SE = np.maximum(SE, V * math.sqrt(2.0 / (n - 1)) / np.sqrt(N))
+    # the variance of the variance estimate for Gaussian noise, per pixel: 2 var^2 / (n - 1)
+    # for the sample variance; (3m - 1) var^2 / m^2 for the mean of m = n - 1 squared
+    # differences (neighbouring differences share a frame)
+    m_ = n - 1
+    rel = math.sqrt((3 * m_ - 1) / m_ ** 2) if differences else math.sqrt(2.0 / (n - 1))
+    SE = np.maximum(SE, V * rel / np.sqrt(N))
     return NoiseLevelFunction(M, V, SE, N, float(np.quantile(mu, 0.01)), "photon-transfer",
                               clip_lim, fraction_used=float(ok.mean()))
 
