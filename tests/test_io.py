@@ -56,5 +56,5 @@ def test_missing_and_unsupported(tmp_path):
     (tmp_path / "a.jpg").write_bytes(b"x")
     with pytest.raises(ValueError, match="unsupported image type '.jpg'"):
         read_image(tmp_path / "a.jpg")
-    with pytest.raises(FileNotFoundError, match="no TIFF or PNG"):
+    with pytest.raises(FileNotFoundError, match="no TIFF, PNG or zarr images"):
         find_images([tmp_path])

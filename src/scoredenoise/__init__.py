@@ -25,13 +25,16 @@ from .noise import (
     list_noise_models,
     noise_model_from_dict,
 )
-
+from .stream import denoise_files, denoise_to_file, open_image
 from .training import train
 
 __all__ = [
     "__version__",
     "train",
     "denoise",
+    "denoise_to_file",
+    "denoise_files",
+    "open_image",
     "estimate_noise",
     "NoiseEstimate",
     "noise_level_function",

@@ -1,10 +1,61 @@
-"""Lazy denoising of dask arrays: network and solver applied chunk by chunk with halos."""
+"""Chunked denoising: network and solver applied chunk by chunk with halos.
+
+:func:`chunk_plan` decides the chunks (multiples of the network's pooling grid), the halo (the
+receptive field, plus a margin for the FFT solve of a correlation operator A) and the
+function applied to each chunk with its halo. :func:`denoise_dask` turns the plan into a lazy
+dask array; :mod:`scoredenoise.stream` reads each chunk with its halo straight from the file.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from . import _axes
+
+#: halo (pixels) added for the FFT solve of a correlation operator A (its kernel is 3x3; the
+#: periodic FFT wraps at the block edge, which this margin keeps out of the kept core)
+A_MARGIN = 32
+
+
+@dataclass
+class ChunkPlan:
+    chunks: dict  # axis position -> chunk size (spatial: a multiple of the pooling grid)
+    depth: dict  # axis position -> halo
+    block_fn: Callable[[np.ndarray], np.ndarray]  # a chunk with its halo -> same shape, f32
+
+
+def chunk_plan(shape, chunksize, model, noise_model, *, axes=None, device="auto",
+               precision="fp32", tile=512) -> ChunkPlan:
+    """How to denoise an array of ``shape`` in chunks of about ``chunksize``."""
+    from .api import _solve_canonical, effective_noise_model
+
+    axes = model.resolve_axes(axes, len(shape))
+    m = model.network.config.multiple
+    sp = [axes.index(a) for a in _axes.spatial_axes(model.dims)]
+    nm = effective_noise_model(model, noise_model) if noise_model is not None else None
+    op = getattr(nm, "operator", None) or getattr(getattr(nm, "base", None), "operator", None)
+    halo = model.halo + (A_MARGIN if op is not None else 0)
+    chunks = {}
+    for a in sp:
+        c = max(chunksize[a] // m * m, m) if shape[a] > m else shape[a]
+        # a chunk at least as large as its halo (dask's overlap needs it; also less waste)
+        c = min(max(c, -(-min(halo, shape[a]) // m) * m), shape[a])
+        chunks[a] = c
+    if "C" in axes:
+        chunks[axes.index("C")] = shape[axes.index("C")]
+    depth = {a: min(halo, shape[a]) if a in sp else 0 for a in range(len(shape))}
+
+    def block_fn(block):
+        y = block.astype(np.float32, copy=False)
+        if model.kind == "denoiser":
+            return model.predict(y, axes=axes, device=device, precision=precision, tile=tile)
+        s = model.score(y, axes=axes, device=device, precision=precision, tile=tile)
+        return _solve_canonical(model, noise_model, y, s, axes)
+
+    return ChunkPlan(chunks, depth, block_fn)
 
 
 def denoise_dask(image, model, noise_model, *, axes=None, device="auto", precision="fp32",
@@ -18,31 +69,8 @@ def denoise_dask(image, model, noise_model, *, axes=None, device="auto", precisi
     """
     import dask.array as da
 
-    from .api import _solve_canonical, effective_noise_model
-
-    axes = model.resolve_axes(axes, image.ndim)
-    m = model.network.config.multiple
-    sp = [axes.index(a) for a in _axes.spatial_axes(model.dims)]
-    chunks = {}
-    for a in sp:
-        c = max(image.chunksize[a] // m * m, m) if image.shape[a] > m else image.shape[a]
-        chunks[a] = c
-    if "C" in axes:
-        chunks[axes.index("C")] = -1
-    image = image.rechunk(chunks)
-    halo = model.halo
-    nm = effective_noise_model(model, noise_model) if noise_model is not None else None
-    op = getattr(nm, "operator", None) or getattr(getattr(nm, "base", None), "operator", None)
-    extra = 32 if op is not None else 0
-    depth = {a: min(halo + extra, image.shape[a]) if a in sp else 0
-             for a in range(image.ndim)}
-
-    def block_fn(block):
-        y = block.astype(np.float32, copy=False)
-        if model.kind == "denoiser":
-            return model.predict(y, axes=axes, device=device, precision=precision, tile=tile)
-        s = model.score(y, axes=axes, device=device, precision=precision, tile=tile)
-        return _solve_canonical(model, noise_model, y, s, axes)
-
-    return da.map_overlap(block_fn, image, depth=depth, boundary="none", dtype=np.float32,
-                          trim=True)
+    plan = chunk_plan(image.shape, image.chunksize, model, noise_model, axes=axes,
+                      device=device, precision=precision, tile=tile)
+    image = image.rechunk(plan.chunks)
+    return da.map_overlap(plan.block_fn, image, depth=plan.depth, boundary="none",
+                          dtype=np.float32, trim=True)

@@ -51,18 +51,18 @@ def _parse_params(items) -> dict:
 class _Bar:
     """tqdm progress bar adapter for the engine's progress callbacks."""
 
-    def __init__(self, desc, quiet=False):
+    def __init__(self, desc, quiet=False, unit=None):
         from tqdm.auto import tqdm
 
         self._tqdm = tqdm
-        self.desc, self.quiet, self.bar = desc, quiet, None
+        self.desc, self.quiet, self.bar, self.unit = desc, quiet, None, unit
 
     def __call__(self, done, total, logs=None):
         if self.quiet:
             return None
         if self.bar is None:
-            self.bar = self._tqdm(total=total, desc=self.desc, unit="step" if logs is not None
-                                  else "tile", dynamic_ncols=True)
+            self.bar = self._tqdm(total=total, desc=self.desc, unit=self.unit or (
+                "step" if logs is not None else "tile"), dynamic_ncols=True)
         self.bar.n = done
         if logs:
             post = {"loss": f"{logs['loss']:.4f}", "sigma_a": f"{logs['sigma_a']:.1e}"}
@@ -102,52 +102,105 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def _output_path(src: Path, outdir: Path, inputs: set) -> Path:
-    out = outdir / f"{src.stem}_denoised.tif"
+def _output_path(src: Path, outdir: Path, inputs: set, fmt: str = "tiff") -> Path:
+    stem = src.name[:-len(".ome.tif")] if src.name.lower().endswith(".ome.tif") else src.stem
+    out = outdir / f"{stem}_denoised.{'zarr' if fmt == 'zarr' else 'tif'}"
     if out.resolve() in inputs:
         raise ValueError(f"refusing to overwrite the input {out}; choose another --output")
     return out
 
 
 def _cmd_denoise(args) -> int:
-    import numpy as np
+    import time
 
-    from .api import denoise, effective_noise_model, resolve_noise_model
-    from .io import find_images, read_image, write_tiff
     from .model import load_model
+    from .stream import denoise_files, make_client
+
+    from .io import find_images
 
     model = load_model(args.model)
-    nm = resolve_noise_model(args.noise, **_parse_params(args.param)) \
-        if model.kind == "score" else None
+    params = _parse_params(args.param)
     files = find_images(args.images)
     inputs = {f.resolve() for f in files}
     outdir = Path(args.output)
-    failures = []
-    outputs = [_output_path(f, outdir, inputs) for f in files]  # all checked before any work
+    outputs = [_output_path(f, outdir, inputs, args.format) for f in files]  # checked first
+    rows, jobs = {}, []
     for f, out in zip(files, outputs):
         if out.exists() and not args.overwrite:
-            failures.append((f, f"{out} exists (use --overwrite)"))
-            continue
-        try:
-            img = read_image(f)
-            axes = args.axes or img.axes
-            bar = _Bar(f.name, args.quiet)
-            x = denoise(np.asarray(img.data), model, nm, axes=axes, device=args.device,
-                        precision=args.precision, tile=args.tile, progress=bar)
-            bar.close()
-            x = _cast(x, args.dtype, img.dtype)
-            md = {"scoredenoise": {
-                "version": __version__, "source": str(f), "model": str(args.model),
-                "noise_model": (effective_noise_model(model, nm).to_dict() if nm else None),
-                "model_kind": model.kind}}
-            write_tiff(out, x, axes=axes, pixel_size=img.pixel_size, unit=img.unit,
-                       metadata=md)
-            print(f"{f} -> {out}")
-        except Exception as exc:  # one bad file must not stop the batch
-            failures.append((f, f"{type(exc).__name__}: {exc}"))
-    for f, why in failures:
-        print(f"scoredenoise: failed: {f}: {why}", file=sys.stderr)
-    return 1 if failures else 0
+            rows[str(f)] = {"source": str(f), "output": str(out), "ok": False,
+                            "error": f"{out} exists (use --overwrite)"}
+            print(f"scoredenoise: failed: {f}: {rows[str(f)]['error']}", file=sys.stderr)
+        else:
+            jobs.append((f, out))
+    chunks = None
+    kwargs = dict(noise_model=args.noise, axes=args.axes, format=args.format,
+                  compression=args.compression, tile_size=args.tile_size,
+                  dtype="input" if args.dtype == "input" else "float32",
+                  resume=not args.no_resume, overwrite=args.overwrite, device=args.device,
+                  precision=args.precision, tile=args.tile,
+                  metadata={"version": __version__, "model": str(args.model)}, **params)
+    if args.chunk:
+        kwargs["chunks"] = chunks = _chunk_spec(args.chunk)
+
+    def on_done(src, out, res):
+        if isinstance(res, Exception):
+            print(f"scoredenoise: failed: {src}: {type(res).__name__}: {res}", file=sys.stderr)
+        else:
+            print(f"{src} -> {out}")
+
+    t0 = time.perf_counter()
+    client = None
+    if args.scheduler or args.workers:
+        client = make_client(args.scheduler, args.workers)
+        print(f"dask cluster: {len(client.scheduler_info()['workers'])} workers "
+              f"({client.dashboard_link or client.scheduler.address})")
+    try:
+        if client is None:
+            done = []
+            for job in jobs:  # one bar per file, over its chunks
+                bar = _Bar(Path(job[0]).name, args.quiet, unit="chunk")
+                done += denoise_files([job], model, progress=bar, on_done=on_done, **kwargs)
+                bar.close()
+        else:
+            done = denoise_files(jobs, model, client=client, on_done=on_done, **kwargs)
+    finally:
+        if client is not None:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None and not args.scheduler:
+                cluster.close()
+    for r in done:
+        rows[r["source"]] = r
+    table = [rows[str(f)] for f in files]
+    _print_summary(table, time.perf_counter() - t0, chunks)
+    return 0 if all(r["ok"] for r in table) else 1
+
+
+def _chunk_spec(text: str):
+    """``--chunk 512`` (Y and X) or ``--chunk Z=32,Y=512,X=512``: a per-axis dict."""
+    if "=" not in text:
+        n = int(text)
+        if n < 16:
+            raise ValueError(f"--chunk must be at least 16 pixels, got {n}")
+        return {"Y": n, "X": n}
+    out = {}
+    for item in text.split(","):
+        k, v = item.split("=", 1)
+        out[k.strip().upper()] = int(v)
+    return out
+
+
+def _print_summary(rows, seconds, chunks) -> None:
+    n_ok = sum(r["ok"] for r in rows)
+    print(f"\n{n_ok} of {len(rows)} files denoised in {seconds:.1f} s")
+    w = max([len(Path(r["source"]).name) for r in rows] + [4])
+    print(f"{'file':<{w}}  {'status':<7} {'chunks':>8} {'resumed':>8} {'seconds':>8}  output")
+    for r in rows:
+        status = "ok" if r["ok"] else "FAILED"
+        print(f"{Path(r['source']).name:<{w}}  {status:<7} {r.get('chunks', '-'):>8} "
+              f"{r.get('resumed', '-'):>8} "
+              f"{(format(r['seconds'], '.1f') if 'seconds' in r else '-'):>8}  "
+              f"{r['output'] if r['ok'] else r['error']}")
 
 
 def _cmd_estimate_noise(args) -> int:
@@ -184,18 +237,6 @@ def _cmd_estimate_noise(args) -> int:
     for f, why in failures:
         print(f"scoredenoise: failed: {f}: {why}", file=sys.stderr)
     return 1 if failures else 0
-
-
-def _cast(x, choice: str, input_dtype):
-    import numpy as np
-
-    if choice == "float32":
-        return x.astype(np.float32, copy=False)
-    dt = np.dtype(input_dtype)
-    if dt.kind in "ui":
-        info = np.iinfo(dt)
-        return np.clip(np.rint(x), info.min, info.max).astype(dt)
-    return x.astype(dt)
 
 
 def _cmd_demo(args) -> int:
@@ -259,8 +300,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--dtype", default="float32", choices=["float32", "input"],
                    help="float32 (default) or the input's dtype (rounded and clipped)")
+    p.add_argument("--format", default="tiff", choices=["tiff", "zarr"],
+                   help="output format: TIFF (BigTIFF when large; default) or zarr")
+    p.add_argument("--compression", help="TIFF: zlib, zstd, lzma...; zarr: zstd, blosc, gzip")
+    p.add_argument("--tile-size", type=int, help="write a tiled TIFF with these tiles")
+    p.add_argument("--chunk", help="chunk size streamed through the network: N for Y and X "
+                                   "(default 1024), or e.g. Z=32,Y=512,X=512")
+    p.add_argument("--no-resume", action="store_true",
+                   help="start over instead of resuming an interrupted run's finished chunks")
     p.add_argument("--tile", type=int, default=512, help="tile size for the network")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--workers", type=int,
+                   help="run the files on a local dask cluster of N worker processes")
+    p.add_argument("--scheduler", help="run the files on this dask.distributed scheduler "
+                                       "(address tcp://host:8786 or a scheduler file)")
     common(p)
     p.set_defaults(func=_cmd_denoise)
 
@@ -302,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, TypeError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, TypeError, ImportError) as exc:
         print(f"scoredenoise: error: {exc}", file=sys.stderr)
         return 2
 

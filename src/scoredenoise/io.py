@@ -183,15 +183,20 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
 
 
 def find_images(paths) -> list[Path]:
-    """Expand files and folders (non-recursive) into a sorted list of image files."""
+    """Expand files and folders (non-recursive) into a sorted list of images: TIFF and PNG
+    files, and zarr / OME-Zarr folders (``*.zarr``)."""
     out = []
     for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        if p.is_dir() and p.suffix.lower() == ".zarr":  # a zarr / OME-Zarr image
+            out.append(p)
+        elif p.is_dir():
+            out += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES
+                          or (f.is_dir() and f.suffix.lower() == ".zarr"))
         elif p.is_file():
             out.append(p)
         else:
             raise FileNotFoundError(f"{str(p)!r} is neither a file nor a folder")
     if not out:
-        raise FileNotFoundError(f"no TIFF or PNG images found in {', '.join(map(str, paths))}")
+        raise FileNotFoundError(f"no TIFF, PNG or zarr images found in "
+                                f"{', '.join(map(str, paths))}")
     return out

@@ -223,6 +223,16 @@ class ScoreModel:
             "meta": self.meta,
         }
 
+    def to_bytes(self) -> bytes:
+        """The model file's content (safetensors), e.g. to send it to dask workers;
+        :func:`model_from_bytes` reads it back."""
+        from safetensors.torch import save
+
+        tensors = {f"net.{k}": v.detach().cpu().contiguous()
+                   for k, v in self.network.state_dict().items()}
+        return save(tensors, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION),
+                                       "header": json.dumps(self._header())})
+
     def save(self, path: str | os.PathLike, *, extra_tensors: dict | None = None,
              extra_header: dict | None = None) -> Path:
         """Write the model to one safetensors file, atomically (temporary file + rename).
@@ -299,6 +309,28 @@ def model_from_parts(header: dict, tensors: dict) -> ScoreModel:
                       axes=header.get("axes", "YX"), kind=header.get("kind", "score"),
                       extra_noise=float(header.get("extra_noise", 0.0)),
                       meta=header.get("meta", {}))
+
+
+def model_from_bytes(blob: bytes) -> ScoreModel:
+    """A model from :meth:`ScoreModel.to_bytes` (safetensors; no code is executed)."""
+    from safetensors.torch import load
+
+    try:
+        tensors = load(blob)
+        meta = _safetensors_metadata(blob)
+        header = json.loads(meta["header"])
+    except Exception as exc:  # safetensors and json raise several types for damaged data
+        raise ModelFileError(f"not a scoredenoise model ({type(exc).__name__}: {exc})") \
+            from None
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(f"not a scoredenoise model (format {meta.get('format')!r})")
+    return model_from_parts(header, tensors)
+
+
+def _safetensors_metadata(blob: bytes) -> dict:
+    """The ``__metadata__`` of a safetensors buffer (an 8-byte length, then a JSON header)."""
+    n = int.from_bytes(blob[:8], "little")
+    return json.loads(blob[8:8 + n]).get("__metadata__", {})
 
 
 def load_model(path: str | os.PathLike) -> ScoreModel:

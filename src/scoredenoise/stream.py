@@ -1,0 +1,521 @@
+"""Streaming large stacks: lazy input, chunk-by-chunk denoising, atomic and resumable output.
+
+A stack larger than memory is opened lazily (TIFF through ``tifffile``'s zarr store, or a
+zarr / OME-Zarr folder) as a dask array, denoised chunk by chunk (each chunk with a halo of the
+network's receptive field, at origins on its pooling grid, so the result equals one
+whole-image pass), and written chunk by chunk:
+
+1. every finished chunk goes into a hidden working zarr folder beside the output
+   (``.NAME.partial.zarr``), and a marker records it; an interrupted run (crash, Ctrl-C,
+   ``cancel``) resumes from the finished chunks when run again with the same settings;
+2. at the end the working folder becomes the output: renamed (zarr), or streamed page by page
+   into a temporary TIFF that is then renamed (TIFF). The final name never holds a partial
+   result.
+
+Memory stays near one chunk with its halo, whatever the file size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import _axes
+from .io import ImageData, atomic_path, read_image
+from .model import Cancelled, ProgressFn, ScoreModel
+
+__all__ = ["open_image", "denoise_to_file", "default_chunks", "StreamResult"]
+
+#: working folder suffix; a run with the same settings resumes from it
+PARTIAL = ".partial.zarr"
+
+
+def open_image(source, *, axes: str | None = None, chunks=None) -> ImageData:
+    """Open a TIFF file, a zarr / OME-Zarr folder or an array lazily, as a dask array.
+
+    Parameters
+    ----------
+    source : path or array_like
+        A TIFF file (read through ``tifffile``'s zarr store: nothing is loaded until a chunk
+        is computed), a zarr folder (an OME-Zarr image uses its full-resolution level), or a
+        numpy / zarr / dask array.
+    axes : str, optional
+        Axes letters (TCZYXS); default from the file's metadata (ImageJ / OME TIFF, OME-Zarr
+        or the attributes written by scoredenoise), else inferred from the dimensions.
+    chunks : dict or tuple, optional
+        Dask chunks, or a dict by axis letter (``{"Y": 512, "X": 512}``; the other axes by
+        default); default :func:`default_chunks` (one plane, at most 1024x1024, per chunk).
+
+    Returns
+    -------
+    ImageData
+        ``data`` is a dask array; axes, pixel sizes and metadata as in the file.
+    """
+    import dask.array as da
+
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            img = _open_zarr(path)
+        else:
+            img = read_image(path, lazy=True)
+    elif isinstance(source, ImageData):
+        img = source
+    else:
+        img = ImageData(source, "")
+    ndim = len(img.shape)
+    img.axes = _axes.check_axes(axes or img.axes or None, ndim, 2)
+    data = img.data
+    if isinstance(chunks, dict):  # per axis letter, the others by default
+        unknown = set(chunks) - set(img.axes)
+        if unknown:
+            raise ValueError(f"chunks name axes {''.join(sorted(unknown))} that the image "
+                             f"(axes {img.axes!r}) lacks")
+        base = default_chunks(img.shape, img.axes)
+        chunks = tuple(min(int(chunks.get(a, c)), n)
+                       for a, c, n in zip(img.axes, base, img.shape))
+    if not isinstance(data, da.Array):
+        # one dask chunk per file chunk would be too fine (TIFF strips): read with ours
+        want = default_chunks(img.shape, img.axes) if chunks is None else chunks
+        data = da.from_array(data, chunks=want, asarray=False, lock=False)
+    elif chunks is not None:
+        data = data.rechunk(chunks)
+    img.data = data
+    return img
+
+
+def _open_zarr(path: Path) -> ImageData:
+    import zarr
+
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as exc:  # zarr raises several types for non-zarr folders
+        raise ValueError(f"{str(path)!r} is a folder but not a zarr store ({exc}); give a TIFF "
+                         f"file or a zarr / OME-Zarr folder") from None
+    attrs = dict(node.attrs)
+    axes, pixel, unit = attrs.get("axes", ""), dict(attrs.get("pixel_size", {})), \
+        attrs.get("unit")
+    if not hasattr(node, "shape"):  # a group: OME-Zarr multiscales, level 0
+        ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+        if not ms:
+            raise ValueError(f"{str(path)!r} is a zarr group without OME-Zarr multiscales; "
+                             f"give the array's folder")
+        level = ms[0]["datasets"][0]
+        arr = node[level["path"]]
+        names = [a["name"] if isinstance(a, dict) else a for a in ms[0].get("axes", [])]
+        axes = "".join(n.upper()[0] for n in names) if names else ""
+        for t in level.get("coordinateTransformations", []):
+            if t.get("type") == "scale":
+                pixel = {a: float(s) for a, s in zip(axes, t["scale"]) if a in "ZYX"}
+        units = [a.get("unit") for a in ms[0].get("axes", []) if isinstance(a, dict)]
+        unit = next((u for u in units[::-1] if u), None)
+        node = arr
+    extra = {k: v for k, v in attrs.items() if k not in ("axes", "pixel_size", "unit",
+                                                          "multiscales", "ome")}
+    return ImageData(node, axes, path, pixel, unit, extra)
+
+
+def default_chunks(shape, axes: str, *, plane: int = 1024, depth: int = 64) -> tuple:
+    """Chunks for streaming: one plane (at most ``plane`` pixels a side) of each Y/X, Z up to
+    ``depth`` slices (3-D networks read Z chunks), channels whole, other axes 1."""
+    out = []
+    for n, a in zip(shape, axes):
+        if a in "YX":
+            out.append(min(n, plane))
+        elif a == "C":
+            out.append(n)
+        elif a == "Z":
+            out.append(min(n, depth))
+        else:
+            out.append(1)
+    return tuple(out)
+
+
+@dataclass
+class StreamResult:
+    """What :func:`denoise_to_file` did."""
+
+    path: Path
+    chunks_total: int
+    chunks_computed: int
+    chunks_resumed: int
+    shape: tuple
+    dtype: str
+    extra: dict = field(default_factory=dict)
+
+
+def _model_digest(model: ScoreModel) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(model.network.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().numpy().tobytes())
+    h.update(json.dumps(model._header(), sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def _source_id(source) -> dict:
+    if isinstance(source, (str, os.PathLike)):
+        p = Path(source)
+        st = p.stat()
+        return {"path": str(p.resolve()), "size": st.st_size, "mtime": st.st_mtime}
+    return {"array": f"{type(source).__name__}"}
+
+
+def cast_output(x: np.ndarray, dtype) -> np.ndarray:
+    """``x`` as ``dtype``: integer types rounded and clipped to their range."""
+    dt = np.dtype(dtype)
+    if dt.kind in "ui":
+        info = np.iinfo(dt)
+        return np.clip(np.rint(x), info.min, info.max).astype(dt)
+    return x.astype(dt, copy=False)
+
+
+def _check_cancel(cancel) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())
+
+
+def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *,
+                    axes: str | None = None, chunks=None, format: str | None = None,
+                    compression: str | None = None, tile_size: int | None = None,
+                    dtype="float32", resume: bool = True, overwrite: bool = False,
+                    device="auto", precision: str = "fp32", tile: int = 512,
+                    progress: ProgressFn | None = None, cancel=None,
+                    metadata: dict | None = None, **params) -> StreamResult:
+    """Denoise a stack chunk by chunk into a TIFF or zarr file, with bounded memory.
+
+    Parameters
+    ----------
+    source : path or array_like
+        TIFF file, zarr / OME-Zarr folder, or array (see :func:`open_image`).
+    output : path
+        ``.tif``/``.tiff`` (BigTIFF when large) or ``.zarr``; the format can also be forced.
+    model, noise_model, **params
+        As for :func:`scoredenoise.denoise`.
+    axes, chunks
+        As for :func:`open_image`. Spatial chunks are rounded to the network's pooling grid.
+    format : {"tiff", "zarr"}, optional
+        Default from the suffix of ``output``.
+    compression : str, optional
+        TIFF compression (e.g. ``"zlib"``, ``"zstd"``) or zarr codec name (``"zstd"``,
+        ``"blosc"``); default none for TIFF, zarr's default for zarr.
+    tile_size : int, optional
+        Write a tiled TIFF with tiles of this size (a multiple of 16) instead of one strip
+        block per page.
+    dtype : "float32", "input" or a numpy dtype
+        Output type; ``"input"`` keeps the input's (integers rounded and clipped).
+    resume : bool
+        Reuse the chunks finished by an interrupted run with the same source, model, noise
+        model and settings (``False`` starts over).
+    overwrite : bool
+        Replace an existing output (otherwise an error).
+    device, precision, tile
+        As for :meth:`ScoreModel.score`.
+    progress : callable(done, total), optional
+        Called after each chunk.
+    cancel : threading.Event or callable, optional
+        Checked between chunks; when set, the run stops with :class:`Cancelled` and leaves
+        its finished chunks for a resume.
+    metadata : dict, optional
+        Extra metadata stored in the output.
+
+    Returns
+    -------
+    StreamResult
+
+    Examples
+    --------
+    >>> model = scoredenoise.load_model("cells.sdmodel")                     # doctest: +SKIP
+    >>> denoise_to_file("stack.tif", "out/stack_denoised.tif", model,
+    ...                 "poisson-gaussian", gain=2.0, offset=100, read_noise=3)  # doctest: +SKIP
+    """
+    from ._chunked import chunk_plan
+    from .api import resolve_noise_model
+
+    output = Path(output)
+    fmt = (format or ("zarr" if output.suffix.lower() == ".zarr" else "tiff")).lower()
+    if fmt not in ("tiff", "zarr"):
+        raise ValueError(f"format must be 'tiff' or 'zarr', got {format!r}")
+    if isinstance(source, (str, os.PathLike)) and Path(source).resolve() == output.resolve():
+        raise ValueError(f"refusing to overwrite the input {output}; choose another output")
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output} exists; pass overwrite=True (CLI: --overwrite) or "
+                              f"choose another output")
+    if tile_size is not None and (tile_size < 16 or tile_size % 16):
+        raise ValueError(f"tile_size must be a multiple of 16, got {tile_size}")
+    img = open_image(source, axes=axes, chunks=chunks)
+    axes = model.resolve_axes(img.axes, img.data.ndim)
+    nm = resolve_noise_model(noise_model, **params) if model.kind == "score" else None
+    data = img.data
+    plan = chunk_plan(data.shape, data.chunksize, model, nm, axes=axes, device=device,
+                      precision=precision, tile=tile)
+    data = data.rechunk(plan.chunks)
+    out_dtype = np.dtype(img.dtype if dtype == "input" else dtype)
+    job = {"source": _source_id(source), "model": _model_digest(model),
+           "noise_model": nm.to_dict() if nm is not None else None, "axes": axes,
+           "shape": list(data.shape), "chunks": [list(c) for c in data.chunks],
+           "depth": [plan.depth[a] for a in range(data.ndim)],
+           "dtype": out_dtype.str, "format_version": 1}
+    work = output.parent / f".{output.name}{PARTIAL}"
+    store = _open_work(work, job, data, out_dtype, resume, compression if fmt == "zarr"
+                       else None)
+    done_dir = work / "done"
+    blocks = list(np.ndindex(*data.numblocks))
+    starts = [np.cumsum((0,) + c[:-1]) for c in data.chunks]
+    resumed = sum((done_dir / _key(b)).exists() for b in blocks)
+    computed = 0
+    if progress is not None:
+        progress(resumed, len(blocks))
+    for b in blocks:
+        marker = done_dir / _key(b)
+        if marker.exists():
+            continue
+        if _check_cancel(cancel):
+            raise Cancelled(f"cancelled after {resumed + computed} of {len(blocks)} chunks; "
+                            f"run again to resume from {work}")
+        core = tuple(slice(int(s[i]), int(s[i]) + int(c[i]))
+                     for s, c, i in zip(starts, data.chunks, b))
+        # the chunk with its halo, read straight from the source (only what it needs)
+        grown = tuple(slice(max(0, c.start - plan.depth[a]), min(n, c.stop + plan.depth[a]))
+                      for a, (c, n) in enumerate(zip(core, data.shape)))
+        y = np.asarray(img.data[grown].compute(scheduler="synchronous"))
+        x = plan.block_fn(y)
+        inner = tuple(slice(c.start - g.start, c.stop - g.start) for c, g in zip(core, grown))
+        store[core] = cast_output(x[inner], out_dtype)
+        marker.touch()
+        computed += 1
+        if progress is not None:
+            progress(resumed + computed, len(blocks))
+
+    md = {"scoredenoise": {"source": job["source"].get("path", job["source"].get("array")),
+                           "noise_model": job["noise_model"], "model_kind": model.kind,
+                           "model_digest": job["model"], **(metadata or {})}}
+    if img.extra:
+        md["source_metadata"] = img.extra
+    if output.exists():  # overwrite was asked for
+        shutil.rmtree(output) if output.is_dir() else output.unlink()
+    if fmt == "zarr":
+        store.attrs.update(json.loads(json.dumps(
+            {"axes": axes, "pixel_size": img.pixel_size, "unit": img.unit, **md},
+            default=str)))
+        shutil.rmtree(done_dir)
+        (work / "job.json").unlink()
+        os.replace(work / "data", output)
+        shutil.rmtree(work)
+    else:
+        _zarr_to_tiff(store, output, axes=axes, pixel_size=img.pixel_size, unit=img.unit,
+                      metadata=md, compression=compression, tile_size=tile_size)
+        shutil.rmtree(work)
+    return StreamResult(output, len(blocks), computed, resumed, tuple(data.shape),
+                        out_dtype.name)
+
+
+def _key(b) -> str:
+    return "_".join(map(str, b))
+
+
+def _open_work(work: Path, job: dict, lazy, dtype, resume: bool, compression):
+    import zarr
+
+    job_file = work / "job.json"
+    if work.exists():
+        same = False
+        try:
+            same = json.loads(job_file.read_text()) == json.loads(json.dumps(job))
+        except (OSError, ValueError):
+            pass
+        if not (resume and same):
+            shutil.rmtree(work)
+    if not work.exists():
+        (work / "done").mkdir(parents=True)
+        kwargs = {}
+        if compression:
+            kwargs["compressors"] = _zarr_codec(compression)
+        zarr.open_array(str(work / "data"), mode="w", shape=lazy.shape,
+                        chunks=tuple(int(max(c)) for c in lazy.chunks), dtype=dtype,
+                        **kwargs)
+        job_file.write_text(json.dumps(job))
+    return zarr.open_array(str(work / "data"), mode="r+")
+
+
+def _zarr_codec(name: str):
+    from zarr import codecs
+
+    name = name.lower()
+    if name in ("zstd",):
+        return [codecs.ZstdCodec()]
+    if name in ("blosc",):
+        return [codecs.BloscCodec()]
+    if name in ("gzip", "zlib"):
+        return [codecs.GzipCodec()]
+    raise ValueError(f"zarr compression must be 'zstd', 'blosc' or 'gzip', got {name!r}")
+
+
+def _zarr_to_tiff(store, path: Path, *, axes, pixel_size, unit, metadata, compression,
+                  tile_size):
+    """Stream a zarr array into a TIFF page by page, atomically."""
+    import tifffile
+
+    shape = tuple(store.shape)
+    yx = [axes.index("Y"), axes.index("X")]
+    lead = [i for i in range(len(shape)) if i not in yx]
+    if yx != [len(shape) - 2, len(shape) - 1]:
+        raise ValueError(f"TIFF output needs Y and X as the last axes, got {axes!r}; write "
+                         f"zarr (.zarr) or reorder the input")
+    md = {"axes": axes, "pixel_size": pixel_size or {}}
+    if unit:
+        md["unit"] = unit
+    md.update(metadata)
+    md = json.loads(json.dumps(md, default=str))
+    kwargs = {}
+    if pixel_size and "X" in pixel_size and "Y" in pixel_size:
+        kwargs["resolution"] = (1.0 / pixel_size["X"], 1.0 / pixel_size["Y"])
+    if tile_size:
+        kwargs["tile"] = (tile_size, tile_size)
+
+    def pages():
+        for idx in np.ndindex(*[shape[i] for i in lead]):
+            page = np.asarray(store[idx])
+            if not tile_size:
+                yield page
+                continue
+            # a tiled TIFF is written from its tiles, row by row, padded at the edges
+            t = tile_size
+            for y0 in range(0, page.shape[0], t):
+                for x0 in range(0, page.shape[1], t):
+                    tile = np.zeros((t, t), page.dtype)
+                    part = page[y0:y0 + t, x0:x0 + t]
+                    tile[:part.shape[0], :part.shape[1]] = part
+                    yield tile
+
+    nbytes = int(np.prod(shape)) * np.dtype(store.dtype).itemsize
+    tmp = atomic_path(path, suffix=".tif")
+    try:
+        tifffile.imwrite(tmp, pages(), shape=shape, dtype=store.dtype, metadata=md,
+                         bigtiff=nbytes > 2 ** 31 - 2 ** 25, photometric="minisblack",
+                         compression=compression, **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# many files, serially or on a dask.distributed cluster
+
+_WORKER_MODELS: dict = {}
+
+
+def _worker_denoise(blob: bytes, source, output, kwargs: dict) -> dict:
+    """Runs on a dask worker: the model arrives once per worker (a scattered, broadcast
+    buffer) and is kept loaded for the next files."""
+    import time
+
+    import torch
+
+    from .model import model_from_bytes
+
+    key = hashlib.sha256(blob).hexdigest()
+    if key not in _WORKER_MODELS:
+        _WORKER_MODELS.clear()
+        _WORKER_MODELS[key] = model_from_bytes(blob)
+        try:  # one worker's threads, not the machine's: workers share the cores
+            from distributed import get_worker
+
+            torch.set_num_threads(max(1, int(get_worker().state.nthreads)))
+        except (ImportError, ValueError, AttributeError):
+            pass
+    t0 = time.perf_counter()
+    r = denoise_to_file(source, output, _WORKER_MODELS[key], **kwargs)
+    return {"chunks": r.chunks_total, "computed": r.chunks_computed,
+            "resumed": r.chunks_resumed, "seconds": time.perf_counter() - t0}
+
+
+def denoise_files(jobs, model: ScoreModel, *, client=None, on_done=None, **kwargs) -> list:
+    """Denoise many files, each streamed by :func:`denoise_to_file`.
+
+    Parameters
+    ----------
+    jobs : list of (source, output)
+    model : ScoreModel
+    client : distributed.Client, optional
+        Run the files in parallel on this cluster's workers (one file per task; the model is
+        sent once to each worker). Default: one after the other in this process.
+    on_done : callable(source, output, result_or_exception), optional
+        Called as each file finishes (in completion order on a cluster).
+    **kwargs
+        Passed to :func:`denoise_to_file` (noise_model, params, chunks, dtype, ...).
+
+    Returns
+    -------
+    list of dict
+        Per file, in the order of ``jobs``: source, output, ok, error, chunks, seconds.
+    """
+    import time
+
+    rows = [{"source": str(s), "output": str(o), "ok": False, "error": None}
+            for s, o in jobs]
+    if client is None:
+        for row, (s, o) in zip(rows, jobs):
+            t0 = time.perf_counter()
+            try:
+                r = denoise_to_file(s, o, model, **kwargs)
+                row.update(ok=True, chunks=r.chunks_total, computed=r.chunks_computed,
+                           resumed=r.chunks_resumed, seconds=time.perf_counter() - t0)
+                res = r
+            except Cancelled:
+                raise
+            except Exception as exc:  # one bad file must not stop the others
+                row["error"] = f"{type(exc).__name__}: {exc}"
+                res = exc
+            if on_done is not None:
+                on_done(s, o, res)
+        return rows
+    from distributed import as_completed
+
+    kwargs.pop("progress", None)  # per-chunk callbacks do not cross processes
+    blob = client.scatter(model.to_bytes(), broadcast=True)
+    futures = {client.submit(_worker_denoise, blob, s, o, kwargs, pure=False): i
+               for i, (s, o) in enumerate(jobs)}
+    for fut in as_completed(futures):
+        i = futures[fut]
+        try:
+            res = fut.result()
+            rows[i].update(ok=True, **res)
+        except Exception as exc:  # reported, the others go on
+            res = exc
+            rows[i]["error"] = f"{type(exc).__name__}: {exc}"
+        if on_done is not None:
+            on_done(jobs[i][0], jobs[i][1], res)
+    return rows
+
+
+def make_client(scheduler: str | None = None, workers: int | None = None):
+    """A dask.distributed client: to ``scheduler`` (an address such as
+    ``tcp://10.0.0.5:8786``, or a scheduler JSON file), or to a new local cluster of
+    ``workers`` processes sharing this machine's cores. Needs ``pip install distributed``."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ImportError("running on a cluster needs dask.distributed: "
+                          "pip install 'scoredenoise[cluster]'") from None
+    if scheduler:
+        if Path(scheduler).is_file():
+            return Client(scheduler_file=scheduler)
+        return Client(scheduler)
+    if workers is None or workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
+                           dashboard_address=None)
+    return Client(cluster)

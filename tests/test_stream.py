@@ -1,0 +1,223 @@
+"""Streaming: lazy input, chunked = whole-image output, atomic and resumable writes, many
+files serially and on a dask.distributed LocalCluster."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+import scoredenoise as sd
+from scoredenoise.io import read_image
+from scoredenoise.model import Cancelled
+from scoredenoise.stream import denoise_files, denoise_to_file, open_image
+
+from .test_model import untrained
+
+
+def _stack(shape=(3, 200, 180), seed=0, dtype=np.uint16):
+    rng = np.random.default_rng(seed)
+    x = 40 + 30 * np.sin(np.linspace(0, 6, shape[-1]))[None, :] + np.zeros(shape[-2:])
+    return rng.poisson(np.broadcast_to(x, shape)).astype(dtype) + 10
+
+
+def _within_bound(a, b, data):
+    # the issue's seam bound: max abs difference <= 1e-3 of the data range
+    rng = float(np.ptp(data))
+    assert np.abs(np.asarray(a, np.float64) - b).max() <= 1e-3 * rng
+
+
+@pytest.mark.parametrize("noise,params", [
+    ("poisson-gaussian", {"gain": 1.0, "offset": 10.0, "read_noise": 1.0}),
+    ("gaussian-correlated", {"sigma": 8.0}),  # the correlation operator A: a wider halo
+])
+def test_chunked_output_equals_whole_image_2d(tmp_path, noise, params):
+    m = untrained()
+    y = _stack()
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, y, imagej=True, metadata={"axes": "TYX"})
+    ref = sd.denoise(y.astype(np.float32), m, noise, axes="TYX", **params)
+    r = denoise_to_file(src, tmp_path / "out.tif", m, noise, chunks={"Y": 64, "X": 64},
+                        **params)
+    assert r.chunks_total >= 3 * 3 * 3 and r.chunks_computed == r.chunks_total
+    _within_bound(read_image(r.path).data, ref, y)
+
+
+def test_chunked_output_equals_whole_image_3d(tmp_path):
+    m = untrained(dims=3)
+    y = _stack((20, 120, 112)).astype(np.float32)
+    for noise, params, out in (("poisson-gaussian", {"gain": 1.0, "offset": 10.0}, "a.zarr"),
+                               ("gaussian-correlated", {"sigma": 8.0}, "b.zarr")):
+        ref = sd.denoise(y, m, noise, axes="ZYX", **params)
+        r = denoise_to_file(y, tmp_path / out, m, noise, axes="ZYX",
+                            chunks={"Z": 8, "Y": 64, "X": 64}, **params)
+        assert r.chunks_total > 1
+        _within_bound(open_image(r.path).data.compute(), ref, y)
+
+
+class CountingArray:
+    """An array that records every read (shape of each region asked for)."""
+
+    def __init__(self, a):
+        self.a, self.reads = a, []
+        self.shape, self.dtype, self.ndim = a.shape, a.dtype, a.ndim
+
+    def __getitem__(self, idx):
+        out = self.a[idx]
+        self.reads.append(out.shape)
+        return out
+
+
+def test_lazy_input_is_read_chunk_by_chunk_never_whole(tmp_path):
+    m = untrained()
+    y = _stack((6, 256, 256))
+    src = CountingArray(y)
+    r = denoise_to_file(src, tmp_path / "out.tif", m, "gaussian", axes="TYX",
+                        chunks={"Y": 128, "X": 128}, sigma=5.0)
+    assert r.chunks_total == 6 * 2 * 2
+    biggest = max(int(np.prod(s)) for s in src.reads)
+    assert biggest <= (128 + 2 * m.halo) ** 2  # a chunk and its halo, never a stack
+    # in all, each chunk once with its halo
+    assert sum(int(np.prod(s)) for s in src.reads) <= y.size * ((128 + 2 * m.halo) / 128) ** 2
+
+
+def test_tiff_is_opened_lazily_with_metadata(tmp_path):
+    y = _stack((5, 64, 48))
+    p = tmp_path / "in.tif"
+    tifffile.imwrite(p, y, imagej=True, resolution=(1 / 0.25, 1 / 0.25),
+                     metadata={"axes": "TYX", "unit": "um"})
+    img = open_image(p)
+    assert img.axes == "TYX" and img.pixel_size["X"] == 0.25 and img.unit == "um"
+    assert type(img.data).__module__.startswith("dask")
+    assert img.data.chunksize == (1, 64, 48)
+    np.testing.assert_array_equal(img.data[2].compute(), y[2])
+
+
+def test_ome_zarr_input_and_zarr_output_keep_axes_and_pixel_sizes(tmp_path):
+    import zarr
+
+    y = _stack((4, 64, 64))
+    root = zarr.open_group(str(tmp_path / "in.ome.zarr"), mode="w")
+    root.create_array("0", data=y, chunks=(1, 32, 32))
+    root.attrs["multiscales"] = [{
+        "version": "0.4", "axes": [{"name": "t", "type": "time"},
+                                   {"name": "y", "type": "space", "unit": "micrometer"},
+                                   {"name": "x", "type": "space", "unit": "micrometer"}],
+        "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [1.0, 0.3, 0.3]}]}]}]
+    img = open_image(tmp_path / "in.ome.zarr")
+    assert img.axes == "TYX" and img.pixel_size == {"Y": 0.3, "X": 0.3}
+    m = untrained()
+    r = denoise_to_file(tmp_path / "in.ome.zarr", tmp_path / "out.zarr", m, "gaussian",
+                        sigma=5.0, dtype="input")
+    out = open_image(r.path)
+    assert out.axes == "TYX" and out.pixel_size == {"Y": 0.3, "X": 0.3}
+    assert out.dtype == np.uint16
+    assert out.extra["scoredenoise"]["noise_model"]["name"].startswith("gaussian")
+
+
+def test_interrupted_write_leaves_no_partial_output_and_resumes(tmp_path):
+    m = untrained()
+    y = _stack((4, 128, 128))
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, y, imagej=True, metadata={"axes": "TYX"})
+    whole = denoise_to_file(src, tmp_path / "whole.tif", m, "gaussian", sigma=5.0,
+                            chunks={"Y": 64, "X": 64})
+    out = tmp_path / "out.tif"
+    calls = []
+
+    def cancel_after_5():
+        calls.append(1)
+        return len(calls) > 5
+
+    with pytest.raises(Cancelled, match="cancelled after 5 of 16 chunks"):
+        denoise_to_file(src, out, m, "gaussian", sigma=5.0, chunks={"Y": 64, "X": 64},
+                        cancel=cancel_after_5)
+    assert not out.exists()  # nothing under the final name
+    assert (tmp_path / ".out.tif.partial.zarr").is_dir()
+    seen = []
+    r = denoise_to_file(src, out, m, "gaussian", sigma=5.0, chunks={"Y": 64, "X": 64},
+                        progress=lambda d, t: seen.append((d, t)))
+    assert (r.chunks_resumed, r.chunks_computed) == (5, 11)
+    assert seen[0] == (5, 16) and seen[-1] == (16, 16)
+    np.testing.assert_array_equal(read_image(out).data, read_image(whole.path).data)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "out.tif", "whole.tif"]
+
+
+def test_resume_starts_over_when_the_settings_change(tmp_path):
+    m = untrained()
+    y = _stack((2, 64, 64))
+    out = tmp_path / "out.zarr"
+    with pytest.raises(Cancelled):
+        denoise_to_file(y, out, m, "gaussian", axes="TYX", sigma=5.0,
+                        cancel=lambda: True)
+    r = denoise_to_file(y, out, m, "gaussian", axes="TYX", sigma=6.0)  # another sigma
+    assert r.chunks_resumed == 0 and r.chunks_computed == r.chunks_total
+
+
+def test_errors_protect_inputs_and_outputs(tmp_path):
+    m = untrained()
+    y = _stack((2, 64, 64))
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, y)
+    with pytest.raises(ValueError, match="refusing to overwrite the input"):
+        denoise_to_file(src, src, m, "gaussian")
+    (tmp_path / "out.tif").write_bytes(b"keep me")
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        denoise_to_file(src, tmp_path / "out.tif", m, "gaussian")
+    assert (tmp_path / "out.tif").read_bytes() == b"keep me"
+    with pytest.raises(ValueError, match="format must be 'tiff' or 'zarr', got 'png'"):
+        denoise_to_file(src, tmp_path / "o.png", m, "gaussian", format="png")
+    with pytest.raises(ValueError, match="chunks name axes Q"):
+        denoise_to_file(src, tmp_path / "o.tif", m, "gaussian", chunks={"Q": 3})
+    r = denoise_to_file(src, tmp_path / "out.tif", m, "gaussian", overwrite=True,
+                        compression="zlib", tile_size=48)
+    with tifffile.TiffFile(r.path) as tif:
+        assert tif.pages[0].is_tiled and tif.pages[0].compression == 8  # deflate
+    plain = denoise_to_file(src, tmp_path / "plain.tif", m, "gaussian")
+    np.testing.assert_array_equal(read_image(r.path).data, read_image(plain.path).data)
+
+
+def _files(tmp_path, n=8):
+    paths = []
+    for i in range(n):
+        p = tmp_path / f"f{i}.tif"
+        tifffile.imwrite(p, _stack((2, 96, 80), seed=i), imagej=True, metadata={"axes": "TYX"})
+        paths.append(p)
+    return paths
+
+
+def test_many_files_serial_reports_failures_and_goes_on(tmp_path):
+    m = untrained()
+    paths = _files(tmp_path, 3)
+    (tmp_path / "bad.tif").write_bytes(b"not a tiff")
+    jobs = [(p, tmp_path / "out" / f"{p.stem}.tif") for p in
+            [paths[0], tmp_path / "bad.tif", paths[1]]]
+    rows = denoise_files(jobs, m, noise_model="gaussian", sigma=5.0)
+    assert [r["ok"] for r in rows] == [True, False, True]
+    assert "bad.tif" in rows[1]["source"] and rows[1]["error"]
+
+
+def test_distributed_local_cluster_equals_serial(tmp_path):
+    from distributed import Client, LocalCluster
+
+    m = untrained()
+    paths = _files(tmp_path, 8)
+    serial = [(p, tmp_path / "serial" / f"{p.stem}.tif") for p in paths]
+    dist = [(p, tmp_path / "dist" / f"{p.stem}.tif") for p in paths]
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each worker: then the sums run in the same order
+    try:
+        denoise_files(serial, m, noise_model="poisson-gaussian", gain=1.0, offset=10.0)
+    finally:
+        torch.set_num_threads(threads)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        rows = denoise_files(dist, m, client=client, noise_model="poisson-gaussian",
+                             gain=1.0, offset=10.0)
+    assert all(r["ok"] for r in rows), rows
+    for (_, a), (_, b) in zip(serial, dist):
+        np.testing.assert_array_equal(read_image(a).data, read_image(b).data)
+        assert json.loads(tifffile.TiffFile(b).pages[0].description)["axes"] == "TYX"
