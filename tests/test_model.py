@@ -144,3 +144,11 @@ def test_shape_mismatch_of_cached_score():
     m = untrained()
     with pytest.raises(ValueError, match="score has shape"):
         sd.denoise(np.ones((16, 16), np.float32), m, score=np.ones((8, 8)))
+
+
+def test_batched_planes_equal_one_at_a_time():
+    # the GPU path batches planes of a stack at each tile position; the result must not change
+    m = untrained()
+    y = np.random.default_rng(5).uniform(0, 100, (5, 70, 90)).astype(np.float32)
+    np.testing.assert_allclose(m.score(y, axes="TYX", batch_size=3), m.score(y, axes="TYX"),
+                               rtol=1e-5, atol=1e-6)

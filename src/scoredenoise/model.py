@@ -139,12 +139,14 @@ class ScoreModel:
 
     def predict(self, image, *, axes: str | None = None, device="auto",
                 precision: str = "fp32", tile: int = 512,
-                progress: ProgressFn | None = None) -> np.ndarray:
+                progress: ProgressFn | None = None,
+                batch_size: int | None = None) -> np.ndarray:
         """Raw network output in data units: the score (kind "score") or the clean image.
 
         Runs in tiles of ``tile`` pixels per spatial axis with an overlap of
         :attr:`halo` pixels, at origins on the network's pooling grid, so the result equals
-        one whole-image pass.
+        one whole-image pass. ``batch_size`` planes of a stack go through the network at
+        once (default 1 on CPU, where it is fastest, and 8 on a GPU).
         """
         image = np.asarray(image)
         axes = self.resolve_axes(axes, image.ndim)
@@ -165,24 +167,29 @@ class ScoreModel:
         sc = self.scale.reshape((1, -1) + (1,) * self.dims).astype(np.float32)
         done = 0
         _report(progress, 0, total)
+        # CPU: one tile at a time is fastest (measured); GPU: planes of a stack at the same
+        # tile position go in one batch, copied from pinned memory without blocking
+        cuda = dev.type == "cuda"
+        batch = max(1, int(batch_size)) if batch_size else (8 if cuda else 1)
+        n_s = canon.shape[0]
         with torch.inference_mode():
-            for s in range(canon.shape[0]):
+            for s0 in range(0, n_s, batch):
+                sl = slice(s0, min(s0 + batch, n_s))
                 for core in tiles:
                     region = tuple(slice(max(0, c.start - halo), min(n, c.stop + halo))
                                    for c, n in zip(core, spatial))
-                    block = (canon[(slice(s, s + 1), slice(None)) + region].astype(np.float32)
-                             - off) / sc
-                    t = torch.from_numpy(np.ascontiguousarray(block)).to(dev)
-                    if self.dims == 2 and dev.type == "cpu":
+                    block = (canon[(sl, slice(None)) + region].astype(np.float32) - off) / sc
+                    t = torch.from_numpy(np.ascontiguousarray(block))
+                    t = t.pin_memory().to(dev, non_blocking=True) if cuda else t
+                    if self.dims == 2 and not cuda:
                         t = t.contiguous(memory_format=torch.channels_last)
                     with autocast(dev, precision):
                         r = net(t)
                     r = r.float().cpu().numpy()
                     inner = tuple(slice(c.start - g.start, c.stop - g.start)
                                   for c, g in zip(core, region))
-                    out[(slice(s, s + 1), slice(None)) + core] = \
-                        r[(slice(None), slice(None)) + inner]
-                    done += 1
+                    out[(sl, slice(None)) + core] = r[(slice(None), slice(None)) + inner]
+                    done += sl.stop - sl.start
                     _report(progress, done, total)
         if self.kind == "score":
             # the score of y = scale * y_n + offset is s_n / scale
@@ -192,7 +199,8 @@ class ScoreModel:
         return _axes.from_canonical(out, info)
 
     def score(self, image, *, axes: str | None = None, device="auto", precision: str = "fp32",
-              tile: int = 512, progress: ProgressFn | None = None):
+              tile: int = 512, progress: ProgressFn | None = None,
+              batch_size: int | None = None):
         """The score s(y) = grad_y log p(y) of ``image``, in 1/data units, same shape.
 
         Compute it once and pass it to :func:`scoredenoise.denoise` (``score=``) to try
@@ -208,7 +216,7 @@ class ScoreModel:
             raise ValueError(f"this model is a {self.kind!r} model: it predicts the clean image "
                              f"directly and has no score; use scoredenoise.denoise")
         return self.predict(image, axes=axes, device=device, precision=precision, tile=tile,
-                            progress=progress)
+                            progress=progress, batch_size=batch_size)
 
     # ----- files -----------------------------------------------------------------------------
 
