@@ -8,6 +8,7 @@ This package imports neither Qt nor napari; the napari plugin lives in
 ``scoredenoise._napari`` and is installed with the ``[napari]`` extra.
 """
 
+from ._chunked import ChunkCache
 from ._version import __version__
 from .api import denoise
 from .estimate import (
@@ -35,6 +36,7 @@ __all__ = [
     "denoise_to_file",
     "denoise_files",
     "open_image",
+    "ChunkCache",
     "estimate_noise",
     "NoiseEstimate",
     "noise_level_function",

@@ -50,9 +50,13 @@ def chunk_plan(shape, chunksize, model, noise_model, *, axes=None, device="auto"
 
     def block_fn(block):
         y = block.astype(np.float32, copy=False)
+        # the chunk (with its halo) is the network's tile: one pass, no second halo, unless
+        # it is larger than ``tile`` allows
+        t = max(tile, *(block.shape[a] for a in sp)) if max(
+            block.shape[a] for a in sp) <= tile + 2 * halo else tile
         if model.kind == "denoiser":
-            return model.predict(y, axes=axes, device=device, precision=precision, tile=tile)
-        s = model.score(y, axes=axes, device=device, precision=precision, tile=tile)
+            return model.predict(y, axes=axes, device=device, precision=precision, tile=t)
+        s = model.score(y, axes=axes, device=device, precision=precision, tile=t)
         return _solve_canonical(model, noise_model, y, s, axes)
 
     return ChunkPlan(chunks, depth, block_fn)
@@ -74,3 +78,91 @@ def denoise_dask(image, model, noise_model, *, axes=None, device="auto", precisi
     image = image.rechunk(plan.chunks)
     return da.map_overlap(plan.block_fn, image, depth=plan.depth, boundary="none",
                           dtype=np.float32, trim=True)
+
+
+class ChunkCache:
+    """Computed chunks kept by position, least recently used dropped beyond ``max_bytes``;
+    ``computed`` counts the chunks the network actually ran on."""
+
+    def __init__(self, max_bytes: int = 2 ** 30):
+        from collections import OrderedDict
+
+        self.max_bytes, self.nbytes, self.computed = int(max_bytes), 0, 0
+        self._d: OrderedDict = OrderedDict()
+        import threading
+
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key in self._d:
+                self._d.move_to_end(key)
+                return self._d[key]
+        return None
+
+    def put(self, key, value: np.ndarray) -> None:
+        with self._lock:
+            self.computed += 1
+            self._d[key] = value
+            self.nbytes += value.nbytes
+            while self.nbytes > self.max_bytes and len(self._d) > 1:
+                _, old = self._d.popitem(last=False)
+                self.nbytes -= old.nbytes
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+def score_dask(image, model, *, axes=None, device="auto", precision="fp32", tile=512,
+               cache: ChunkCache | None = None):
+    """Lazy score of a dask array: chunks with a halo of the receptive field, each computed
+    once while ``cache`` keeps it (so a viewer that comes back to a plane, or a new noise
+    model, does not run the network again)."""
+    import dask.array as da
+
+    plan = chunk_plan(image.shape, image.chunksize, model, None, axes=axes, device=device,
+                      precision=precision, tile=tile)
+    image = image.rechunk(plan.chunks)
+    axes = model.resolve_axes(axes, image.ndim)
+    sp = [axes.index(a) for a in _axes.spatial_axes(model.dims)]
+
+    def fn(block, block_info=None):
+        key = tuple(tuple(r) for r in block_info[0]["array-location"]) if block_info else None
+        if cache is not None and key is not None:
+            hit = cache.get(key)
+            if hit is not None:
+                return hit
+        y = block.astype(np.float32, copy=False)
+        t = max(tile, *(block.shape[a] for a in sp))
+        s = model.score(y, axes=axes, device=device, precision=precision, tile=t)
+        if cache is not None and key is not None:
+            cache.put(key, s)
+        return s
+
+    return da.map_overlap(fn, image, depth=plan.depth, boundary="none", dtype=np.float32,
+                          trim=True)
+
+
+def solve_dask(image, score, model, noise_model, *, axes=None):
+    """Lazy solve of a dask image with its (lazy or computed) score: element-wise per chunk,
+    with a halo for a correlation operator A."""
+    import dask.array as da
+
+    from .api import _solve_canonical, effective_noise_model
+
+    axes = model.resolve_axes(axes, image.ndim)
+    nm = effective_noise_model(model, noise_model)
+    op = getattr(nm, "operator", None) or getattr(getattr(nm, "base", None), "operator", None)
+    score = da.asarray(score).rechunk(image.chunks)
+    sp = [axes.index(a) for a in _axes.spatial_axes(model.dims)]
+    depth = {a: min(A_MARGIN, image.shape[a]) if (a in sp and op is not None) else 0
+             for a in range(image.ndim)}
+
+    def fn(y, s):
+        return _solve_canonical(model, noise_model, y.astype(np.float32, copy=False),
+                                s.astype(np.float32, copy=False), axes)
+
+    if op is None:
+        return da.map_blocks(fn, image, score, dtype=np.float32)
+    return da.map_overlap(fn, image, score, depth=depth, boundary="none", dtype=np.float32,
+                          trim=True, align_arrays=False)

@@ -64,7 +64,8 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
         The noise model (see ``scoredenoise noise-models``); a name takes ``**params``.
     score : array, optional
         A score computed before with ``model.score(image)``: the network is then not run
-        again, so switching noise model or parameters costs only the (cheap) solve.
+        again, so switching noise model or parameters costs only the (cheap) solve. With a
+        dask image, a lazy score from ``model.score(dask_image, cache=...)`` works too.
     axes : str, optional
         Axes of ``image`` (TCZYXS letters); default: the model's training axes when the number
         of dimensions matches, else inferred.
@@ -88,9 +89,14 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
     ...                          gain=2.5, offset=100.0, read_noise=3.0)     # doctest: +SKIP
     """
     if hasattr(image, "dask") or type(image).__module__.startswith("dask"):
-        from ._chunked import denoise_dask
+        from ._chunked import denoise_dask, solve_dask
 
         nm = resolve_noise_model(noise_model, **params) if model.kind == "score" else None
+        if score is not None and nm is not None:  # a lazy (cached) score: only solve
+            if tuple(np.shape(score)) != tuple(image.shape):
+                raise ValueError(f"score has shape {tuple(np.shape(score))} but the image "
+                                 f"{tuple(image.shape)}; compute it with model.score(image)")
+            return solve_dask(image, score, model, nm, axes=axes)
         return denoise_dask(image, model, nm, axes=axes, device=device, precision=precision,
                             tile=tile)
     image = np.asarray(image)

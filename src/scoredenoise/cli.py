@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compression", help="TIFF: zlib, zstd, lzma...; zarr: zstd, blosc, gzip")
     p.add_argument("--tile-size", type=int, help="write a tiled TIFF with these tiles")
     p.add_argument("--chunk", help="chunk size streamed through the network: N for Y and X "
-                                   "(default 1024), or e.g. Z=32,Y=512,X=512")
+                                   "(default 512), or e.g. Z=32,Y=256,X=256")
     p.add_argument("--no-resume", action="store_true",
                    help="start over instead of resuming an interrupted run's finished chunks")
     p.add_argument("--tile", type=int, default=512, help="tile size for the network")

@@ -78,7 +78,11 @@ class NoiseLevelFunction:
         Fraction of the pixels that were smooth and unclipped enough to be used.
     correlation_factor : float
         Variance of the compact high-pass filter relative to the correlation-free estimate
-        (1 for white noise; below 1 where neighbouring noise values are correlated).
+        (1 for white noise; below 1 where neighbouring noise values are correlated). The
+        variances are divided by it.
+    correlation_stderr : float
+        Standard error of the measured factor (0 when it is 1, or computed from a kernel); a
+        common scale of all variances, propagated into the parameters' standard errors.
     """
 
     mean: np.ndarray
@@ -90,6 +94,7 @@ class NoiseLevelFunction:
     clip: tuple | None = None
     fraction_used: float = 1.0
     correlation_factor: float = 1.0
+    correlation_stderr: float = 0.0
 
     def to_dict(self) -> dict:
         return {"mean": self.mean.tolist(), "variance": self.variance.tolist(),
@@ -97,7 +102,8 @@ class NoiseLevelFunction:
                 "black_level": self.black_level, "method": self.method,
                 "clip": list(self.clip) if self.clip else None,
                 "fraction_used": self.fraction_used,
-                "correlation_factor": self.correlation_factor}
+                "correlation_factor": self.correlation_factor,
+                "correlation_stderr": self.correlation_stderr}
 
     def affine_fit(self) -> tuple[float, float, np.ndarray]:
         """Weighted straight line ``variance = slope * mean + intercept`` and its covariance."""
@@ -425,6 +431,7 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
 
         k = np.asarray(kernel, dtype=np.float64)
         factor = float(np.sum(convolve2d(k, _COMPACT) ** 2) / np.sum(k * k))
+        factor_se = 0.0
     else:
         # away from a reached low clipping limit (truncated noise there is not Gaussian)
         far = g > clip_lim[0] + 3 * np.sqrt(pv) if clip_lim is not None and reached[0] \
@@ -432,7 +439,13 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
         if far.sum() < 4 * _MIN_BIN:
             far[:] = True
         dark = far & (g <= np.quantile(g[far], _DARK))
-        factor = float(np.clip(d2[dark].mean() / max(dr2[dark].mean(), 1e-300), 0.1, 1.0))
+        ratio, ratio_se = _ratio_with_stderr(d2[dark], dr2[dark], block[dark])
+        # correlation lowers the ratio; a ratio within 2 standard errors of 1 is white noise
+        # (applying it would only add its noise to the estimate)
+        if 1.0 - ratio > 2.0 * ratio_se:
+            factor, factor_se = float(max(ratio, 0.1)), ratio_se
+        else:
+            factor, factor_se = 1.0, 0.0
     # 3. keep the pixels whose local variance the noise explains; the mean of their squared
     #    errors, corrected for that truncation, is the noise variance
     keep = lv < cal["threshold"] * pv
@@ -456,7 +469,16 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
                          "too clipped to estimate a noise level function")
     black = float(np.quantile(m, 0.01))
     return NoiseLevelFunction(M, V, SE, N, black, "single-image", clip_lim,
-                              fraction_used=float(g.size / n_total), correlation_factor=factor)
+                              fraction_used=float(g.size / n_total), correlation_factor=factor,
+                              correlation_stderr=factor_se)
+
+
+def _ratio_with_stderr(num, den, block) -> tuple[float, float]:
+    """``sum(num) / sum(den)`` and its standard error over spatial blocks."""
+    r = float(num.sum() / max(den.sum(), 1e-300))
+    _, inv = np.unique(block, return_inverse=True)
+    resid = np.bincount(inv, num) - r * np.bincount(inv, den)
+    return r, float(np.sqrt(np.sum(resid ** 2)) / max(den.sum(), 1e-300))
 
 
 def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
@@ -683,7 +705,26 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
         kernel = kernels[0] if kernels and np.ndim(kernels[0]) == 2 else None
         nlf = noise_level_function(image, axes=axes, clip=clip, max_planes=max_planes,
                                    kernel=kernel)
-    return fit_noise_level(nlf, model, **known)
+    est = fit_noise_level(nlf, model, **known)
+    rel = nlf.correlation_stderr / nlf.correlation_factor
+    if rel > 0:  # the factor scales every variance: refit at +-1 se and add in quadrature
+        import dataclasses
+
+        fits = [fit_noise_level(dataclasses.replace(nlf, variance=nlf.variance * f,
+                                                    stderr=nlf.stderr * f), model, **known)
+                for f in (1 / (1 + rel), 1 / (1 - rel))]
+        for name in est.stderr:
+            spread = abs(fits[1].params.get(name, 0.0) - fits[0].params.get(name, 0.0)) / 2
+            est.stderr[name] = float(np.hypot(est.stderr[name], spread))
+        key = "intercept"
+        if key in est.derived and f"{key}_stderr" in est.derived:
+            spread = abs(fits[1].derived[key] - fits[0].derived[key]) / 2
+            est.derived[f"{key}_stderr"] = float(np.hypot(est.derived[f"{key}_stderr"],
+                                                          spread))
+        est.notes.append(f"noise correlated between neighbours: variances divided by the "
+                         f"measured factor {nlf.correlation_factor:.3f} +/- "
+                         f"{nlf.correlation_stderr:.3f}")
+    return est
 
 
 # ---------------------------------------------------------------------------------------------

@@ -200,11 +200,15 @@ class ScoreModel:
 
     def score(self, image, *, axes: str | None = None, device="auto", precision: str = "fp32",
               tile: int = 512, progress: ProgressFn | None = None,
-              batch_size: int | None = None):
+              batch_size: int | None = None, cache=None):
         """The score s(y) = grad_y log p(y) of ``image``, in 1/data units, same shape.
 
         Compute it once and pass it to :func:`scoredenoise.denoise` (``score=``) to try
         noise models and parameters without running the network again.
+
+        A dask array gives a lazy score (chunks with a halo of the receptive field); pass a
+        :class:`scoredenoise.ChunkCache` as ``cache`` to keep computed chunks, so that
+        looking at a plane again, or solving with another noise model, reuses them.
 
         Examples
         --------
@@ -215,6 +219,11 @@ class ScoreModel:
         if self.kind != "score":
             raise ValueError(f"this model is a {self.kind!r} model: it predicts the clean image "
                              f"directly and has no score; use scoredenoise.denoise")
+        if type(image).__module__.startswith("dask"):
+            from ._chunked import score_dask
+
+            return score_dask(image, self, axes=axes, device=device, precision=precision,
+                              tile=tile, cache=cache)
         return self.predict(image, axes=axes, device=device, precision=precision, tile=tile,
                             progress=progress, batch_size=batch_size)
 

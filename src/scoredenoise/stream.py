@@ -51,7 +51,8 @@ def open_image(source, *, axes: str | None = None, chunks=None) -> ImageData:
         or the attributes written by scoredenoise), else inferred from the dimensions.
     chunks : dict or tuple, optional
         Dask chunks, or a dict by axis letter (``{"Y": 512, "X": 512}``; the other axes by
-        default); default :func:`default_chunks` (one plane, at most 1024x1024, per chunk).
+        default); default :func:`default_chunks` (one plane, at most 512x512, per chunk:
+        the fastest on CPUs, see docs/large-data.md).
 
     Returns
     -------
@@ -122,7 +123,7 @@ def _open_zarr(path: Path) -> ImageData:
     return ImageData(node, axes, path, pixel, unit, extra)
 
 
-def default_chunks(shape, axes: str, *, plane: int = 1024, depth: int = 64) -> tuple:
+def default_chunks(shape, axes: str, *, plane: int = 512, depth: int = 64) -> tuple:
     """Chunks for streaming: one plane (at most ``plane`` pixels a side) of each Y/X, Z up to
     ``depth`` slices (3-D networks read Z chunks), channels whole, other axes 1."""
     out = []

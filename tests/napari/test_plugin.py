@@ -164,7 +164,7 @@ def test_bad_choices_get_clear_messages(make_napari_viewer, qtbot, monkeypatch):
 def test_estimate_button_fills_the_fields_and_plots_the_fit(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
     cam = sd.get_noise_model("poisson-gaussian", gain=2.5, offset=0.0, read_noise=4.0)
-    x = np.tile(np.linspace(0.0, 1500.0, 256), (256, 1))
+    x = np.tile(np.linspace(0.0, 1500.0, 512), (512, 1))  # 512^2: gain to about 1 %
     viewer.add_image(cam.sample(x, rng=1).astype(np.float32), name="camera")
     _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
     noise.set_params("poisson-gaussian")

@@ -336,9 +336,9 @@ class TrainWidget(QWidget):
         def run():
             return sd.train(data, progress=self._report, **kw)
 
-        self.worker = create_worker(run)
+        self.worker = create_worker(run, _connect={"errored": self._failed},
+                                    _start_thread=False)
         self.worker.returned.connect(self._done)
-        self.worker.errored.connect(self._failed)
         self.worker.finished.connect(self._finished)
         self.start_btn.setEnabled(False)
         self.stop_btn.setEnabled(True)
@@ -504,9 +504,10 @@ class NoiseModelWidget(QWidget):
             return
         self.estimate_btn.setEnabled(False)
         self.fit_text.setText("estimating...")
-        worker = create_worker(sd.estimate_noise, ly.data, model, axes=axes)
+        worker = create_worker(sd.estimate_noise, ly.data, model, axes=axes,
+                               _connect={"errored": self._estimate_failed},
+                               _start_thread=False)
         worker.returned.connect(self._estimated)
-        worker.errored.connect(self._estimate_failed)
         worker.finished.connect(lambda: self.estimate_btn.setEnabled(True))
         self._estimate_worker = worker
         worker.start()
@@ -561,6 +562,17 @@ class DenoiseWidget(QWidget):
         self.live.setChecked(True)
         self.preview_btn = QPushButton("Denoise current plane")
         self.all_btn = QPushButton("Denoise whole layer")
+        self.lazy_btn = QPushButton("Lazy layer (computed as you browse)")
+        self.lazy_btn.setToolTip("For stacks larger than memory: a layer whose chunks are "
+                                 "computed when shown, and kept for re-solving")
+        self.file_path = QLineEdit()
+        self.file_path.setPlaceholderText("output .tif or .zarr")
+        self.browse_btn = QPushButton("...")
+        self.file_btn = QPushButton("Denoise all to file")
+        self.file_btn.setToolTip("Stream the whole layer to disk chunk by chunk (resumable), "
+                                 "then show the file")
+        self.chunk_cache = sd.ChunkCache()
+        self.lazy = None  # the lazy result: source name, image, score
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setEnabled(False)
         self.bar = QProgressBar()
@@ -572,11 +584,17 @@ class DenoiseWidget(QWidget):
         lay.addLayout(form)
         lay.addWidget(self.live)
         lay.addLayout(_row(self.preview_btn, self.all_btn))
+        lay.addWidget(QLabel("Large stacks"))
+        lay.addWidget(self.lazy_btn)
+        lay.addLayout(_row(self.file_path, self.browse_btn, self.file_btn))
         lay.addLayout(_row(self.bar, self.cancel_btn))
         lay.addWidget(self.status)
         lay.addStretch()
         self.preview_btn.clicked.connect(self.preview)
         self.all_btn.clicked.connect(self.denoise_all)
+        self.lazy_btn.clicked.connect(self.lazy_layer)
+        self.browse_btn.clicked.connect(self._browse)
+        self.file_btn.clicked.connect(self.denoise_to_file)
         self.cancel_btn.clicked.connect(self._cancel.set)
         for ev in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             ev.connect(self._refresh)
@@ -650,9 +668,10 @@ class DenoiseWidget(QWidget):
                 self._progress.step.emit(i + 1, len(planes), None)
             return out
 
-        self.worker = create_worker(run)
+        # errors (and Cancelled) go to our handler, not re-raised in the event loop
+        self.worker = create_worker(run, _connect={"errored": self._failed},
+                                    _start_thread=False)
         self.worker.returned.connect(lambda res: (self.cache.update(res), self._resolve(ly)))
-        self.worker.errored.connect(self._failed)
         self.worker.finished.connect(lambda: (self.cancel_btn.setEnabled(False),
                                               self.all_btn.setEnabled(True)))
         self.bar.setRange(0, max(len(planes), 1))
@@ -661,7 +680,114 @@ class DenoiseWidget(QWidget):
         self.all_btn.setEnabled(False)
         self.worker.start()
 
+    # ----- large stacks: a lazy layer, and the whole stack to a file
+
+    @staticmethod
+    def _layer_array(ly):
+        """The layer's full-resolution data as a dask array (lazy data stays lazy)."""
+        import dask.array as da
+
+        from scoredenoise.stream import default_chunks
+
+        data = ly.data[0] if getattr(ly, "multiscale", False) else ly.data
+        if isinstance(data, da.Array):
+            return data
+        axes = "".join("T" if i < data.ndim - 2 else "YX"[i - data.ndim + 2]
+                       for i in range(data.ndim))
+        return da.from_array(data, chunks=default_chunks(data.shape, axes), asarray=False)
+
+    def lazy_layer(self):
+        """A layer whose chunks are computed when napari shows them (only the visible planes);
+        computed scores are kept, so new noise parameters re-solve without the network."""
+        src = self._checked_source()
+        if src is None:
+            return
+        ly, model = src
+        image = self._layer_array(ly)
+        axes = layer_axes(ly, model.dims)
+        self.chunk_cache = sd.ChunkCache()
+        score = model.score(image, axes=axes, cache=self.chunk_cache)
+        image = image.rechunk(score.chunks)
+        self.lazy = {"source": ly.name, "image": image, "score": score, "axes": axes}
+        self._lazy_resolve()
+
+    def _lazy_resolve(self):
+        lz = self.lazy
+        model, nm = self.session.model, self.session.noise_model
+        out = sd.denoise(lz["image"], model, nm, score=lz["score"], axes=lz["axes"])
+        name = f"{lz['source']} denoised (lazy)"
+        md = {"scoredenoise": {"source": lz["source"], "lazy": True,
+                               "noise_model": effective_noise_model(model, nm).to_dict(),
+                               "noise_model_chosen": nm.to_dict(),
+                               "model": self.session.model_source}}
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            layer.data = out
+            layer.metadata.update(md)
+        else:
+            src = self.viewer.layers[lz["source"]]
+            self.viewer.add_image(out, name=name, metadata={**dict(src.metadata), **md},
+                                  contrast_limits=src.contrast_limits,
+                                  colormap=src.colormap.name, **_geometry(src))
+            self._refresh()
+        self.status.setText(f"{nm.name}: lazy layer; {self.chunk_cache.computed} chunk(s) "
+                            f"computed so far")
+
+    def _browse(self):
+        path, _ = QFileDialog.getSaveFileName(self, "Denoise all to", "",
+                                              "TIFF (*.tif *.tiff);;zarr (*.zarr)")
+        if path:
+            self.file_path.setText(path)
+
+    def denoise_to_file(self, path=None):
+        """Stream the whole layer to ``path`` (from its file when it has one) in a worker,
+        with progress and cancel; then show the file-backed result."""
+        src = self._checked_source()
+        if src is None:
+            return
+        ly, model = src
+        path = Path(path or self.file_path.text().strip())
+        if not str(path) or path.suffix.lower() not in (".tif", ".tiff", ".zarr"):
+            show_error("give an output file ending in .tif, .tiff or .zarr")
+            return
+        nm = self.session.noise_model
+        source_file = getattr(getattr(ly, "source", None), "path", None)
+        source = source_file if source_file and Path(source_file).exists() and not \
+            getattr(ly, "multiscale", False) else self._layer_array(ly)
+        axes = layer_axes(ly, model.dims)
+        self._cancel.clear()
+
+        def run():
+            return sd.denoise_to_file(
+                source, path, model, nm, axes=axes, overwrite=True, cancel=self._cancel,
+                progress=lambda d, t: self._progress.step.emit(d, t, None),
+                metadata={"model": self.session.model_source, "napari_layer": ly.name})
+
+        self.worker = create_worker(run, _connect={"errored": self._failed},
+                                    _start_thread=False)
+        self.worker.returned.connect(lambda res: self._show_file(res, ly))
+        self.worker.finished.connect(lambda: (self.cancel_btn.setEnabled(False),
+                                              self.file_btn.setEnabled(True)))
+        self.bar.setValue(0)
+        self.cancel_btn.setEnabled(True)
+        self.file_btn.setEnabled(False)
+        self.status.setText(f"writing {path} ...")
+        self.worker.start()
+
+    def _show_file(self, res, ly):
+        img = sd.open_image(res.path)
+        md = dict(ly.metadata)
+        md["scoredenoise"] = {"source": ly.name, "file": str(res.path),
+                              **img.extra.get("scoredenoise", {})}
+        self.viewer.add_image(img.data, name=f"{ly.name} denoised ({res.path.name})",
+                              metadata=md, contrast_limits=ly.contrast_limits,
+                              colormap=ly.colormap.name, **_geometry(ly))
+        self._refresh()
+        self.status.setText(f"wrote {res.path}: {res.chunks_computed} chunk(s) computed, "
+                            f"{res.chunks_resumed} resumed")
+
     def _on_step(self, done, total, _):
+        self.bar.setRange(0, max(total, 1))
         self.bar.setValue(done)
 
     def _failed(self, exc):
@@ -671,6 +797,9 @@ class DenoiseWidget(QWidget):
             show_error(f"denoising failed: {exc}")
 
     def _noise_changed(self, *_):
+        if self.live.isChecked() and self.lazy is not None and \
+                f"{self.lazy['source']} denoised (lazy)" in self.viewer.layers:
+            self._lazy_resolve()
         if self.live.isChecked() and self.output is not None:
             name = self.output.metadata["scoredenoise"]["source"]
             if name in self.viewer.layers and f"{name} denoised" in self.viewer.layers:
@@ -708,10 +837,7 @@ class DenoiseWidget(QWidget):
                     existing.data.shape == ly.data.shape:
                 self.output = existing
                 return existing
-        kwargs = {}
-        for attr in ("scale", "translate", "units", "axis_labels", "rotate", "shear"):
-            if hasattr(ly, attr):
-                kwargs[attr] = getattr(ly, attr)
+        kwargs = _geometry(ly)
         md = dict(ly.metadata)
         md["scoredenoise"] = {"source": ly.name}
         self.output = self.viewer.add_image(
@@ -723,6 +849,12 @@ class DenoiseWidget(QWidget):
 
 # ---------------------------------------------------------------------------------------------
 # helpers
+
+
+def _geometry(ly) -> dict:
+    """The layer's scale, units and placement, for a result that must overlay it."""
+    return {attr: getattr(ly, attr) for attr in ("scale", "translate", "units", "axis_labels",
+                                                  "rotate", "shear") if hasattr(ly, attr)}
 
 
 def _spin(lo, hi, value):

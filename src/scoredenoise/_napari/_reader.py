@@ -1,0 +1,38 @@
+"""Open TIFF and zarr / OME-Zarr stacks lazily: chunks are read when napari shows them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SUFFIXES = (".tif", ".tiff", ".zarr")
+
+
+def get_reader(path):
+    """npe2 reader hook: a reader for one TIFF file or zarr folder, else None."""
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    p = Path(path)
+    if p.suffix.lower() not in SUFFIXES:
+        return None
+    return read_lazy
+
+
+def read_lazy(path):
+    """Layer data for napari: the image as a dask array, with scale and axes from the file."""
+    import scoredenoise as sd
+
+    if isinstance(path, list):
+        path = path[0]
+    img = sd.open_image(path)
+    scale = [float(img.pixel_size.get(a, 1.0)) for a in img.axes]
+    md = {"axes": img.axes, "pixel_size": img.pixel_size, "unit": img.unit,
+          "source_path": str(path), **({"file_metadata": img.extra} if img.extra else {})}
+    kwargs = {"name": Path(path).name.split(".")[0], "metadata": md}
+    if "C" in img.axes:
+        c = img.axes.index("C")
+        kwargs["channel_axis"] = c
+        scale = scale[:c] + scale[c + 1:]
+    kwargs["scale"] = scale
+    return [(img.data, kwargs, "image")]
