@@ -170,6 +170,10 @@ def test_errors_protect_inputs_and_outputs(tmp_path):
         denoise_to_file(src, tmp_path / "o.png", m, "gaussian", format="png")
     with pytest.raises(ValueError, match="chunks name axes Q"):
         denoise_to_file(src, tmp_path / "o.tif", m, "gaussian", chunks={"Q": 3})
+    with pytest.raises(ValueError, match="TIFF output needs Y and X as the last axes"):
+        denoise_to_file(np.zeros((64, 64, 2), np.float32), tmp_path / "o.tif",
+                        untrained(channels=2), "gaussian", axes="YXC")
+    assert not (tmp_path / ".o.tif.partial.zarr").exists()  # refused before any work
     r = denoise_to_file(src, tmp_path / "out.tif", m, "gaussian", overwrite=True,
                         compression="zlib", tile_size=48)
     with tifffile.TiffFile(r.path) as tif:
@@ -221,3 +225,14 @@ def test_distributed_local_cluster_equals_serial(tmp_path):
     for (_, a), (_, b) in zip(serial, dist):
         np.testing.assert_array_equal(read_image(a).data, read_image(b).data)
         assert json.loads(tifffile.TiffFile(b).pages[0].description)["axes"] == "TYX"
+
+
+def test_multichannel_time_lapse_streams_with_channels_whole(tmp_path):
+    m = untrained(channels=2)
+    y = np.stack([_stack((3, 96, 80), seed=s) for s in (1, 2)], axis=1).astype(np.float32)
+    ref = sd.denoise(y, m, "gaussian", axes="TCYX", sigma=5.0)
+    r = denoise_to_file(y, tmp_path / "mc.tif", m, "gaussian", axes="TCYX",
+                        chunks={"Y": 48, "X": 48}, sigma=5.0)
+    out = read_image(r.path)
+    assert out.axes == "TCYX" and r.chunks_total == 3 * 2 * 2
+    _within_bound(out.data, ref, y)

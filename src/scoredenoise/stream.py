@@ -162,11 +162,13 @@ def _model_digest(model: ScoreModel) -> str:
 
 
 def _source_id(source) -> dict:
+    """What identifies the input for a resume: a file's path, size and time; an array cannot
+    be identified cheaply, so a run from an array never resumes."""
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
         st = p.stat()
         return {"path": str(p.resolve()), "size": st.st_size, "mtime": st.st_mtime}
-    return {"array": f"{type(source).__name__}"}
+    return {"array": type(source).__name__, "run": os.urandom(8).hex()}
 
 
 def cast_output(x: np.ndarray, dtype) -> np.ndarray:
@@ -209,15 +211,16 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
         Default from the suffix of ``output``.
     compression : str, optional
         TIFF compression (e.g. ``"zlib"``, ``"zstd"``) or zarr codec name (``"zstd"``,
-        ``"blosc"``); default none for TIFF, zarr's default for zarr.
+        ``"blosc"``, ``"gzip"``); default none.
     tile_size : int, optional
         Write a tiled TIFF with tiles of this size (a multiple of 16) instead of one strip
         block per page.
     dtype : "float32", "input" or a numpy dtype
         Output type; ``"input"`` keeps the input's (integers rounded and clipped).
     resume : bool
-        Reuse the chunks finished by an interrupted run with the same source, model, noise
-        model and settings (``False`` starts over).
+        Reuse the chunks finished by an interrupted run with the same input file, model, noise
+        model and settings (``False`` starts over). Runs from in-memory arrays always start
+        over (an array cannot be recognised cheaply).
     overwrite : bool
         Replace an existing output (otherwise an error).
     device, precision, tile
@@ -256,6 +259,9 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
         raise ValueError(f"tile_size must be a multiple of 16, got {tile_size}")
     img = open_image(source, axes=axes, chunks=chunks)
     axes = model.resolve_axes(img.axes, img.data.ndim)
+    if fmt == "tiff" and axes[-2:] != "YX":
+        raise ValueError(f"TIFF output needs Y and X as the last axes, got {axes!r}; write "
+                         f"zarr (.zarr) or reorder the input")
     nm = resolve_noise_model(noise_model, **params) if model.kind == "score" else None
     data = img.data
     plan = chunk_plan(data.shape, data.chunksize, model, nm, axes=axes, device=device,
@@ -339,9 +345,9 @@ def _open_work(work: Path, job: dict, lazy, dtype, resume: bool, compression):
             shutil.rmtree(work)
     if not work.exists():
         (work / "done").mkdir(parents=True)
-        kwargs = {}
-        if compression:
-            kwargs["compressors"] = _zarr_codec(compression)
+        # uncompressed unless asked: the working store of a TIFF output is temporary, and
+        # compressing noisy float data costs time for little space
+        kwargs = {"compressors": _zarr_codec(compression) if compression else None}
         zarr.open_array(str(work / "data"), mode="w", shape=lazy.shape,
                         chunks=tuple(int(max(c)) for c in lazy.chunks), dtype=dtype,
                         **kwargs)
