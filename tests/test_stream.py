@@ -109,7 +109,8 @@ def test_ome_zarr_input_and_zarr_output_keep_axes_and_pixel_sizes(tmp_path):
     assert img.axes == "TYX" and img.pixel_size == {"Y": 0.3, "X": 0.3}
     m = untrained()
     r = denoise_to_file(tmp_path / "in.ome.zarr", tmp_path / "out.zarr", m, "gaussian",
-                        sigma=5.0, dtype="input")
+                        sigma=5.0, dtype="input", compression="zstd")
+    assert "Zstd" in repr(zarr.open_array(str(r.path)).compressors)
     out = open_image(r.path)
     assert out.axes == "TYX" and out.pixel_size == {"Y": 0.3, "X": 0.3}
     assert out.dtype == np.uint16

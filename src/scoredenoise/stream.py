@@ -347,25 +347,33 @@ def _open_work(work: Path, job: dict, lazy, dtype, resume: bool, compression):
         (work / "done").mkdir(parents=True)
         # uncompressed unless asked: the working store of a TIFF output is temporary, and
         # compressing noisy float data costs time for little space
-        kwargs = {"compressors": _zarr_codec(compression) if compression else None}
-        zarr.open_array(str(work / "data"), mode="w", shape=lazy.shape,
-                        chunks=tuple(int(max(c)) for c in lazy.chunks), dtype=dtype,
-                        **kwargs)
+        shape, chunks = lazy.shape, tuple(int(max(c)) for c in lazy.chunks)
+        codecs = _zarr_codec(compression) if compression else None
+        if hasattr(zarr, "create_array"):  # zarr 3
+            zarr.create_array(str(work / "data"), shape=shape, chunks=chunks, dtype=dtype,
+                              compressors=codecs)
+        else:  # zarr 2
+            zarr.open_array(str(work / "data"), mode="w", shape=shape, chunks=chunks,
+                            dtype=dtype, compressor=codecs[0] if codecs else None)
         job_file.write_text(json.dumps(job))
     return zarr.open_array(str(work / "data"), mode="r+")
 
 
-def _zarr_codec(name: str):
-    from zarr import codecs
-
+def _zarr_codec(name: str) -> list:
     name = name.lower()
-    if name in ("zstd",):
-        return [codecs.ZstdCodec()]
-    if name in ("blosc",):
-        return [codecs.BloscCodec()]
-    if name in ("gzip", "zlib"):
-        return [codecs.GzipCodec()]
-    raise ValueError(f"zarr compression must be 'zstd', 'blosc' or 'gzip', got {name!r}")
+    try:  # zarr 3
+        from zarr import codecs
+
+        table = {"zstd": codecs.ZstdCodec, "blosc": codecs.BloscCodec,
+                 "gzip": codecs.GzipCodec, "zlib": codecs.GzipCodec}
+    except ImportError:  # zarr 2 (numcodecs)
+        import numcodecs
+
+        table = {"zstd": numcodecs.Zstd, "blosc": numcodecs.Blosc, "gzip": numcodecs.GZip,
+                 "zlib": numcodecs.Zlib}
+    if name not in table:
+        raise ValueError(f"zarr compression must be 'zstd', 'blosc' or 'gzip', got {name!r}")
+    return [table[name]()]
 
 
 def _zarr_to_tiff(store, path: Path, *, axes, pixel_size, unit, metadata, compression,
