@@ -158,3 +158,23 @@ def test_batch_denoise_streams_on_a_local_cluster_with_a_summary(tmp_path, capsy
         # rounded to uint16 (workers use 1 thread here: float sums may differ in the last
         # bit, which can move a value at .5 by one count)
         assert np.abs(b.astype(int) - np.clip(np.rint(a), 0, 65535)).max() <= 1
+
+
+def test_train_with_a_related_method_and_denoise(tmp_path, capsys):
+    import tifffile
+
+    from scoredenoise.io import read_image
+
+    rng = np.random.default_rng(1)
+    a = tmp_path / "a.tif"
+    tifffile.imwrite(a, rng.poisson(30, (2, 64, 64)).astype(np.uint16), imagej=True,
+                     metadata={"axes": "TYX"})
+    model = tmp_path / "n2n.sdmodel"
+    assert main(["train", str(a), "-o", str(model), "--objective", "neighbor2neighbor",
+                 "--preset", "small", "--steps", "3", "--patch-size", "32", "-q"]) == 0
+    assert main(["denoise", str(a), "-m", str(model), "-o", str(tmp_path / "out"), "-q"]) == 0
+    out = read_image(tmp_path / "out" / "a_denoised.tif")
+    assert out.shape == (2, 64, 64) and out.extra["scoredenoise"]["model_kind"] == "denoiser"
+    assert main(["train", str(a), "-o", str(model), "--objective", "supervised", "--steps",
+                 "1"]) == 2
+    assert "needs targets" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import __version__
 from .noise import get_noise_model, list_noise_models
+from .objectives import OBJECTIVES
 
 
 def _cmd_noise_models(args) -> int:
@@ -85,8 +86,16 @@ def _cmd_train(args) -> int:
     files = find_images(args.images)
     imgs = [read_image(f, lazy=True) for f in files]
     axes = args.axes or [im.axes for im in imgs]
+    targets = None
+    if args.targets:
+        tfiles = find_images(args.targets)
+        if len(tfiles) != len(files):
+            raise ValueError(f"--targets gives {len(tfiles)} images for {len(files)} inputs; "
+                             f"give one target per input, in the same order")
+        targets = [read_image(f, lazy=True).data for f in tfiles]
     bar = _Bar("train", args.quiet)
     model = train([im.data for im in imgs], axes=axes, dims=args.dims, preset=args.preset,
+                  objective=args.objective, targets=targets,
                   steps=args.steps, patch_size=args.patch_size, batch_size=args.batch_size,
                   lr=args.lr, val_fraction=args.val_fraction, augment=not args.no_augment,
                   extra_noise=(args.extra_noise if args.extra_noise == "auto"
@@ -271,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a score network (AR-DAE) on noisy images only.")
     p.add_argument("images", nargs="+", help="TIFF/PNG files or folders")
     p.add_argument("-o", "--output", required=True, help="model file to write (.sdmodel)")
+    p.add_argument("--objective", default="score", choices=list(OBJECTIVES),
+                   help="score (the method, default; any noise model at denoising time), "
+                        "neighbor2neighbor or iddp (related methods, noisy images only), "
+                        "supervised or noise2noise (need --targets)")
+    p.add_argument("--targets", nargs="+", help="clean images (supervised) or second noisy "
+                                                "frames (noise2noise), one per input")
     p.add_argument("--dims", type=int, default=2, choices=[2, 3], help="2D or 3D network")
     p.add_argument("--preset", default="default", choices=["small", "default", "large"])
     p.add_argument("--steps", type=int, default=2000)

@@ -26,10 +26,13 @@ from . import _axes
 from ._device import autocast, resolve_device
 from .model import SCORE_OUTPUT_SCALE, ScoreModel, model_from_parts, read_model_file
 from .network import PRESETS, build_network
+from .objectives import OBJECTIVES as _OBJECTIVES
+from .objectives import LossContext, get_objective
 
 __all__ = ["train", "PatchSampler", "sigma_a_schedule", "OBJECTIVES"]
 
-OBJECTIVES = ("score", "supervised", "noise2noise")
+#: the registered training objectives (see :mod:`scoredenoise.objectives`)
+OBJECTIVES = tuple(_OBJECTIVES)
 
 TrainProgress = Callable[[int, int, dict], "bool | None"]
 
@@ -315,8 +318,9 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default", steps: i
         uses the quantisation step of the data when their values lie on a lattice (integer
         camera data: 1 ADU) and 0 for continuous data: the score of lattice-valued data is not
         defined as sigma_a -> 0, and AR-DAE then learns the lattice instead of the image.
-    objective : {"score", "supervised", "noise2noise"}
-        The method (score) or a direct baseline needing ``targets``.
+    objective : {"score", "neighbor2neighbor", "iddp", "supervised", "noise2noise"}
+        The method (score), a related self-supervised method (noisy images only), or a
+        direct baseline needing ``targets``; see :mod:`scoredenoise.objectives`.
     targets : sequence of arrays, optional
         Clean images (supervised) or second noisy frames (noise2noise), aligned with images.
     sigma_a : (float, float)
@@ -353,10 +357,11 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default", steps: i
     >>> model = scoredenoise.train(noisy_stack, axes="ZYX", steps=2000)   # doctest: +SKIP
     >>> model.save("cells.sdmodel")                                         # doctest: +SKIP
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if objective != "score" and targets is None:
+    obj = get_objective(objective)
+    if obj.needs_targets and targets is None:
         raise ValueError(f"objective {objective!r} needs targets (clean images or second frames)")
+    if not obj.needs_targets and targets is not None:
+        raise ValueError(f"objective {objective!r} trains on noisy images only; drop targets")
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     if steps < 1:
@@ -374,10 +379,16 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default", steps: i
         start_step = int(trainer_state["step"])
         saved_opt = _optimizer_state(tensors, trainer_state["optimizer"])
         history = model.meta.get("history", [])
-    if model is not None:  # the network fixes the dimensionality and the objective
+    if model is not None:  # the network fixes the dimensionality and the kind
         dims = model.dims
-        objective = "score" if model.kind == "score" else objective
+        if (model.kind == "score") != (obj.kind == "score"):
+            raise ValueError(f"cannot continue a {model.kind!r} model with objective "
+                             f"{objective!r}")
     patch_size, batch_size = _defaults(dims, patch_size, batch_size)
+    if obj.patch_multiple > 1 and any(int(p) % obj.patch_multiple for p in
+                                      np.atleast_1d(patch_size)):
+        raise ValueError(f"objective {objective!r} needs patch sizes divisible by "
+                         f"{obj.patch_multiple}, got {patch_size}")
     if seed is not None:
         torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -387,7 +398,7 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default", steps: i
     sampler = PatchSampler(images, axes=axes, dims=dims, patch_size=patch_size,
                            targets=targets, val_fraction=val_fraction, augment=augment, rng=rng)
     dev = resolve_device(device)
-    if objective != "score":
+    if obj.kind != "score":
         extra_noise = 0.0
     elif extra_noise == "auto":
         extra_noise = model.extra_noise if model is not None else sampler.quantisation_step()
@@ -421,23 +432,17 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default", steps: i
             t = t.contiguous(memory_format=torch.channels_last)
         return t
 
-    def loss_fn(x, t, sig, gen=None):
-        xn = (x - off_t) / sc_t
-        if objective == "score":
-            if extra_noise:
-                xn = xn + extra_n * torch.randn(xn.shape, generator=gen, device=dev)
-            # antithetic pairs (+u, -u): the O(sigma_a) noise of the gradient cancels, leaving
-            # an estimator whose signal-to-noise ratio does not vanish as sigma_a -> 0; each
-            # half is the AR-DAE loss, so the expectation is unchanged
-            u = torch.randn(xn.shape, generator=gen, device=dev)
-            u = torch.cat([u, -u])
-            with autocast(dev, precision):
-                out = net(torch.cat([xn, xn]) + sig * u)
-            s = out.float() / SCORE_OUTPUT_SCALE
-            return torch.mean((u + sig * s) ** 2)
+    def net_fn(z):
         with autocast(dev, precision):
-            out = net(xn)
-        return torch.mean((out.float() - (t - off_t) / sc_t) ** 2)
+            return net(z)
+
+    step_now = [start_step]
+
+    def loss_fn(x, t, sig, gen=None):
+        ctx = LossContext(net=net_fn, step=step_now[0], steps=steps, generator=gen,
+                          sigma_a=sig, extra_noise=extra_n if extra_noise else 0.0,
+                          score_scale=SCORE_OUTPUT_SCALE)
+        return obj.loss(ctx, (x - off_t) / sc_t, None if t is None else (t - off_t) / sc_t)
 
     val_batch = None
     if val_fraction:
@@ -460,7 +465,7 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default", steps: i
         meta.update(training=settings, data=data_info, steps_done=step_done,
                     stopped_early=stopped, history=history, sigma_a_final=sig_last)
         return ScoreModel(network=net, offset=offset, scale=scale, axes=sampler.sources[0].axes,
-                          kind="score" if objective == "score" else "denoiser",
+                          kind=obj.kind,
                           extra_noise=extra_noise,
                           meta=meta)
 
@@ -481,6 +486,7 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default", steps: i
         for g in opt.param_groups:
             g["lr"] = lr_schedule(step, steps, lr)
         x, t = sampler.draw(batch_size)
+        step_now[0] = step
         loss = loss_fn(to_dev(x), to_dev(t) if t is not None else None, sig)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -87,3 +87,28 @@ def test_denoise_all_to_file_with_cancel_and_resume(make_napari_viewer, qtbot, t
                      axes="TYX")
     np.testing.assert_allclose(np.asarray(out.data), ref, rtol=1e-4, atol=1e-3)
     assert sorted(p.name for p in target.parent.iterdir()) == ["big_denoised.tif"]
+
+
+def test_related_method_trains_in_the_widget_and_denoises(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    from scoredenoise.demo import sample_data
+
+    frames, _ = sample_data()
+    viewer.add_image(frames[:2, :128, :128].astype(np.float32), name="noisy")
+    _, train = viewer.window.add_plugin_dock_widget("scoredenoise", "Train")
+    _, den = viewer.window.add_plugin_dock_widget("scoredenoise", "Denoise")
+    train.select(["noisy"])
+    train.objective.setCurrentText("neighbor2neighbor")
+    train.preset.setCurrentText("small")
+    train.steps.setValue(5)
+    with qtbot.waitSignal(train.session.model_changed, timeout=120_000):
+        train.start()
+    qtbot.waitUntil(lambda: train.start_btn.isEnabled(), timeout=10_000)
+    assert den.session.model.kind == "denoiser"
+    den.layer.setCurrentText("noisy")
+    den.preview()
+    out = viewer.layers["noisy denoised"]
+    assert out.metadata["scoredenoise"]["method"] == "neighbor2neighbor"
+    assert "no noise model to tune" in den.status.text()
+    ref = den.session.model.predict(frames[0, :128, :128].astype(np.float32))
+    np.testing.assert_allclose(out.data[0], ref, rtol=1e-4, atol=1e-3)

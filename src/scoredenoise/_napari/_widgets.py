@@ -43,6 +43,7 @@ import scoredenoise as sd
 from scoredenoise import _axes
 from scoredenoise.api import effective_noise_model
 from scoredenoise.noise import get_noise_model, list_noise_models
+from scoredenoise.objectives import OBJECTIVES
 
 # ---------------------------------------------------------------------------------------------
 # shared state
@@ -229,6 +230,11 @@ class TrainWidget(QWidget):
         self.preset = QComboBox()
         self.preset.addItems(["small", "default", "large"])
         self.preset.setCurrentText("default")
+        self.objective = QComboBox()  # the methods that train on noisy layers alone
+        self.objective.addItems([n for n, o in OBJECTIVES.items() if not o.needs_targets])
+        self.objective.setToolTip("score: the method (choose and tune the noise model after "
+                                  "training); neighbor2neighbor, iddp: related methods, for "
+                                  "comparison (a fixed denoiser, no noise model)")
         self.steps = _spin(1, 1_000_000, 1000)
         self.patch = _spin(8, 1024, 64)
         self.batch = _spin(1, 512, 8)
@@ -251,6 +257,7 @@ class TrainWidget(QWidget):
         form = QFormLayout()
         form.addRow("image layers", self.layers)
         form.addRow("axes", self.axes)
+        form.addRow("method", self.objective)
         form.addRow("network", self.dims)
         form.addRow("size preset", self.preset)
         form.addRow("steps", self.steps)
@@ -326,6 +333,7 @@ class TrainWidget(QWidget):
                   steps=self.steps.value(), patch_size=self.patch.value(),
                   batch_size=self.batch.value(), device=self.device.currentText(),
                   val_fraction=self.val.value(), model=model,
+                  objective=self.objective.currentText(),
                   checkpoint=self.session.checkpoint,
                   checkpoint_every=max(self.steps.value() // 10, 10))
         self._stop.clear()
@@ -613,8 +621,6 @@ class DenoiseWidget(QWidget):
         if not name:
             raise ValueError("no image layer to denoise")
         ly = self.viewer.layers[name]
-        if model.kind != "score":
-            raise ValueError("this model predicts images directly; it has no score to re-solve")
         if model.channels != 1:
             raise ValueError(f"the model has {model.channels} channels; the napari widget "
                              f"denoises single-channel layers (use the Python API)")
@@ -629,8 +635,11 @@ class DenoiseWidget(QWidget):
 
     @staticmethod
     def _score_plane(ly, model, idx):
+        """The plane and the network's output: its score (score models), or the denoised
+        plane itself (direct denoisers of the related methods, which have no solve)."""
         y = np.asarray(ly.data[idx], dtype=np.float32)
-        return y, model.score(y, axes=_axes.spatial_axes(model.dims))
+        return y, model.predict(y, axes=_axes.spatial_axes(model.dims)) \
+            if model.kind == "denoiser" else model.score(y, axes=_axes.spatial_axes(model.dims))
 
     def _checked_source(self):
         try:
@@ -706,8 +715,10 @@ class DenoiseWidget(QWidget):
         image = self._layer_array(ly)
         axes = layer_axes(ly, model.dims)
         self.chunk_cache = sd.ChunkCache()
-        score = model.score(image, axes=axes, cache=self.chunk_cache)
-        image = image.rechunk(score.chunks)
+        score = None  # a direct denoiser (related methods) has no score: dask computes it
+        if model.kind == "score":
+            score = model.score(image, axes=axes, cache=self.chunk_cache)
+            image = image.rechunk(score.chunks)
         self.lazy = {"source": ly.name, "image": image, "score": score, "axes": axes}
         self._lazy_resolve()
 
@@ -716,9 +727,11 @@ class DenoiseWidget(QWidget):
         model, nm = self.session.model, self.session.noise_model
         out = sd.denoise(lz["image"], model, nm, score=lz["score"], axes=lz["axes"])
         name = f"{lz['source']} denoised (lazy)"
+        score_model = model.kind == "score"
         md = {"scoredenoise": {"source": lz["source"], "lazy": True,
-                               "noise_model": effective_noise_model(model, nm).to_dict(),
-                               "noise_model_chosen": nm.to_dict(),
+                               "noise_model": effective_noise_model(model, nm).to_dict()
+                               if score_model else None,
+                               "noise_model_chosen": nm.to_dict() if score_model else None,
                                "model": self.session.model_source}}
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]
@@ -810,7 +823,9 @@ class DenoiseWidget(QWidget):
         model, nm = self.session.model, self.session.noise_model
         t0 = time.perf_counter()
         try:
-            solved = {idx: sd.denoise(y, model, nm, score=s, axes=_axes.spatial_axes(model.dims))
+            solved = {idx: (s if model.kind == "denoiser" else
+                            sd.denoise(y, model, nm, score=s,
+                                       axes=_axes.spatial_axes(model.dims)))
                       for (name, idx), (y, s) in self.cache.items() if name == ly.name}
         except ValueError as exc:
             show_error(f"cannot solve with {nm.name}: {exc}")
@@ -819,6 +834,15 @@ class DenoiseWidget(QWidget):
         out = self._output_layer(ly)
         for idx, x in solved.items():
             out.data[idx] = x
+        if model.kind == "denoiser":
+            out.metadata["scoredenoise"].update(
+                noise_model=None, method=model.meta.get("training", {}).get("objective"),
+                model=self.session.model_source, planes_done=len(solved))
+            out.refresh()
+            self.status.setText(f"{len(solved)} plane(s) denoised by a direct denoiser "
+                                f"({out.metadata['scoredenoise']['method']}): no noise model "
+                                f"to tune")
+            return
         out.metadata["scoredenoise"].update(
             noise_model=effective_noise_model(model, nm).to_dict(),
             noise_model_chosen=nm.to_dict(), model=self.session.model_source,

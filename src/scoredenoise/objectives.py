@@ -1,0 +1,201 @@
+"""Training objectives: the method (AR-DAE score matching) and the related methods.
+
+Each objective is registered by name with the loss of one batch; :func:`scoredenoise.train`
+looks it up, so the network, the patch pipeline, the schedule, checkpoints and model files
+are shared by all of them.
+
+- ``"score"``: AR-DAE (Xie et al. 2023, Eq. 29): E||u + sigma_a s(y + sigma_a u)||^2; the
+  model is a score model, solved under any noise model.
+- ``"neighbor2neighbor"``: Huang et al. 2021, Eq. 7: a random neighbour sub-sampler takes two
+  half-size images g1(y), g2(y) (one pixel of each 2x2 cell, the two pixels neighbours);
+  L = ||f(g1(y)) - g2(y)||^2 + gamma ||f(g1(y)) - g2(y) - (g1(f(y)) - g2(f(y)))||^2 with
+  f(y) under stop-gradient and gamma raised linearly from 0 to its value (2 for synthetic
+  noise in the paper, 1 for real) over training.
+- ``"iddp"``: Lin et al. 2023, Eq. 11: n2 = m * (y - f(y)) with a random +-1 mask m (adaptive
+  noise degradation), y2 = f(y) + n2, and
+  L = alpha ||f(y) - blur(y)||^2 + beta ||f(y2) - Stopgrad(f(y))||^2, alpha = 0.001,
+  beta = 1; blur is an averaging filter (its size is not given in the paper: 5x5 here).
+- ``"supervised"`` and ``"noise2noise"``: MSE to clean targets or to a second noisy frame
+  (the upper bounds of the comparison).
+
+All but ``"score"`` give direct denoisers (``model.kind == "denoiser"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["Objective", "OBJECTIVES", "get_objective", "neighbor_subsample",
+           "iddp_degradation"]
+
+
+@dataclass(frozen=True)
+class LossContext:
+    """What a loss needs besides the batch: the network call (with autocast), the random
+    generator, the step, and objective-specific settings."""
+
+    net: Callable[[torch.Tensor], torch.Tensor]
+    step: int
+    steps: int
+    generator: torch.Generator | None
+    sigma_a: float
+    extra_noise: torch.Tensor | float
+    score_scale: float
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    kind: str  # "score" or "denoiser"
+    needs_targets: bool
+    loss: Callable[[LossContext, torch.Tensor, torch.Tensor | None], torch.Tensor]
+    summary: str
+    #: spatial sizes the objective needs to be divisible by (the sub-sampler's cell)
+    patch_multiple: int = 1
+
+
+OBJECTIVES: dict[str, Objective] = {}
+
+
+def _register(obj: Objective) -> Objective:
+    OBJECTIVES[obj.name] = obj
+    return obj
+
+
+def get_objective(name: str) -> Objective:
+    if name not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {tuple(OBJECTIVES)}, got {name!r}")
+    return OBJECTIVES[name]
+
+
+def _randn(x, gen):
+    return torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# the method
+
+
+def _score_loss(ctx: LossContext, x, t):
+    if isinstance(ctx.extra_noise, torch.Tensor) or ctx.extra_noise:
+        x = x + ctx.extra_noise * _randn(x, ctx.generator)
+    # antithetic pairs (+u, -u): the O(sigma_a) noise of the gradient cancels, leaving an
+    # estimator whose signal-to-noise ratio does not vanish as sigma_a -> 0; each half is the
+    # AR-DAE loss, so the expectation is unchanged
+    u = _randn(x, ctx.generator)
+    u = torch.cat([u, -u])
+    s = ctx.net(torch.cat([x, x]) + ctx.sigma_a * u).float() / ctx.score_scale
+    return torch.mean((u + ctx.sigma_a * s) ** 2)
+
+
+_register(Objective("score", "score", False, _score_loss,
+                    "AR-DAE score matching on noisy images (the method)"))
+
+
+def _direct_loss(ctx: LossContext, x, t):
+    return torch.mean((ctx.net(x).float() - t) ** 2)
+
+
+_register(Objective("supervised", "denoiser", True, _direct_loss,
+                    "MSE to clean targets (upper bound)"))
+_register(Objective("noise2noise", "denoiser", True, _direct_loss,
+                    "MSE to a second, independent noisy frame (Lehtinen et al. 2018)"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Neighbor2Neighbor
+
+#: the eight ordered pairs of 4-neighbours in a 2x2 cell, cells indexed [[0, 1], [2, 3]]
+_N2N_PAIRS = torch.tensor([[0, 1], [0, 2], [1, 0], [1, 3], [2, 0], [2, 3], [3, 1], [3, 2]])
+
+
+def neighbor_subsample(x: torch.Tensor, generator=None):
+    """Random neighbour sub-sampler of Neighbor2Neighbor (Sec. 4.1), k = 2.
+
+    For every 2x2 cell of the last two axes, one of the eight ordered pairs of neighbouring
+    pixels is drawn; the first pixel goes to ``g1``, the second to ``g2`` (each half size).
+
+    Returns
+    -------
+    g1, g2 : torch.Tensor
+    apply : callable
+        Applies the same sub-sampler to another tensor of the same shape (for g1(f(y)),
+        g2(f(y)) in the regulariser).
+    """
+    n, c, h, w = x.shape[0], x.shape[1], x.shape[-2], x.shape[-1]
+    if h % 2 or w % 2:
+        raise ValueError(f"Neighbor2Neighbor needs even image sizes, got {h}x{w}")
+    cells = (h // 2) * (w // 2)
+    choice = torch.randint(0, 8, (n, cells), generator=generator,
+                           device="cpu").to(x.device)
+    pair = _N2N_PAIRS.to(x.device)[choice]  # (n, cells, 2): positions within the cell
+
+    def apply(t: torch.Tensor):
+        # (n, c, h/2, 2, w/2, 2) -> (n, c, cells, 4)
+        v = t.reshape(n, t.shape[1], h // 2, 2, w // 2, 2).permute(0, 1, 2, 4, 3, 5)
+        v = v.reshape(n, t.shape[1], cells, 4)
+        idx = pair.unsqueeze(1).expand(n, t.shape[1], cells, 2)
+        out = torch.gather(v, 3, idx)
+        return (out[..., 0].reshape(n, t.shape[1], h // 2, w // 2),
+                out[..., 1].reshape(n, t.shape[1], h // 2, w // 2))
+
+    g1, g2 = apply(x)
+    return g1, g2, apply
+
+
+#: the regulariser's weight at the end of training (the paper: 2 synthetic, 1 real)
+N2N_GAMMA = 2.0
+
+
+def _n2n_loss(ctx: LossContext, x, t):
+    g1, g2, apply = neighbor_subsample(x, ctx.generator)
+    out = ctx.net(g1).float()
+    with torch.no_grad():  # stop-gradient on f(y) (Sec. 4.2)
+        f1, f2 = apply(ctx.net(x).float())
+    gamma = N2N_GAMMA * ctx.step / max(ctx.steps, 1)  # raised gradually to gamma
+    diff = out - g2
+    return torch.mean(diff ** 2) + gamma * torch.mean((diff - (f1 - f2)) ** 2)
+
+
+_register(Objective("neighbor2neighbor", "denoiser", False, _n2n_loss,
+                    "Neighbor2Neighbor: random neighbour sub-sampler and its regulariser "
+                    "(Huang et al. 2021)", patch_multiple=2))
+
+
+# ---------------------------------------------------------------------------------------------
+# IDDP
+
+IDDP_ALPHA, IDDP_BETA, IDDP_BLUR = 0.001, 1.0, 5
+
+
+def iddp_degradation(removed: torch.Tensor, generator=None) -> torch.Tensor:
+    """IDDP's adaptive noise degradation (Eq. 7): ``m * removed`` with a random +-1 mask
+    (each element +1 with probability 0.5): zero mean, the magnitude of the removed noise."""
+    m = torch.randint(0, 2, removed.shape, generator=generator, device="cpu")
+    return (2 * m.to(removed.device, removed.dtype) - 1) * removed
+
+
+def _box_blur(x: torch.Tensor, size: int) -> torch.Tensor:
+    dims = x.ndim - 2
+    pad = [size // 2] * (2 * dims)
+    xp = F.pad(x, pad, mode="reflect")
+    pool = F.avg_pool2d if dims == 2 else F.avg_pool3d
+    return pool(xp, size, stride=1)
+
+
+def _iddp_loss(ctx: LossContext, x, t):
+    out = ctx.net(x).float()
+    eta = out.detach()  # the prior, under stop-gradient (Eq. 11, 16)
+    y2 = eta + iddp_degradation(x - eta, ctx.generator)
+    out2 = ctx.net(y2).float()
+    return (IDDP_ALPHA * torch.mean((out - _box_blur(x, IDDP_BLUR)) ** 2)
+            + IDDP_BETA * torch.mean((out2 - eta) ** 2))
+
+
+_register(Objective("iddp", "denoiser", False, _iddp_loss,
+                    "IDDP: implicit deep denoiser prior with adaptive noise degradation "
+                    "(Lin et al. 2023)"))
