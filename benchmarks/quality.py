@@ -1,23 +1,30 @@
-"""Quality benchmark: the shape of the paper's Tables 2-4 at CPU scale, plus real FMD data.
+"""Quality benchmark: the paper's comparison (Tables 2-4) at CPU scale, plus real FMD data.
 
 Natural images (0-255, as in the paper): train on BSD68, test on Set12, one network and one
-training budget for every learned method. Rows (Table 1 numbers):
+training budget for every learned method. Rows (Table 1 numbers; parameters as in the paper):
 
-  1  gaussian sigma=25            2  gaussian sigma=25 with A
-  7  poisson lam=0.2              9  rayleigh sigma=0.3
-  13 poisson lam=0.2 + gaussian sigma=10
+  1  gaussian sigma=25                 2  gaussian sigma=25 with A (Eq. 30)
+  3  gaussian, signal-dependent a=0.98 b=25
+  5  gamma alpha=26                    7  poisson lam=0.2
+  9  rayleigh sigma=0.3                10 rayleigh sigma=0.3 with A
+  11 gamma alpha=26 + gaussian 10      13 poisson lam=0.2 + gaussian sigma=10
+  15 rayleigh sigma=0.3 + gaussian 10
 
 Columns: noisy input, a classical baseline (NL-means calibrated self-supervised by
 scikit-image's J-invariance), ours (score network trained on noisy images only + the row's
-noise model), and a supervised network (clean targets; the upper bound).
+noise model), Neighbor2Neighbor and IDDP (trained on the same noisy images, same network and
+budget), and a supervised network (clean targets; the upper bound).
 
 Real data: FMD confocal BPAE nuclei; every network is trained on raw frames of fields 1-3 and
 tested on 4 raw frames of field 4 against its 50-frame average. Ours uses poisson-gaussian with
-gain, offset and read noise from a photon-transfer fit on the 50 frames of field 4; beside it a
-supervised network (clean targets) and Noise2Noise (pairs of raw frames).
+gain, offset and read noise from a photon-transfer fit on the 50 frames of field 4; beside it
+Neighbor2Neighbor and IDDP (noisy frames only), a supervised network (clean targets) and
+Noise2Noise (pairs of raw frames).
 
 Usage:
-    python benchmarks/quality.py                 # default CPU budget (about 40 min, 2 cores)
+    python benchmarks/quality.py                 # all rows (about 3 h on 2 CPU cores)
+    python benchmarks/quality.py --rows 9        # one noise model at a time (~15 min)
+    python benchmarks/quality.py --methods ours,supervised   # a subset of the columns
     python benchmarks/quality.py --tiny          # smoke test (seconds)
     python benchmarks/quality.py --full          # the paper's schedule, for a GPU
 Writes benchmarks/results/quality.json and prints a Markdown table.
@@ -43,10 +50,19 @@ DATA = ROOT.parent / "shared" / "data"
 ROWS = {
     1: ("gaussian", dict(sigma=25.0), "auto"),
     2: ("gaussian-correlated", dict(sigma=25.0), "auto"),
+    3: ("gaussian-signal", dict(a=0.98, b=25.0), "auto"),
+    5: ("gamma", dict(alpha=26.0), "auto"),
     7: ("poisson", dict(lam=0.2), 5.0),      # the paper's extra Gaussian noise, sigma = 5
     9: ("rayleigh", dict(sigma=0.3), 5.0),
+    10: ("rayleigh-correlated", dict(sigma=0.3), 5.0),
+    11: ("gamma+gaussian", dict(alpha=26.0, sigma=10.0), "auto"),
     13: ("poisson+gaussian", dict(lam=0.2, sigma=10.0), "auto"),
+    15: ("rayleigh+gaussian", dict(rayleigh_sigma=0.3, sigma=10.0), "auto"),
 }
+
+#: the learned columns of the natural-image table, and the objective that trains each
+METHODS = {"ours": "score", "neighbor2neighbor": "neighbor2neighbor", "iddp": "iddp",
+           "supervised": "supervised"}
 
 
 def psnr(x, ref, peak=255.0):
@@ -100,25 +116,30 @@ def natural_rows(cfg, out):
         train_noisy = [nm.sample(c, rng).astype(np.float32) for c in train_clean]
         test_noisy = [nm.sample(c, rng).astype(np.float32) for c in test_clean]
         res = {"row": row, "noise": nm.to_dict()}
-        t0 = time.perf_counter()
-        ours = sd.train(train_noisy, extra_noise=extra if cfg.extra_noise == "paper" else "auto",
-                        **train_kw(cfg))
-        res["ours_train_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        sup = sd.train(train_noisy, objective="supervised", targets=train_clean, **train_kw(cfg))
-        res["supervised_train_s"] = time.perf_counter() - t0
-        cols = {"noisy": [], "classical": [], "ours": [], "supervised": []}
+        models = {}
+        for col in cfg.methods:
+            t0 = time.perf_counter()
+            objective = METHODS[col]
+            kw = dict(train_kw(cfg), objective=objective)
+            if objective == "score":
+                kw["extra_noise"] = extra if cfg.extra_noise == "paper" else "auto"
+            if objective == "supervised":
+                kw["targets"] = train_clean
+            models[col] = sd.train(train_noisy, **kw)
+            res[f"{col}_train_s"] = time.perf_counter() - t0
+        cols = {k: [] for k in ["noisy", "classical", *models]}
         ssims = {k: [] for k in cols}
         for y, x in zip(test_noisy, test_clean):
-            outs = {"noisy": y, "classical": classical(y),
-                    "ours": sd.denoise(y, ours, nm, device=cfg.device),
-                    "supervised": sd.denoise(y, sup, device=cfg.device)}
+            outs = {"noisy": y, "classical": classical(y)}
+            for col, m in models.items():
+                outs[col] = sd.denoise(y, m, nm, device=cfg.device)
             for k, v in outs.items():
                 cols[k].append(psnr(v, x))
                 ssims[k].append(ssim(v, x))
         res.update({f"psnr_{k}": float(np.mean(v)) for k, v in cols.items()})
         res.update({f"ssim_{k}": float(np.mean(v)) for k, v in ssims.items()})
-        if row == 1:
+        ours = models.get("ours")
+        if row == 1 and ours is not None:
             res.update(bf16_check(ours, test_noisy, test_clean, nm, cfg))
         out["natural"].append(res)
         print_row(res)
@@ -166,13 +187,14 @@ def fmd(cfg, out):
     offset = (read_noise ** 2 - icpt) / gain
     nm = sd.get_noise_model("poisson-gaussian", gain=gain, offset=offset, read_noise=read_noise)
     kw = dict(train_kw(cfg), axes="SYX")
-    models = {
-        "ours": sd.train(train_noisy, **kw),
-        "supervised": sd.train(train_noisy, objective="supervised", targets=train_clean, **kw),
-        "noise2noise": sd.train(train_noisy, objective="noise2noise", targets=train_pairs, **kw),
-    }
+    targets = {"supervised": train_clean, "noise2noise": train_pairs}
+    models = {}
+    for col in [*cfg.methods, "noise2noise"]:
+        objective = METHODS.get(col, col)
+        models[col] = sd.train(train_noisy, objective=objective, targets=targets.get(col),
+                               **kw)
     res = {"noise_model": nm.to_dict(), "photon_transfer": {"gain": gain, "intercept": icpt}}
-    for name in ("noisy", "ours", "supervised", "noise2noise"):
+    for name in ("noisy", *models):
         p, s = [], []
         for y in test_stack[:n]:
             x = y if name == "noisy" else sd.denoise(y, models[name], nm, device=cfg.device)
@@ -180,16 +202,23 @@ def fmd(cfg, out):
             s.append(ssim(x, test_gt))
         res[f"psnr_{name}"], res[f"ssim_{name}"] = float(np.mean(p)), float(np.mean(s))
     out["fmd"] = res
-    print(f"\nFMD confocal BPAE_B field 4 (4 frames): noisy {res['psnr_noisy']:.2f} | ours "
-          f"{res['psnr_ours']:.2f} | supervised {res['psnr_supervised']:.2f} | noise2noise "
-          f"{res['psnr_noise2noise']:.2f} dB")
+    print("\nFMD confocal BPAE_B field 4 (4 frames): " + " | ".join(
+        f"{k} {res[f'psnr_{k}']:.2f} dB / {res[f'ssim_{k}']:.3f}" for k in ("noisy", *models)))
     save(cfg, out)
 
 
+def print_header(cfg):
+    cols = ["noisy", "classical", *cfg.methods]
+    print("| row | noise model | " + " | ".join(cols) + " | ours - sup |")
+    print("|---|---|" + "---|" * (len(cols) + 1))
+
+
 def print_row(r):
-    print(f"| {r['row']:>2} | {r['noise']['name']:<18} | {r['psnr_noisy']:6.2f} | "
-          f"{r['psnr_classical']:6.2f} | {r['psnr_ours']:6.2f} | {r['psnr_supervised']:6.2f} | "
-          f"{r['psnr_ours'] - r['psnr_supervised']:+5.2f} |", flush=True)
+    cols = [k[5:] for k in r if k.startswith("psnr_")]
+    gap = (f"{r['psnr_ours'] - r['psnr_supervised']:+5.2f}"
+           if "psnr_ours" in r and "psnr_supervised" in r else "-")
+    print(f"| {r['row']:>2} | {r['noise']['name']:<18} | " +
+          " | ".join(f"{r[f'psnr_{c}']:6.2f}" for c in cols) + f" | {gap} |", flush=True)
 
 
 def save(cfg, out):
@@ -199,7 +228,9 @@ def save(cfg, out):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--rows", default="1,2,7,9,13")
+    p.add_argument("--rows", default=",".join(map(str, ROWS)))
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help=f"learned columns, from {', '.join(METHODS)}")
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--patch", type=int, default=64)
@@ -220,6 +251,11 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality.json")
     cfg = p.parse_args(argv)
     cfg.rows = [int(r) for r in cfg.rows.split(",")]
+    cfg.methods = [m.strip() for m in cfg.methods.split(",") if m.strip()]
+    bad = [r for r in cfg.rows if r not in ROWS] + [m for m in cfg.methods if m not in METHODS]
+    if bad:
+        p.error(f"unknown rows or methods {bad}; rows: {sorted(ROWS)}, methods: "
+                f"{', '.join(METHODS)}")
     if cfg.full:
         cfg.steps, cfg.batch, cfg.patch, cfg.lr, cfg.sigma_a = 5000, 32, 128, 1e-4, (0.05, 1e-6)
     if cfg.tiny:
@@ -231,8 +267,7 @@ def main(argv=None):
                        else None, "torch": torch.__version__},
            "date": time.strftime("%Y-%m-%d"), "natural": []}
     t0 = time.perf_counter()
-    print("| row | noise model | noisy | classical | ours | supervised | ours - sup |")
-    print("|---|---|---|---|---|---|---|")
+    print_header(cfg)
     natural_rows(cfg, out)
     if not cfg.skip_fmd:
         fmd(cfg, out)

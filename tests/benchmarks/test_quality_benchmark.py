@@ -9,10 +9,13 @@ def test_quality_benchmark_runs_end_to_end_tiny(tmp_path):
     spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    out = mod.main(["--tiny", "--rows", "1,9", "--out", str(tmp_path / "q.json")])
+    out = mod.main(["--tiny", "--rows", "1,10", "--out", str(tmp_path / "q.json")])
     saved = json.loads((tmp_path / "q.json").read_text())
-    assert [r["row"] for r in saved["natural"]] == [1, 9] == [r["row"] for r in out["natural"]]
-    for key in ("psnr_noisy", "psnr_classical", "psnr_ours", "psnr_supervised"):
-        assert key in saved["natural"][0]
+    assert [r["row"] for r in saved["natural"]] == [1, 10] == [r["row"] for r in out["natural"]]
+    for key in ("psnr_noisy", "psnr_classical", "psnr_ours", "psnr_neighbor2neighbor",
+                "psnr_iddp", "psnr_supervised", "ssim_iddp"):
+        assert key in saved["natural"][1]
     assert "precision" in saved["natural"][0]
-    assert saved["fmd"]["psnr_noise2noise"] > 0
+    for key in ("psnr_noise2noise", "psnr_neighbor2neighbor", "psnr_iddp", "ssim_ours"):
+        assert saved["fmd"][key] > 0
+    assert set(mod.ROWS) == {1, 2, 3, 5, 7, 9, 10, 11, 13, 15}  # the Table 1 rows
