@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import subprocess
 import sys
@@ -43,19 +42,14 @@ import scoredenoise as sd
 from scoredenoise._device import autocast
 from scoredenoise.network import build_network, network_info
 
-ROOT = Path(__file__).resolve().parents[1]
-FMD = ROOT.parent / "shared" / "data" / "fmd_confocal_bpae_b"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _common module
+from _common import DATA, ROOT, finish, header, need
 
-
-def _need(path: Path) -> Path:
-    if not path.exists():
-        raise FileNotFoundError(f"benchmark data {path} not found: the benchmarks read the "
-                                f"project's shared/data folder beside the repository")
-    return path
+FMD = DATA / "fmd_confocal_bpae_b"
 
 
 def _frame(field: int, i: int) -> np.ndarray:
-    return imread(sorted((_need(FMD) / "raw" / str(field)).glob("*.png"))[i])
+    return imread(sorted((need(FMD) / "raw" / str(field)).glob("*.png"))[i])
 
 
 def _gt(field: int) -> np.ndarray:
@@ -299,12 +293,7 @@ def main(argv=None):
     unknown = set(parts) - set(PARTS)
     if unknown:
         p.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
-    out = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()},
-           "machine": {"cpu": platform.processor() or platform.machine(),
-                       "threads": torch.get_num_threads(), "torch": torch.__version__,
-                       "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available()
-                       else None},
-           "date": time.strftime("%Y-%m-%d")}
+    out = header(cfg)
     t0 = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="sd-large-", dir=cfg.workdir))
     try:
@@ -312,11 +301,7 @@ def main(argv=None):
             PARTS[name](cfg, out, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    out["total_seconds"] = time.perf_counter() - t0
-    cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    cfg.out.write_text(json.dumps(out, indent=2))
-    print(f"\ntotal {out['total_seconds'] / 60:.1f} min; wrote {cfg.out}")
-    return out
+    return finish(out, cfg.out, t0)
 
 
 if __name__ == "__main__":

@@ -25,20 +25,19 @@ Writes benchmarks/results/noise.json and prints Markdown tables.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy.ndimage import gaussian_filter
 from skimage.io import imread
 
 import scoredenoise as sd
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _common module
+from _common import DATA, ROOT, finish, header, need
+
 FMD = DATA / "fmd_confocal_bpae_b"
 
 
@@ -46,15 +45,8 @@ def psnr(x, ref, peak=255.0):
     return float(10 * np.log10(peak ** 2 / np.mean((np.asarray(x, np.float64) - ref) ** 2)))
 
 
-def _need(path: Path) -> Path:
-    if not path.exists():
-        raise FileNotFoundError(f"benchmark data {path} not found: the benchmarks read the "
-                                f"project's shared/data folder beside the repository")
-    return path
-
-
 def fmd_field(fov: int, crop=None):
-    files = sorted((_need(FMD) / "raw" / str(fov)).glob("*.png"))
+    files = sorted((need(FMD) / "raw" / str(fov)).glob("*.png"))
     stack = np.stack([imread(f) for f in files])
     gt = imread(FMD / "gt" / str(fov) / "avg50.png").astype(np.float64)
     if crop:
@@ -90,7 +82,7 @@ def part_fmd_estimation(cfg, out):
 
 def part_synthetic(cfg, out):
     names = sorted((FMD / "gt").glob("*/avg50.png")) + \
-        sorted((_need(DATA / "fmd_pairs") / "clean").glob("*.tif"))
+        sorted((need(DATA / "fmd_pairs") / "clean").glob("*.tif"))
     clean = [gaussian_filter(imread(f).astype(np.float64), 1.0) for f in names]
     if cfg.tiny:
         clean = [c[:128, :128] for c in clean[:2]]
@@ -185,7 +177,7 @@ def part_fmd_cost_and_robustness(cfg, out):
 
 
 def part_natural_robustness(cfg, out):
-    bsd = sorted(_need(DATA / "natural" / "BSD68").glob("*.png"))
+    bsd = sorted(need(DATA / "natural" / "BSD68").glob("*.png"))
     s12 = sorted((DATA / "natural" / "Set12").glob("*.png"))
     train_clean = [imread(p).astype(np.float32) for p in bsd]
     test_clean = [imread(p).astype(np.float64) for p in s12]
@@ -227,12 +219,7 @@ def main(argv=None):
     parts = {int(x) for x in cfg.parts.split(",")}
     if cfg.tiny:
         cfg.steps, cfg.preset, cfg.draws = 3, "small", 2
-    out = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()},
-           "machine": {"cpu": platform.processor() or platform.machine(),
-                       "threads": torch.get_num_threads(), "torch": torch.__version__,
-                       "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available()
-                       else None},
-           "date": time.strftime("%Y-%m-%d")}
+    out = header(cfg)
     t0 = time.perf_counter()
     if 1 in parts:
         part_fmd_estimation(cfg, out)
@@ -243,11 +230,7 @@ def main(argv=None):
     if 4 in parts:
         part_natural_robustness(cfg, out)
     print_robustness(out)
-    out["total_seconds"] = time.perf_counter() - t0
-    cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    cfg.out.write_text(json.dumps(out, indent=2))
-    print(f"\ntotal {out['total_seconds'] / 60:.1f} min; wrote {cfg.out}")
-    return out
+    return finish(out, cfg.out, t0)
 
 
 if __name__ == "__main__":

@@ -33,19 +33,18 @@ Writes benchmarks/results/quality.json and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from skimage.io import imread
 
 import scoredenoise as sd
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _common module
+from _common import DATA, ROOT, finish, header
+from _common import save as _save
 
 ROWS = {
     1: ("gaussian", dict(sigma=25.0), "auto"),
@@ -222,8 +221,7 @@ def print_row(r):
 
 
 def save(cfg, out):
-    cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    cfg.out.write_text(json.dumps(out, indent=2))
+    _save(out, cfg.out)
 
 
 def main(argv=None):
@@ -260,21 +258,13 @@ def main(argv=None):
         cfg.steps, cfg.batch, cfg.patch, cfg.lr, cfg.sigma_a = 5000, 32, 128, 1e-4, (0.05, 1e-6)
     if cfg.tiny:
         cfg.steps, cfg.batch, cfg.patch, cfg.preset, cfg.n_train = 4, 2, 32, "small", 3
-    out = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()},
-           "machine": {"cpu": platform.processor() or platform.machine(),
-                       "threads": torch.get_num_threads(),
-                       "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available()
-                       else None, "torch": torch.__version__},
-           "date": time.strftime("%Y-%m-%d"), "natural": []}
+    out = {**header(cfg), "natural": []}
     t0 = time.perf_counter()
     print_header(cfg)
     natural_rows(cfg, out)
     if not cfg.skip_fmd:
         fmd(cfg, out)
-    out["total_seconds"] = time.perf_counter() - t0
-    save(cfg, out)
-    print(f"\ntotal {out['total_seconds'] / 60:.1f} min; wrote {cfg.out}")
-    return out
+    return finish(out, cfg.out, t0)
 
 
 if __name__ == "__main__":

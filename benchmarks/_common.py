@@ -1,0 +1,44 @@
+"""What every benchmark script shares: the run's header (settings, machine, date), the data
+check, and writing the JSON result."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        raise FileNotFoundError(f"benchmark data {path} not found: the benchmarks read the "
+                                f"project's shared/data folder beside the repository")
+    return path
+
+
+def header(cfg) -> dict:
+    """The settings, the machine and the date, at the top of every result file."""
+    return {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()},
+            "machine": {"cpu": platform.processor() or platform.machine(),
+                        "threads": torch.get_num_threads(), "torch": torch.__version__,
+                        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available()
+                        else None},
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def save(out: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+
+
+def finish(out: dict, path: Path, t0: float) -> dict:
+    """Record the total time, write the JSON, say where."""
+    out["total_seconds"] = time.perf_counter() - t0
+    save(out, path)
+    print(f"\ntotal {out['total_seconds'] / 60:.1f} min; wrote {path}")
+    return out
