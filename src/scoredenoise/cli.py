@@ -122,10 +122,9 @@ def _output_path(src: Path, outdir: Path, inputs: set, fmt: str = "tiff") -> Pat
 def _cmd_denoise(args) -> int:
     import time
 
+    from .io import find_images
     from .model import load_model
     from .stream import denoise_files, make_client
-
-    from .io import find_images
 
     model = load_model(args.model)
     params = _parse_params(args.param)
@@ -141,7 +140,6 @@ def _cmd_denoise(args) -> int:
             print(f"scoredenoise: failed: {f}: {rows[str(f)]['error']}", file=sys.stderr)
         else:
             jobs.append((f, out))
-    chunks = None
     kwargs = dict(noise_model=args.noise, axes=args.axes, format=args.format,
                   compression=args.compression, tile_size=args.tile_size,
                   dtype="input" if args.dtype == "input" else "float32",
@@ -149,7 +147,7 @@ def _cmd_denoise(args) -> int:
                   precision=args.precision, tile=args.tile,
                   metadata={"version": __version__, "model": str(args.model)}, **params)
     if args.chunk:
-        kwargs["chunks"] = chunks = _chunk_spec(args.chunk)
+        kwargs["chunks"] = _chunk_spec(args.chunk)
 
     def on_done(src, out, res):
         if isinstance(res, Exception):
@@ -181,7 +179,7 @@ def _cmd_denoise(args) -> int:
     for r in done:
         rows[r["source"]] = r
     table = [rows[str(f)] for f in files]
-    _print_summary(table, time.perf_counter() - t0, chunks)
+    _print_summary(table, time.perf_counter() - t0)
     return 0 if all(r["ok"] for r in table) else 1
 
 
@@ -199,7 +197,7 @@ def _chunk_spec(text: str):
     return out
 
 
-def _print_summary(rows, seconds, chunks) -> None:
+def _print_summary(rows, seconds) -> None:
     n_ok = sum(r["ok"] for r in rows)
     print(f"\n{n_ok} of {len(rows)} files denoised in {seconds:.1f} s")
     w = max([len(Path(r["source"]).name) for r in rows] + [4])

@@ -126,7 +126,7 @@ def neighbor_subsample(x: torch.Tensor, generator=None):
         Applies the same sub-sampler to another tensor of the same shape (for g1(f(y)),
         g2(f(y)) in the regulariser).
     """
-    n, c, h, w = x.shape[0], x.shape[1], x.shape[-2], x.shape[-1]
+    n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
     if h % 2 or w % 2:
         raise ValueError(f"Neighbor2Neighbor needs even image sizes, got {h}x{w}")
     cells = (h // 2) * (w // 2)
