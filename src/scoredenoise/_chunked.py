@@ -8,6 +8,8 @@ dask array; :mod:`scoredenoise.stream` reads each chunk with its halo straight f
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
@@ -50,16 +52,20 @@ def chunk_plan(shape, chunksize, model, noise_model, *, axes=None, device="auto"
 
     def block_fn(block):
         y = block.astype(np.float32, copy=False)
-        # the chunk (with its halo) is the network's tile: one pass, no second halo, unless
-        # it is larger than ``tile`` allows
-        t = max(tile, *(block.shape[a] for a in sp)) if max(
-            block.shape[a] for a in sp) <= tile + 2 * halo else tile
+        t = _chunk_tile(block, sp, tile, halo)
         if model.kind == "denoiser":
             return model.predict(y, axes=axes, device=device, precision=precision, tile=t)
         s = model.score(y, axes=axes, device=device, precision=precision, tile=t)
         return _solve_canonical(model, noise_model, y, s, axes)
 
     return ChunkPlan(chunks, depth, block_fn)
+
+
+def _chunk_tile(block, spatial, tile: int, halo: int) -> int:
+    """The network's tile for one chunk with its halo: the whole chunk (one pass, no second
+    halo) unless it is larger than ``tile`` plus the halo allows."""
+    size = max(block.shape[a] for a in spatial)
+    return max(tile, size) if size <= tile + 2 * halo else tile
 
 
 def denoise_dask(image, model, noise_model, *, axes=None, device="auto", precision="fp32",
@@ -85,12 +91,8 @@ class ChunkCache:
     ``computed`` counts the chunks the network actually ran on."""
 
     def __init__(self, max_bytes: int = 2 ** 30):
-        from collections import OrderedDict
-
         self.max_bytes, self.nbytes, self.computed = int(max_bytes), 0, 0
         self._d: OrderedDict = OrderedDict()
-        import threading
-
         self._lock = threading.Lock()
 
     def get(self, key):
@@ -133,7 +135,7 @@ def score_dask(image, model, *, axes=None, device="auto", precision="fp32", tile
             if hit is not None:
                 return hit
         y = block.astype(np.float32, copy=False)
-        t = max(tile, *(block.shape[a] for a in sp))
+        t = _chunk_tile(block, sp, tile, model.halo)
         s = model.score(y, axes=axes, device=device, precision=precision, tile=t)
         if cache is not None and key is not None:
             cache.put(key, s)

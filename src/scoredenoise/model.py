@@ -240,15 +240,24 @@ class ScoreModel:
             "meta": self.meta,
         }
 
+    def _file_parts(self, extra_tensors=None, extra_header=None) -> tuple[dict, dict]:
+        """Tensors and metadata of a model file (shared by :meth:`save` and
+        :meth:`to_bytes`)."""
+        tensors = {f"net.{k}": v.detach().cpu().contiguous()
+                   for k, v in self.network.state_dict().items()}
+        tensors.update(extra_tensors or {})
+        header = self._header()
+        header.update(extra_header or {})
+        return tensors, {"format": FORMAT, "format_version": str(FORMAT_VERSION),
+                         "header": json.dumps(header)}
+
     def to_bytes(self) -> bytes:
         """The model file's content (safetensors), e.g. to send it to dask workers;
         :func:`model_from_bytes` reads it back."""
         from safetensors.torch import save
 
-        tensors = {f"net.{k}": v.detach().cpu().contiguous()
-                   for k, v in self.network.state_dict().items()}
-        return save(tensors, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION),
-                                       "header": json.dumps(self._header())})
+        tensors, metadata = self._file_parts()
+        return save(tensors, metadata=metadata)
 
     def save(self, path: str | os.PathLike, *, extra_tensors: dict | None = None,
              extra_header: dict | None = None) -> Path:
@@ -259,13 +268,7 @@ class ScoreModel:
         from safetensors.torch import save_file
 
         path = Path(path)
-        tensors = {f"net.{k}": v.detach().cpu().contiguous()
-                   for k, v in self.network.state_dict().items()}
-        tensors.update(extra_tensors or {})
-        header = self._header()
-        header.update(extra_header or {})
-        metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
-                    "header": json.dumps(header)}
+        tensors, metadata = self._file_parts(extra_tensors, extra_header)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)

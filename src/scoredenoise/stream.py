@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -149,7 +149,6 @@ class StreamResult:
     chunks_resumed: int
     shape: tuple
     dtype: str
-    extra: dict = field(default_factory=dict)
 
 
 def _model_digest(model: ScoreModel) -> str:
@@ -331,7 +330,7 @@ def _key(b) -> str:
     return "_".join(map(str, b))
 
 
-def _open_work(work: Path, job: dict, lazy, dtype, resume: bool, compression):
+def _open_work(work: Path, job: dict, data, dtype, resume: bool, compression):
     import zarr
 
     job_file = work / "job.json"
@@ -347,7 +346,7 @@ def _open_work(work: Path, job: dict, lazy, dtype, resume: bool, compression):
         (work / "done").mkdir(parents=True)
         # uncompressed unless asked: the working store of a TIFF output is temporary, and
         # compressing noisy float data costs time for little space
-        shape, chunks = lazy.shape, tuple(int(max(c)) for c in lazy.chunks)
+        shape, chunks = data.shape, tuple(int(max(c)) for c in data.chunks)
         codecs = _zarr_codec(compression) if compression else None
         if hasattr(zarr, "create_array"):  # zarr 3
             zarr.create_array(str(work / "data"), shape=shape, chunks=chunks, dtype=dtype,
