@@ -25,6 +25,7 @@ Usage:
     python benchmarks/quality.py                 # all rows (about 3 h on 2 CPU cores)
     python benchmarks/quality.py --rows 9        # one noise model at a time (~15 min)
     python benchmarks/quality.py --methods ours,supervised   # a subset of the columns
+    python benchmarks/quality.py --fmd-only      # only the real-data comparison (~20 min)
     python benchmarks/quality.py --tiny          # smoke test (seconds)
     python benchmarks/quality.py --full          # the paper's schedule, for a GPU
 Writes benchmarks/results/quality.json and prints a Markdown table.
@@ -242,13 +243,16 @@ def main(argv=None):
                         "data (sigma 5 for row 7, 0 elsewhere); paper: Gaussian sigma=5 added "
                         "in training for rows 7 and 9 (appendix B)")
     p.add_argument("--skip-fmd", action="store_true")
+    p.add_argument("--fmd-only", action="store_true", help="only the real-data (FMD) comparison")
     p.add_argument("--tiny", action="store_true", help="seconds-long smoke test")
     p.add_argument("--full", action="store_true",
                    help="the paper's schedule (5000 steps, batch 32, 128 px, lr 1e-4, sigma_a "
                         "0.05 -> 1e-6), for a GPU")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality.json")
     cfg = p.parse_args(argv)
-    cfg.rows = [int(r) for r in cfg.rows.split(",")]
+    cfg.rows = [] if cfg.fmd_only else [int(r) for r in cfg.rows.split(",")]
+    if cfg.fmd_only and cfg.skip_fmd:
+        p.error("--fmd-only and --skip-fmd exclude each other")
     cfg.methods = [m.strip() for m in cfg.methods.split(",") if m.strip()]
     bad = [r for r in cfg.rows if r not in ROWS] + [m for m in cfg.methods if m not in METHODS]
     if bad:
