@@ -526,7 +526,9 @@ class NoiseModelWidget(QWidget):
         self.set_params(est.noise_model.name, **params)
         nlf = est.nlf
         grid = np.linspace(float(nlf.mean.min()), float(nlf.mean.max()), 64)
-        self.plot.show_fit(nlf.mean, nlf.variance, grid, est.noise_model.noise_level(grid))
+        # the model's curve as the measurement sees it (clipped moments near clipped limits)
+        self.plot.show_fit(nlf.mean, nlf.variance, grid,
+                           nlf.expected_variance(est.noise_model.noise_level, grid))
         self.fit_text.setText(est.summary())
 
     def _estimate_failed(self, exc):

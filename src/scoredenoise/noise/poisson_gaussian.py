@@ -113,7 +113,7 @@ class PoissonGaussian(GaussianMixtureModel):
                                     else math.sqrt(math.sqrt(max(var_r2, 0.0))))
             estimated = ("gain", "read_noise")
         fitted = self.replace(gain=gain, offset=offset, read_noise=read)
-        resid = nlf.variance - (gain * nlf.mean + icpt)
+        resid = nlf.variance - nlf.expected_variance(lambda m: gain * m + icpt)
         chi2 = float(np.sum((resid / nlf.stderr) ** 2)) / max(len(resid) - 2, 1)
         derived = {"intercept": icpt, "intercept_stderr": se_c}
         return NoiseEstimate(fitted, stderr, estimated, nlf, chi2, derived, notes)
