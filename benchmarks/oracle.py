@@ -23,7 +23,8 @@ without A are covered (A couples pixels).
 
 Usage:
     python benchmarks/oracle.py                  # Table 1 rows 1, 3, 5, 7, 9 and an a-sweep for row 3
-    python benchmarks/oracle.py --images 12      # all of Set12 (default: the first 4, ~8 min)
+    python benchmarks/oracle.py --images 12      # all of Set12 (default: the first 4, ~3 min)
+    python benchmarks/oracle.py --tiny           # smoke test
 Writes benchmarks/results/oracle.json and prints a Markdown table.
 """
 
@@ -115,10 +116,15 @@ def run_case(nm, images, rng):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--images", type=int, default=4, help="first N Set12 images")
+    p.add_argument("--tiny", action="store_true", help="seconds-long smoke test")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "oracle.json")
     cfg = p.parse_args(argv)
+    if cfg.tiny:
+        cfg.images = 1
     files = sorted(need(DATA / "natural" / "Set12").glob("*.png"))[:cfg.images]
     images = [imread(f).astype(np.float64) for f in files]
+    if cfg.tiny:
+        images = [im[:48, :48] for im in images]
     out = {**header(cfg), "cases": []}
     t0 = time.perf_counter()
     print("| case | noise model | noisy | rule, local prior | MMSE, local prior | "

@@ -1,0 +1,24 @@
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_oracle_benchmark_runs_end_to_end_tiny(tmp_path):
+    spec = importlib.util.spec_from_file_location("oracle", ROOT / "benchmarks" / "oracle.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = mod.main(["--tiny", "--out", str(tmp_path / "o.json")])
+    saved = json.loads((tmp_path / "o.json").read_text())
+    assert [c["case"] for c in saved["cases"]] == [c[0] for c in mod.CASES]
+    cases = {c["case"]: c for c in out["cases"]}
+    # Gaussian noise: the rule with the exact score is the posterior mean (Tweedie)
+    row1 = cases["row 1"]
+    assert row1["rule_local"] == pytest.approx(row1["mmse_local"], abs=1e-6)
+    assert row1["rule_global"] == pytest.approx(row1["mmse_global"], abs=1e-6)
+    # at the paper's literal row 3 the rule is far below the posterior mean
+    row3 = cases["row 3"]
+    assert row3["mmse_local"] - row3["rule_local"] > 5.0
