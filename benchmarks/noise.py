@@ -38,7 +38,7 @@ from skimage.io import imread
 import scoredenoise as sd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _common module
-from _common import DATA, ROOT, finish, header, need
+from _common import DATA, ROOT, finish, header, in_data_units, need
 
 FMD = DATA / "fmd_confocal_bpae_b"
 
@@ -157,8 +157,8 @@ def _robustness(model, nm, pairs, cfg):
         vals = []
         for _ in range(draws):
             cand = _disturbed(nm, r, rng) if r else nm
-            vals.append(np.mean([psnr(sd.denoise(y, model, cand, score=s), x)
-                                 for y, s, x in scores]))
+            vals.append(np.mean([psnr(in_data_units(sd.denoise(y, model, cand, score=s),
+                                                    cand), x) for y, s, x in scores]))
         res[str(r)] = {"mean": float(np.mean(vals)), "min": float(np.min(vals))}
     return res
 
@@ -177,10 +177,10 @@ def part_fmd_cost_and_robustness(cfg, out):
         est = sd.estimate_noise(stack[i])
         rows.append({"frame": i, "estimated": est.noise_model.to_dict(),
                      "psnr_noisy": psnr(y, gt),
-                     "psnr_photon_transfer": psnr(sd.denoise(y, model, pt.noise_model, score=s),
-                                                  gt),
-                     "psnr_estimated": psnr(sd.denoise(y, model, est.noise_model, score=s),
-                                            gt)})
+                     "psnr_photon_transfer": psnr(in_data_units(
+                         sd.denoise(y, model, pt.noise_model, score=s), pt.noise_model), gt),
+                     "psnr_estimated": psnr(in_data_units(
+                         sd.denoise(y, model, est.noise_model, score=s), est.noise_model), gt)})
     cost = float(np.mean([r["psnr_photon_transfer"] - r["psnr_estimated"] for r in rows]))
     out["fmd_cost"] = {"photon_transfer": pt.noise_model.to_dict(), "frames": rows,
                        "mean_cost_db": cost}

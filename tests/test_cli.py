@@ -178,3 +178,28 @@ def test_train_with_a_related_method_and_denoise(tmp_path, capsys):
     assert main(["train", str(a), "-o", str(model), "--objective", "supervised", "--steps",
                  "1"]) == 2
     assert "needs targets" in capsys.readouterr().err
+
+
+def test_denoise_exact_solve_flag(tmp_path, capsys):
+    import numpy as np
+
+    from scoredenoise.io import read_image
+    from scoredenoise.model import ScoreModel
+    from scoredenoise.network import build_network
+    m = ScoreModel(build_network("small"), offset=[0.0], scale=[1.0]).save(tmp_path / "m.sdm")
+    img = _tiff(tmp_path / "cam.tif", np.random.default_rng(0).poisson(
+        3, (64, 64)).astype(np.float32) * 4 + 3)
+    outs = {}
+    for flag in ([], ["--exact"]):
+        out = tmp_path / ("exact" if flag else "first")
+        rc = main(["denoise", str(img), "-m", str(m), "--noise", "poisson-gaussian",
+                   "--param", "gain=4", "--param", "offset=3", "--param", "read_noise=1",
+                   "-o", str(out), "-q", *flag])
+        assert rc == 0
+        res = read_image(out / "cam_denoised.tif")
+        assert res.extra["scoredenoise"]["exact_solve"] is bool(flag)
+        outs[bool(flag)] = np.asarray(res.data)
+    assert not np.allclose(outs[True], outs[False])  # a different solver ran
+    rc = main(["denoise", str(img), "-m", str(m), "--noise", "gamma+gaussian", "--exact",
+               "-o", str(tmp_path / "g"), "-q"])
+    assert rc == 1 and "exact=True is available where" in capsys.readouterr().err

@@ -128,6 +128,8 @@ def _cmd_denoise(args) -> int:
 
     model = load_model(args.model)
     params = _parse_params(args.param)
+    if args.exact:
+        params["exact"] = True
     files = find_images(args.images)
     inputs = {f.resolve() for f in files}
     outdir = Path(args.output)
@@ -310,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", default="gaussian", help="noise model (see 'noise-models')")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="noise-model parameter, repeatable, e.g. --param gain=2.1")
+    p.add_argument("--exact", action="store_true",
+                   help="poisson-gaussian, poisson+gaussian: solve the exact likelihood "
+                        "equation (slower; better when the read noise is below the gain)")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--dtype", default="float32", choices=["float32", "input"],
                    help="float32 (default) or the input's dtype (rounded and clipped)")

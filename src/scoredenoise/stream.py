@@ -268,7 +268,8 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     data = data.rechunk(plan.chunks)
     out_dtype = np.dtype(img.dtype if dtype == "input" else dtype)
     job = {"source": _source_id(source), "model": _model_digest(model),
-           "noise_model": nm.to_dict() if nm is not None else None, "axes": axes,
+           "noise_model": nm.to_dict() if nm is not None else None,
+           "exact_solve": bool(getattr(nm, "exact", False)), "axes": axes,
            "shape": list(data.shape), "chunks": [list(c) for c in data.chunks],
            "depth": [plan.depth[a] for a in range(data.ndim)],
            "dtype": out_dtype.str, "format_version": 1}
@@ -304,7 +305,8 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
             progress(resumed + computed, len(blocks))
 
     md = {"scoredenoise": {"source": job["source"].get("path", job["source"].get("array")),
-                           "noise_model": job["noise_model"], "model_kind": model.kind,
+                           "noise_model": job["noise_model"],
+                           "exact_solve": job["exact_solve"], "model_kind": model.kind,
                            "model_digest": job["model"], **(metadata or {})}}
     if img.extra:
         md["source_metadata"] = img.extra

@@ -181,3 +181,18 @@ def test_estimate_button_fills_the_fields_and_plots_the_fit(make_napari_viewer, 
     noise.layer.setCurrentText("rgb")
     noise.estimate()
     assert noise.fields["gain"].value() == pytest.approx(2.5, rel=0.05)
+
+
+def test_exact_solve_box_only_for_count_mixtures(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
+    noise.set_params("poisson-gaussian", gain=3.7, offset=3.5, read_noise=1.0)
+    assert noise.exact.isVisibleTo(noise) and not noise.session.noise_model.exact
+    noise.exact.setChecked(True)
+    nm = noise.session.noise_model
+    assert nm.exact and nm.gain == pytest.approx(3.7)
+    noise.fields["gain"].setValue(4.0)  # the choice stays while tuning
+    assert noise.session.noise_model.exact and noise.session.noise_model.gain == 4.0
+    noise.set_params("gamma+gaussian")  # Algorithm 5 only: no box, no error
+    assert not noise.exact.isVisibleTo(noise) and noise.error.text() == ""
+    assert not getattr(noise.session.noise_model, "exact", False)

@@ -13,7 +13,7 @@ validation and posterior sampling, and cost a few hundred evaluations per pixel.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -25,6 +25,8 @@ __all__ = ["GaussianMixtureModel", "gaussian_sigma_param"]
 
 #: elements per block when evaluating the exact mixture likelihood (bounds memory)
 _BLOCK = 4096
+#: the exact solve looks for x within y - offset + this many (sigma + count spread)
+_BRACKET = 12.0
 
 
 def gaussian_sigma_param():
@@ -38,6 +40,10 @@ class GaussianMixtureModel(NoiseModel):
     """Base for ``base + N(0, sigma^2)`` models; subclasses set ``base_cls``."""
 
     base_cls: ClassVar[type[NoiseModel]]
+    #: solve the exact likelihood equation instead of Algorithm 5's first-order approximation
+    #: (see ``_solve_exact``); not a noise parameter: a choice of solver, kept by ``replace``
+    #: and ``plus_gaussian`` but not by ``to_dict``
+    exact: bool = field(default=False, kw_only=True, repr=False)
     #: base-model parameter name -> this model's field name, where they differ; None for a
     #: model that is not the plain mixture of its base (e.g. the camera model)
     base_field_map: ClassVar[dict | None] = {}
@@ -46,8 +52,20 @@ class GaussianMixtureModel(NoiseModel):
         "Algorithm 5: z = y - offset + sigma^2 s (Tweedie), then the base model's solver "
         "on (z, s)")
 
+    @classmethod
+    def supports_exact(cls) -> bool:
+        """Whether ``exact=True`` (the exact solve, a sum over counts) is available."""
+        return bool(getattr(cls.base_cls, "exact_mixture_solve", False))
+
     def _check(self) -> None:
         object.__setattr__(self, "_base_model", self._make_base())
+        if self.exact and not getattr(self._base_model, "exact_mixture_solve", False):
+            from ._base import NoiseModelError
+
+            raise NoiseModelError(
+                f"{self.name}: exact=True is available where the noise-free part is a count "
+                f"(Poisson: poisson-gaussian, poisson+gaussian); {self._base_model.name} uses "
+                f"Algorithm 5 (exact=False)")
 
     def _make_base(self) -> NoiseModel:
         return self.base_cls(**{p.name: getattr(self, self.base_field_map.get(p.name, p.name))
@@ -94,7 +112,80 @@ class GaussianMixtureModel(NoiseModel):
         return y - self.offset_value + self.gaussian_sigma ** 2 * s
 
     def _solve(self, y, s):
+        if self.exact:
+            return self._solve_exact(y, s)
         return self.base._solve(self._z_bar(y, s), s)
+
+    def _score_and_slope(self, x, y):
+        """The exact likelihood score f(x, y) and df/dx, for a Poisson count z = k / lam.
+
+        f = E[z - (y - offset) | x, y] / sigma^2 over the posterior weights w of the counts, and
+        df/dx = lam Var_w[z] / (sigma^2 x) (d/dx log Poisson(k; lam x) = k/x - lam), so f
+        increases with x: the equation f(x, y) = s has at most one root.
+        """
+        sig2 = self.gaussian_sigma ** 2
+        lam = self.base.lam
+        xf, yf = x.reshape(-1), y.reshape(-1)
+        # blocks of similar x and y need fewer count nodes (a block takes its widest pixel's)
+        order = torch.argsort(torch.maximum(xf, yf - self.offset_value))
+        f, d = torch.empty_like(yf), torch.empty_like(yf)
+        for i in range(0, yf.numel(), _BLOCK):
+            sel = order[i:i + _BLOCK]
+            z, yz, logr = self._log_terms(xf[sel], yf[sel])
+            w = torch.softmax(logr, dim=-1)
+            m1 = (w * z).sum(-1)
+            var = ((w * z * z).sum(-1) - m1 * m1).clamp(min=0)
+            f[sel] = (m1 - yz) / sig2
+            d[sel] = lam * var / (sig2 * xf[sel].clamp(min=1e-12))
+        return f.reshape(y.shape), d.reshape(y.shape)
+
+    def _solve_exact(self, y, s, max_iter: int = 100):
+        """Root of the exact likelihood equation f(x, y) = s by bracketed Newton, x >= 0.
+
+        Algorithm 5 replaces f by the base model's score at z_bar = E[z|y] (Tweedie), which is
+        accurate only where sigma is large against the spacing and spread of z: with a
+        camera's read noise below its gain it fails in the dark (the count there is 0 or 1 and
+        the score of y is the read noise's). The exact f is a sum over counts; it increases
+        with x, so a bracket [lo, hi] with f(lo) < s <= f(hi) and Newton steps inside it
+        (bisection where a step leaves it) converge for every pixel. Pixels with
+        f(0, y) >= s have no positive root: x = 0, as Algorithm 5's own no-root rule.
+        """
+        dt, shape = y.dtype, y.shape
+        yd, sd = y.double().reshape(-1), s.double().reshape(-1)
+        lam = self.base.lam
+        scale = self.gaussian_sigma + 1.0 / lam
+        # at x = 0 the count is 0: f(0, y) = -(y - offset) / sigma^2 exactly
+        f0 = -(yd - self.offset_value) / self.gaussian_sigma ** 2
+        zero = f0 >= sd
+        # an upper bracket: the noise-free level can be at most this far above y (beyond it
+        # the count's spread alone would make y implausible). It is not evaluated: where f
+        # stays below s up to it, the score asks for more than the data allow, every step
+        # raises lo, and x converges to that bound
+        yz = (yd - self.offset_value).clamp(min=0)
+        hi = yz + _BRACKET * (scale + torch.sqrt(yz / lam))
+        lo = torch.zeros_like(yd)
+        # start from Tweedie's z_bar (Algorithm 5's first step), inside the bracket
+        x = (yd - self.offset_value + self.gaussian_sigma ** 2 * sd).clamp(min=1e-3 * scale)
+        x = torch.where(x >= hi, (lo + hi) / 2, x)
+        x = torch.where(zero, lo, x)
+        active = ~zero
+        tol = 1e-6 * scale
+        for _ in range(max_iter):  # Newton on the pixels not yet converged only
+            idx = torch.nonzero(active).reshape(-1)
+            if idx.numel() == 0:
+                break
+            xa, la, ha = x[idx], lo[idx], hi[idx]
+            f, d = self._score_and_slope(xa, yd[idx])
+            r = f - sd[idx]
+            la = torch.where(r < 0, xa, la)
+            ha = torch.where(r >= 0, xa, ha)
+            xn = xa - r / d.clamp(min=1e-300)
+            bad = ~torch.isfinite(xn) | (xn <= la) | (xn >= ha)
+            xn = torch.where(bad, (la + ha) / 2, xn)
+            conv = ((xn - xa).abs() <= tol) | ((ha - la) <= tol)
+            x[idx], lo[idx], hi[idx] = xn, la, ha
+            active[idx[conv]] = False
+        return x.reshape(shape).to(dt)
 
     def _equation_score(self, x, y, s):
         # Eq. (22): grad_y log p(y|x) ~ f_z(x, z_bar)

@@ -30,6 +30,8 @@ class Poisson(NoiseModel):
     """
 
     name = "poisson"
+    #: a Gaussian mixture of this model can solve its exact likelihood (a sum over counts)
+    exact_mixture_solve = True
     table1_row = 7
     formula = "y = Poisson(lam x) / lam"
     summary = "shot noise: photon counts scaled by 1/lam"
