@@ -20,7 +20,9 @@ def test_bundled_sample_data():
 def test_demo_writes_outputs_and_improves_psnr(tmp_path, capsys):
     res = run_demo(tmp_path, steps=150, quiet=True)
     assert res["psnr_poisson_gaussian"] > res["psnr_noisy"] + 2.0
+    assert res["psnr_poisson_gaussian"] > res["psnr_algorithm5"]  # the exact solve is better
     out = read_image(tmp_path / "denoised.tif")
     assert out.extra["noise_model"]["params"] == FMD_CONFOCAL_BPAE_B
+    assert out.extra["exact_solve"] is True
     assert (tmp_path / "comparison.png").stat().st_size > 10_000
     assert "PSNR poisson-gaussian" in capsys.readouterr().out

@@ -22,3 +22,7 @@ def test_oracle_benchmark_runs_end_to_end_tiny(tmp_path):
     # at the paper's literal row 3 the rule is far below the posterior mean
     row3 = cases["row 3"]
     assert row3["mmse_local"] - row3["rule_local"] > 5.0
+    # read noise below the photon step: Algorithm 5 fails, the exact solve does not
+    low = cases["row 13, sigma=2"]
+    assert low["exact_local"] - low["rule_local"] > 5.0
+    assert low["exact_local"] > low["mmse_local"] - 1.0
