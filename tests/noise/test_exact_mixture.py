@@ -50,6 +50,7 @@ def test_exact_solution_satisfies_the_exact_equation():
     s = np.asarray(cam.score(x * 1.1, y))  # a score that some x > 0 produces exactly
     xs = np.asarray(cam.solve(y, s))
     assert np.allclose(cam.score(xs, y), s, atol=1e-6)
+    assert np.allclose(cam.residual(xs, y, s), 0, atol=1e-6)  # residual of that equation
     assert np.allclose(xs, x * 1.1, rtol=1e-4)
     # below what any x >= 0 explains: x = 0 (Algorithm 5's no-root rule)
     low = np.asarray(cam.score(np.zeros_like(y), y)) - 1.0

@@ -59,7 +59,7 @@ class GaussianMixtureModel(NoiseModel):
 
     def _check(self) -> None:
         object.__setattr__(self, "_base_model", self._make_base())
-        if self.exact and not getattr(self._base_model, "exact_mixture_solve", False):
+        if self.exact and not self.supports_exact():
             from ._base import NoiseModelError
 
             raise NoiseModelError(
@@ -188,6 +188,8 @@ class GaussianMixtureModel(NoiseModel):
         return x.reshape(shape).to(dt)
 
     def _equation_score(self, x, y, s):
+        if self.exact:  # the exact equation that _solve_exact solves
+            return self._score(x, y)
         # Eq. (22): grad_y log p(y|x) ~ f_z(x, z_bar)
         return self.base._score(x, self._z_bar(y, s))
 
