@@ -79,7 +79,7 @@ class NoiseLevelFunction:
         of the clipped data, ``clip(y, low, high)``, and fits compare them with the clipped
         moments of the model (Foi et al. 2008, section 4) instead of leaving them out.
     fraction_used : float
-        Fraction of the pixels that were smooth and unclipped enough to be used.
+        Fraction of the pixels that were smooth enough to be used.
     correlation_factor : float
         Variance of the compact high-pass filter relative to the correlation-free estimate
         (1 for white noise; below 1 where neighbouring noise values are correlated). The
@@ -137,8 +137,8 @@ class NoiseLevelFunction:
                 w = np.where(far, w, 0.0)
         A = X.T @ (X * w[:, None])
         coef = np.linalg.solve(A, X.T @ (w * self.variance))
-        cov = np.linalg.inv(A) * _chi2_scale(self.variance - X @ coef, self.stderr, 2)
         if not self.censored:
+            cov = np.linalg.inv(A) * _chi2_scale(self.variance - X @ coef, self.stderr, 2)
             return float(coef[0]), float(coef[1]), cov
         from scipy.optimize import least_squares
 
@@ -277,7 +277,7 @@ def _censored_variance(noise_level, levels, lo, hi, n_grid: int = 4096):
 
 
 def _clip_limits(image, clip) -> tuple | None:
-    """Clipping levels to exclude: ``"auto"`` = the integer dtype's limits."""
+    """Clipping levels of the data: ``"auto"`` = the integer dtype's limits."""
     if clip is None or clip is False:
         return None
     if isinstance(clip, str):
@@ -357,8 +357,7 @@ def _calibration() -> dict:
     """The constants of :func:`_measure_calibration` at its defaults (16 planes of 1024^2).
 
     Stored, not measured at run time: a single 512^2 sample is off by about 0.5 % in each
-    constant. ``tests/test_estimate.py`` checks them
-    against a fresh measurement.
+    constant. ``tests/test_estimate.py`` checks them against a fresh measurement.
     """
     return dict(_CALIBRATION)
 
@@ -447,8 +446,8 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
     axes : str, optional
         Axes letters (TCZYXS); default ``"YX"``, ``"ZYX"``, ``"TZYX"`` by dimension.
     clip : "auto", None or (low, high)
-        Clipping limits whose neighbourhoods are left out; ``"auto"``: the limits of an integer
-        dtype (where the data reach them).
+        Clipping limits, whose nearby levels are fitted as clipped data; ``"auto"``: the limits
+        of an integer dtype (where the data reach them).
     n_bins : int
         Number of level sets (before merging sets with too few pixels).
     kernel : array_like, optional
@@ -770,7 +769,7 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
     axes : str, optional
         Axes letters of ``image`` (TCZYXS).
     clip : "auto", None or (low, high)
-        Clipping limits to avoid (``"auto"``: the integer dtype's limits).
+        Clipping limits, modelled in the fit (``"auto"``: the integer dtype's limits).
     frames_axis : int, optional
         If given, ``image`` holds repeated frames of a static scene along this axis and the
         photon-transfer fit (temporal mean against temporal variance) is used instead of the
