@@ -246,7 +246,9 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--patch", type=int, default=64)
     p.add_argument("--preset", default="default")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate for every method (default: each objective's own, "
+                        "1e-3; IDDP 2e-4 as in its paper)")
     p.add_argument("--sigma-a", type=float, nargs=2, default=(0.05, 0.02))
     p.add_argument("--n-train", type=int, default=None, help="use only the first N BSD68 images")
     p.add_argument("--device", default="auto")

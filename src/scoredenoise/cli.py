@@ -291,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--patch-size", type=int)
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float,
+                   help="learning rate (default: the objective's, 1e-3; 2e-4 for iddp)")
     p.add_argument("--val-fraction", type=float, default=0.0)
     p.add_argument("--extra-noise", default="auto",
                    help="std (data units) of extra Gaussian noise in training, removed at "

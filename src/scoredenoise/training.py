@@ -283,7 +283,7 @@ def _optimizer_state(tensors: dict, saved: dict) -> dict:
 
 
 def train(images, *, axes=None, dims: int = 2, preset: str = "default", steps: int = 2000,
-          patch_size=None, batch_size: int | None = None, lr: float = 1e-3,
+          patch_size=None, batch_size: int | None = None, lr: float | None = None,
           weight_decay: float = 1e-4, val_fraction: float = 0.0, val_every: int | None = None,
           augment: bool = True, extra_noise="auto", objective: str = "score",
           targets=None, sigma_a: tuple[float, float] = (0.05, 0.02), anneal_every: int = 50,
@@ -305,7 +305,8 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default", steps: i
     preset : {"small", "default", "large"}
         Network size (docs/training.md lists parameters and FLOPs per pixel).
     steps, batch_size, patch_size, lr, weight_decay
-        Optimisation: AdamW, learning rate divided by 10 for the last fifth of the steps.
+        Optimisation: AdamW, learning rate divided by 10 for the last fifth of the steps. The
+        default ``lr`` is the objective's (1e-3; 2e-4 for ``"iddp"``, its paper's rate).
     val_fraction : float
         Fraction of rows (Y) of each image held out for a validation loss.
     augment : bool
@@ -358,6 +359,9 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default", steps: i
     >>> model.save("cells.sdmodel")                                         # doctest: +SKIP
     """
     obj = get_objective(objective)
+    lr = obj.lr if lr is None else float(lr)
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
     if obj.needs_targets and targets is None:
         raise ValueError(f"objective {objective!r} needs targets (clean images or second frames)")
     if not obj.needs_targets and targets is not None:
