@@ -19,13 +19,17 @@ Real data: FMD confocal BPAE nuclei; every network is trained on raw frames of f
 tested on 4 raw frames of field 4 against its 50-frame average. Ours uses poisson-gaussian with
 gain, offset and read noise from a photon-transfer fit on the 50 frames of field 4; beside it
 Neighbor2Neighbor and IDDP (noisy frames only), a supervised network (clean targets) and
-Noise2Noise (pairs of raw frames).
+Noise2Noise (pairs of raw frames). Then the five FMD noisy/clean pairs (BPAE_B/G/R, fish,
+mice; one raw frame each): the self-supervised methods trained on the five noisy frames, ours
+with parameters estimated from each frame, supervised leave-one-out, Noise2Noise from the
+confocal set's frame pairs (see :func:`fmd_pairs`).
 
 Usage:
     python benchmarks/quality.py                 # all rows (about 3 h on 2 CPU cores)
     python benchmarks/quality.py --rows 9        # one noise model at a time (~15 min)
     python benchmarks/quality.py --methods ours,supervised   # a subset of the columns
-    python benchmarks/quality.py --fmd-only      # only the real-data comparison (~20 min)
+    python benchmarks/quality.py --fmd-only      # only the real-data comparisons (~35 min)
+    python benchmarks/quality.py --fmd-only --real pairs   # only the five FMD pairs
     python benchmarks/quality.py --tiny          # smoke test (seconds)
     python benchmarks/quality.py --full          # the paper's schedule, for a GPU
 Writes benchmarks/results/quality.json and prints a Markdown table.
@@ -219,6 +223,74 @@ def fmd(cfg, out):
     save(cfg, out)
 
 
+def fmd_pairs(cfg, out):
+    """The five FMD noisy/clean pairs (BPAE_B/G/R, fish, mice): one raw frame each.
+
+    The self-supervised methods train one network each on the five noisy frames (the data they
+    denoise, as users do); ours solves with poisson-gaussian parameters estimated from each
+    frame alone (``estimate_noise``: no calibration exists for these). The bounds: supervised,
+    leave-one-out (trained on the other four pairs); Noise2Noise, trained on raw-frame pairs
+    of fmd_confocal_bpae_b fields 2-4 (these pairs hold one frame per scene; field 1 is the
+    BPAE_B pair's field, left out).
+    """
+    import tifffile
+
+    root = _need(DATA / "fmd_pairs")
+    names = sorted(p.stem for p in (root / "noisy").glob("*.tif"))
+    noisy = {n: tifffile.imread(root / "noisy" / f"{n}.tif").astype(np.float32) for n in names}
+    clean = {n: tifffile.imread(root / "clean" / f"{n}.tif").astype(np.float64) for n in names}
+    if cfg.tiny:
+        noisy = {n: a[:96, :96] for n, a in noisy.items()}
+        clean = {n: a[:96, :96] for n, a in clean.items()}
+    kw = train_kw(cfg)
+    models = {}  # method -> {name: model}
+    for col in cfg.methods:
+        objective = METHODS[col]
+        if objective == "supervised":
+            models[col] = {n: sd.train([noisy[o] for o in names if o != n], objective=objective,
+                                       targets=[clean[o].astype(np.float32) for o in names
+                                                if o != n], **kw) for n in names}
+        else:
+            m = sd.train([noisy[n] for n in names], objective=objective, **kw)
+            models[col] = dict.fromkeys(names, m)
+    conf = _need(DATA / "fmd_confocal_bpae_b")
+    frames = [np.stack([imread(f) for f in sorted((conf / "raw" / str(fov)).glob("*.png"))[:8]])
+              .astype(np.float32) for fov in (2, 3, 4)]
+    if cfg.tiny:
+        frames = [f[:, :96, :96] for f in frames]
+    n2n = sd.train([f[:4] for f in frames], objective="noise2noise",
+                   targets=[f[4:] for f in frames], **dict(kw, axes="SYX"))
+    models["noise2noise"] = dict.fromkeys(names, n2n)
+    columns = ["noisy", *models] + (["ours_exact"] if "ours" in models else [])
+    res = {"images": {}}
+    for n in names:
+        y, gt = noisy[n], clean[n]
+        r = {}
+        if "ours" in models:
+            cam = sd.estimate_noise(y.astype(np.uint8)).noise_model
+            r["noise_model"] = cam.to_dict()
+            score = models["ours"][n].score(y, device=cfg.device)
+        for name in columns:
+            if name == "noisy":
+                x = y
+            elif name in ("ours", "ours_exact"):
+                nm = cam.replace(exact=True) if name == "ours_exact" else cam
+                x = in_data_units(sd.denoise(y, models["ours"][n], nm, score=score), nm)
+            else:
+                x = sd.denoise(y, models[name][n], device=cfg.device)
+            r[f"psnr_{name}"], r[f"ssim_{name}"] = psnr(x, gt), ssim(x, gt)
+        res["images"][n] = r
+        print(f"FMD pair {n:<7}: " + " | ".join(
+            f"{k} {r[f'psnr_{k}']:.2f} / {r[f'ssim_{k}']:.3f}" for k in columns), flush=True)
+    for k in columns:
+        for m in ("psnr", "ssim"):
+            res[f"{m}_{k}"] = float(np.mean([r[f"{m}_{k}"] for r in res["images"].values()]))
+    out["fmd_pairs"] = res
+    print("FMD pairs, mean of 5: " + " | ".join(
+        f"{k} {res[f'psnr_{k}']:.2f} dB / {res[f'ssim_{k}']:.3f}" for k in columns))
+    save(cfg, out)
+
+
 def print_header(cfg):
     cols = ["noisy", "classical", *cfg.methods]
     print("| row | noise model | " + " | ".join(cols) + " | ours - sup |")
@@ -256,8 +328,11 @@ def main(argv=None):
                    help="auto (the library default): only the de-quantisation noise of lattice "
                         "data (sigma 5 for row 7, 0 elsewhere); paper: Gaussian sigma=5 added "
                         "in training for rows 7 and 9 (appendix B)")
-    p.add_argument("--skip-fmd", action="store_true")
-    p.add_argument("--fmd-only", action="store_true", help="only the real-data (FMD) comparison")
+    p.add_argument("--skip-fmd", action="store_true", help="no real-data (FMD) comparison")
+    p.add_argument("--fmd-only", action="store_true", help="only the real-data (FMD) comparisons")
+    p.add_argument("--real", default="confocal,pairs",
+                   help="which real-data comparisons: confocal (BPAE_B field 4 against "
+                        "photon transfer), pairs (the five FMD noisy/clean pairs)")
     p.add_argument("--tiny", action="store_true", help="seconds-long smoke test")
     p.add_argument("--full", action="store_true",
                    help="the paper's schedule (5000 steps, batch 32, 128 px, lr 1e-4, sigma_a "
@@ -268,6 +343,9 @@ def main(argv=None):
     if cfg.fmd_only and cfg.skip_fmd:
         p.error("--fmd-only and --skip-fmd exclude each other")
     cfg.methods = [m.strip() for m in cfg.methods.split(",") if m.strip()]
+    cfg.real = [r.strip() for r in cfg.real.split(",") if r.strip()]
+    if set(cfg.real) - {"confocal", "pairs"}:
+        p.error(f"--real takes confocal and/or pairs, got {cfg.real}")
     bad = [r for r in cfg.rows if r not in ROWS] + [m for m in cfg.methods if m not in METHODS]
     if bad:
         p.error(f"unknown rows or methods {bad}; rows: {sorted(ROWS)}, methods: "
@@ -281,7 +359,10 @@ def main(argv=None):
     print_header(cfg)
     natural_rows(cfg, out)
     if not cfg.skip_fmd:
-        fmd(cfg, out)
+        if "confocal" in cfg.real:
+            fmd(cfg, out)
+        if "pairs" in cfg.real:
+            fmd_pairs(cfg, out)
     return finish(out, cfg.out, t0)
 
 

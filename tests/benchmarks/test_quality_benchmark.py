@@ -18,4 +18,11 @@ def test_quality_benchmark_runs_end_to_end_tiny(tmp_path):
     assert "precision" in saved["natural"][0]
     for key in ("psnr_noise2noise", "psnr_neighbor2neighbor", "psnr_iddp", "ssim_ours"):
         assert saved["fmd"][key] > 0
+    pairs = saved["fmd_pairs"]
+    assert sorted(pairs["images"]) == ["BPAE_B", "BPAE_G", "BPAE_R", "fish", "mice"]
+    for key in ("psnr_noisy", "psnr_ours", "psnr_ours_exact", "psnr_neighbor2neighbor",
+                "psnr_iddp", "psnr_supervised", "psnr_noise2noise", "ssim_ours_exact"):
+        assert pairs[key] > 0
+    # ours solves with parameters estimated from each frame
+    assert pairs["images"]["fish"]["noise_model"]["name"] == "poisson-gaussian"
     assert set(mod.ROWS) == {1, 2, 3, 5, 7, 9, 10, 11, 13, 15}  # the Table 1 rows
