@@ -199,13 +199,12 @@ def test_correlation_correction_is_not_fooled_by_texture():
 
 @pytest.mark.parametrize("kernel", [
     [[0, 0, 0], [0.05, 1, 0.05], [0, 0, 0]],  # a scanner's line correlation (FMD: ~5 %)
-    [[0, 0.1, 0], [0.1, 0.6, 0.1], [0, 0.1, 0]],  # strong: the compact filter sees 0.31
+    [[0, 0.1, 0], [0.1, 0.6, 0.1], [0, 0.1, 0]],  # strong: the 3x3 filters see 0.49
 ])
 def test_unknown_noise_correlation_is_measured(kernel):
     from scipy.ndimage import convolve
-    from scipy.signal import convolve2d
 
-    from scoredenoise.estimate import _COMPACT
+    from scoredenoise.estimate import _QUADRATIC, _correlation_factor
 
     k = np.asarray(kernel, float) / np.sqrt(np.sum(np.square(kernel)))
     cam = get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=2.0)
@@ -213,7 +212,7 @@ def test_unknown_noise_correlation_is_measured(kernel):
     y = cam.sample(x, rng=6)
     y = x + convolve(y - x, k)  # correlated, same variance
     est = sd.estimate_noise(y, offset=100.0)
-    exact = float(np.sum(convolve2d(k, _COMPACT) ** 2))
+    exact = _correlation_factor(k, _QUADRATIC)
     assert est.nlf.correlation_factor == pytest.approx(exact, rel=0.06)
     assert est.params["gain"] == pytest.approx(2.0, rel=0.05)
 
