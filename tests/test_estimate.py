@@ -267,3 +267,39 @@ def test_photon_transfer_reads_one_frame_at_a_time():
     nlf = photon_transfer(lazy)
     assert len(lazy.reads) == 12
     assert nlf.affine_fit()[0] == pytest.approx(2.0, rel=0.05)
+
+
+def test_quadratic_high_pass_basis_is_orthonormal_and_blind_to_quadratics():
+    from scoredenoise.estimate import _COMPACT, _QUADRATIC
+
+    B = np.stack([k.ravel() for k in _QUADRATIC])
+    assert B.shape == (3, 9)
+    np.testing.assert_allclose(B @ B.T, np.eye(3), atol=1e-12)
+    yy, xx = np.mgrid[-1:2, -1:2].astype(float)
+    for p in (yy * 0 + 1, xx, yy, xx * xx, yy * yy, xx * yy):
+        np.testing.assert_allclose(B @ p.ravel(), 0, atol=1e-12)
+    # the compact kernel lies in their span (it is the x^2 y^2 response)
+    c = _COMPACT[0].ravel()
+    np.testing.assert_allclose(B.T @ (B @ c), c, atol=1e-12)
+
+
+def test_structure_leaking_past_the_quadratic_fit_is_taken_off(monkeypatch):
+    """Bright discs with 1-px soft edges at 400 e-: the edges' third-order structure passes the
+    quadratic fit and the texture test; the compact guard removes most of that excess."""
+    import scoredenoise.estimate as E
+    from scipy.ndimage import gaussian_filter
+
+    n = 384
+    yy, xx = np.mgrid[0:n, 0:n].astype(float)
+    rng = np.random.default_rng(0)
+    x = np.zeros((n, n))
+    for cy, cx, r in rng.uniform([20, 20, 6], [n - 20, n - 20, 25], size=(40, 3)):
+        x = np.maximum(x, ((yy - cy) ** 2 + (xx - cx) ** 2 < r * r) * rng.uniform(0.3, 1.0))
+    x = gaussian_filter(x, 1.0)
+    cam = get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=6.0)
+    y = np.clip(np.round(cam.sample(x / x.max() * 800.0, rng=0)), 0, 65535).astype(np.uint16)
+    guarded = sd.estimate_noise(y, offset=100.0).params["gain"]
+    monkeypatch.setattr(E, "_COMPACT", E._QUADRATIC)  # the guard compares it with itself
+    unguarded = sd.estimate_noise(y, offset=100.0).params["gain"]
+    assert guarded == pytest.approx(2.0, rel=0.04)
+    assert unguarded > 2.0 * 1.05  # without the guard the leak is measured as noise
