@@ -137,6 +137,9 @@ class NoiseLevelFunction:
     correlation_factor: float = 1.0
     correlation_stderr: float = 0.0
     censored: bool = False
+    #: leave-one-group-out measurements of the same image (single-image method), for the
+    #: jackknife standard errors of :func:`estimate_noise`
+    replicates: list = field(default_factory=list, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {"mean": self.mean.tolist(), "variance": self.variance.tolist(),
@@ -368,6 +371,9 @@ _KEEP = 0.97
 #: with either error), that measure the correlation factor: the background, where fine
 #: structure is rarest (a wider share lets dim texture lower the factor of white noise)
 _DARK = 0.1
+#: the jackknife's groups: 16x16 blocks, assigned by position modulo this many a side (every
+#: group spans the whole image, so a replicate keeps its content)
+_JACKKNIFE_SIDE = 4
 
 
 def _measure_calibration(planes: int = 16, size: int = 1024, seed: int = 1000) -> dict:
@@ -433,43 +439,34 @@ def _binned(level, mean, var_terms, block, edges, at_limit=None):
     """Per level set: mean, variance (mean of ``var_terms``), a block-robust stderr, the count,
     and (with ``at_limit``) the fraction of pixels at a clipping limit. ``var_terms`` may be
     a list of arrays: the variances and stderrs are then lists, over the same level sets."""
-    if isinstance(var_terms, list):
-        parts = [_binned_one(level, mean, t, block, edges, at_limit, _all=True)
-                 for t in var_terms]
-        good = np.logical_and.reduce([p[-1] for p in parts])
-        M, N = parts[0][0][good], parts[0][3][good]
-        out = (M, [p[1][good] for p in parts], [p[2][good] for p in parts], N)
-        return out + ((parts[0][4][good],) if at_limit is not None else ())
-    return _binned_one(level, mean, var_terms, block, edges, at_limit)
-
-
-def _binned_one(level, mean, var_terms, block, edges, at_limit=None, _all=False):
+    terms = var_terms if isinstance(var_terms, list) else [var_terms]
     idx = np.clip(np.searchsorted(edges, level, side="right") - 1, 0, len(edges) - 2)
     nb = len(edges) - 1
     n = np.bincount(idx, minlength=nb).astype(np.float64)
     good = n >= max(_MIN_BIN // 4, 20)
     M = np.bincount(idx, mean, minlength=nb) / np.maximum(n, 1)
-    V = np.bincount(idx, var_terms, minlength=nb) / np.maximum(n, 1)
     # standard error of a ratio estimator over spatial blocks (the terms of neighbouring
-    # pixels are correlated through shared ring pixels; blocks are nearly independent)
+    # pixels are correlated through shared pixels; blocks are nearly independent)
     key = idx.astype(np.int64) * (int(block.max()) + 1) + block
     uk, inv = np.unique(key, return_inverse=True)
-    bs = np.bincount(inv, var_terms)
     bn = np.bincount(inv).astype(np.float64)
     bidx = uk // (int(block.max()) + 1)
-    resid = bs - V[bidx] * bn
-    se = np.sqrt(np.bincount(bidx, resid ** 2, minlength=nb)) / np.maximum(n, 1)
-    # never below the Gaussian-noise floor for this many pixels
-    se = np.maximum(se, V * math.sqrt(2.0) / np.sqrt(np.maximum(n, 1)))
-    good &= (se > 0) & np.isfinite(se)
-    if _all:
-        F = None if at_limit is None else np.bincount(
-            idx, at_limit.astype(np.float64), minlength=nb) / np.maximum(n, 1)
-        return M, V, se, n, F, good
+    Vs, SEs = [], []
+    for t in terms:
+        V = np.bincount(idx, t, minlength=nb) / np.maximum(n, 1)
+        resid = np.bincount(inv, t) - V[bidx] * bn
+        se = np.sqrt(np.bincount(bidx, resid ** 2, minlength=nb)) / np.maximum(n, 1)
+        # never below the Gaussian-noise floor for this many pixels
+        se = np.maximum(se, V * math.sqrt(2.0) / np.sqrt(np.maximum(n, 1)))
+        good &= (se > 0) & np.isfinite(se)
+        Vs.append(V), SEs.append(se)
+    Vs, SEs = [v[good] for v in Vs], [e[good] for e in SEs]
+    if not isinstance(var_terms, list):
+        Vs, SEs = Vs[0], SEs[0]
     if at_limit is None:
-        return M[good], V[good], se[good], n[good]
+        return M[good], Vs, SEs, n[good]
     F = np.bincount(idx, at_limit.astype(np.float64), minlength=nb) / np.maximum(n, 1)
-    return M[good], V[good], se[good], n[good], F[good]
+    return M[good], Vs, SEs, n[good], F[good]
 
 
 def _planes(image, axes):
@@ -532,6 +529,7 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
     from scipy import ndimage as ndi
 
     d_all, c_all, dr_all, g_all, m_all, lv_all, blk_all, lim_all = [], [], [], [], [], [], [], []
+    grp_all = []
     reached = [False, False]
     n_total = 0
     for p in pick:
@@ -552,35 +550,61 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
         lv_all.append(lv[ok])
         lim_all.append(lim[ok])
         blk_all.append((rows // 16) * 4096 + cols // 16 + int(p) * 4096 * 4096)
+        side = _JACKKNIFE_SIDE
+        grp_all.append(((rows // 16) % side) * side + (cols // 16) % side)
     if not d_all:
         raise ValueError("image is empty")
+    px = {k: np.concatenate(v) for k, v in dict(
+        g=g_all, m=m_all, d2=d_all, c2=c_all, dr2=dr_all, lv=lv_all, block=blk_all,
+        lim=lim_all, group=grp_all).items()}
+    tail = dict(n_total=n_total, clip_lim=clip_lim, reached=reached, kernel=kernel,
+                n_bins=n_bins)
+    nlf = _nlf_from_pixels(px, **tail)
+    # leave-one-group-out replicates (groups of interleaved 16x16 blocks), for standard errors
+    # that include the data-dependent steps (texture test, correlation factor, level sets;
+    # the robust level that the texture test compares with is the whole image's), see
+    # estimate_noise
+    reps = []
+    for k in range(_JACKKNIFE_SIDE ** 2):
+        sel = px["group"] != k
+        try:
+            reps.append(_nlf_from_pixels({a: (v[sel] if isinstance(v, np.ndarray) else v)
+                                          for a, v in px.items()},
+                                         **dict(tail, n_total=n_total * sel.mean())))
+        except ValueError:
+            continue
+    nlf.replicates = reps
+    return nlf
 
-    g = np.concatenate(g_all)
-    m = np.concatenate(m_all)
-    d2 = np.concatenate(d_all)
-    c2 = np.concatenate(c_all)
-    dr2 = np.concatenate(dr_all)
-    lv = np.concatenate(lv_all)
-    block = np.concatenate(blk_all)
-    lim = np.concatenate(lim_all)
+
+def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins):
+    """The noise level function from the per-pixel statistics of :func:`noise_level_function`."""
+    g, m, d2, c2, dr2 = px["g"], px["m"], px["d2"], px["c2"], px["dr2"]
+    lv, block, lim = px["lv"], px["block"], px["lim"]
     if g.size < 4 * _MIN_BIN:
         raise ValueError(
             f"too few unclipped pixels ({g.size}) to estimate the noise; use a larger image or "
             f"more planes, or check the clip limits ({clip_lim})")
-    edges = _level_edges(g, n_bins)
     cal = _calibration()
-    # 1. a texture-robust variance per level: a low quantile of the local variance (textured
-    #    pixels only raise it), scaled by that quantile's value for pure noise
-    idx = np.clip(np.searchsorted(edges, g, side="right") - 1, 0, len(edges) - 2)
-    lev, rob = [], []
-    for b in range(len(edges) - 1):
-        sel = idx == b
-        if sel.sum() >= 20:
-            lev.append(m[sel].mean())
-            rob.append(np.quantile(lv[sel], _QUANTILE) / cal["quantile"])
-    lev, rob = np.asarray(lev), np.asarray(rob)
-    o = np.argsort(lev)
-    pv = np.maximum(np.interp(m, lev[o], rob[o]), 1e-12)
+    if "pv" in px:  # a jackknife replicate: the robust level of the whole image
+        pv = px["pv"]
+    else:
+        # 1. a texture-robust variance per level: a low quantile of the local variance
+        #    (textured pixels only raise it), scaled by that quantile's value for pure noise
+        edges = _level_edges(g, n_bins)
+        idx = np.clip(np.searchsorted(edges, g, side="right") - 1, 0, len(edges) - 2)
+        order = np.argsort(idx, kind="stable")
+        cuts = np.searchsorted(idx[order], np.arange(len(edges)))
+        lev, rob = [], []
+        for lo, hi in zip(cuts[:-1], cuts[1:]):
+            if hi - lo >= 20:
+                sel = order[lo:hi]
+                lev.append(m[sel].mean())
+                rob.append(np.quantile(lv[sel], _QUANTILE) / cal["quantile"])
+        lev, rob = np.asarray(lev), np.asarray(rob)
+        o = np.argsort(lev)
+        pv = np.maximum(np.interp(m, lev[o], rob[o]), 1e-12)
+        px["pv"] = pv
     # 2. correlation between neighbouring noise values (scanners, camera electronics) scales
     #    the 3x3 estimates by constant factors; the ring estimate (3x3 excluded) does not
     #    see it but leaks more structure. Their ratios over the darkest pixels (background,
@@ -599,8 +623,12 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
         dark = far & (g <= np.quantile(g[far], _DARK))
         ratio, ratio_se = _ratio_with_stderr(d2[dark], dr2[dark], block[dark])
         # correlation lowers the ratio; a ratio within 2 standard errors of 1 is white noise
-        # (applying it would only add its noise to the estimate)
-        if 1.0 - ratio > 2.0 * ratio_se:
+        # (applying it would only add its noise to the estimate). Jackknife replicates keep
+        # the whole image's decision (a switch flipping between replicates is not sampling
+        # noise of the estimate)
+        if "correlated" not in px:
+            px["correlated"] = bool(1.0 - ratio > 2.0 * ratio_se)
+        if px["correlated"]:
             factor, factor_se = float(max(ratio, 0.1)), ratio_se
             factor_c = float(max(_ratio_with_stderr(c2[dark], dr2[dark], block[dark])[0], 0.1))
         else:
@@ -872,6 +900,8 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
         nlf = noise_level_function(image, axes=axes, clip=clip, max_planes=max_planes,
                                    kernel=kernel)
     est = fit_noise_level(nlf, model, **known)
+    if _jackknife(est, nlf.replicates, model, known):
+        return est
     rel = nlf.correlation_stderr / nlf.correlation_factor
     if rel > 0:  # the factor scales every variance: refit at +-1 se and add in quadrature
         import dataclasses
@@ -891,6 +921,43 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
                          f"measured factor {nlf.correlation_factor:.3f} +/- "
                          f"{nlf.correlation_stderr:.3f}")
     return est
+
+
+def _jackknife(est: NoiseEstimate, replicates, model, known) -> bool:
+    """Replace the fit's standard errors by leave-one-tile-out jackknife ones.
+
+    The fit's own errors treat the level sets as independent measurements with known
+    variances; the texture test, the correlation factor and the shared level sets make them
+    1.3-1.6x optimistic (tests/test_estimate.py). Refitting with each of K = 16 groups of
+    pixels left out in turn (interleaved 16x16 blocks: each group spans the whole image),
+    sd = sqrt((K - 1) / K * sum((theta_k - mean)^2)) takes those steps into account.
+    Returns False (errors left as they are) with fewer than 8 usable replicates.
+    """
+    fits = []
+    for r in replicates:
+        try:
+            fits.append(fit_noise_level(r, model, **known))
+        except (NoiseModelError, ValueError):
+            continue
+    k = len(fits)
+    if k < 8:
+        return False
+
+    def spread(values):
+        v = np.asarray(values, dtype=np.float64)
+        return float(np.sqrt((k - 1) / k * np.sum((v - v.mean()) ** 2)))
+
+    for name in est.stderr:
+        est.stderr[name] = spread([f.params[name] for f in fits])
+    key = "intercept"
+    if key in est.derived and f"{key}_stderr" in est.derived:
+        est.derived[f"{key}_stderr"] = spread([f.derived[key] for f in fits])
+    if est.nlf.correlation_factor != 1.0:
+        est.notes.append(f"noise correlated between neighbours: variances divided by the "
+                         f"measured factor {est.nlf.correlation_factor:.3f} +/- "
+                         f"{est.nlf.correlation_stderr:.3f}")
+    est.notes.append(f"standard errors: jackknife, {k} groups of pixels left out in turn")
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
