@@ -32,6 +32,7 @@ photons), and the result says so.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -140,6 +141,9 @@ class NoiseLevelFunction:
     #: leave-one-group-out measurements of the same image (single-image method), for the
     #: jackknife standard errors of :func:`estimate_noise`
     replicates: list = field(default_factory=list, repr=False, compare=False)
+    #: for a stack, the measurement on the planes the replicates leave groups out of
+    replicate_base: NoiseLevelFunction | None = field(default=None, repr=False,
+                                                         compare=False)
 
     def to_dict(self) -> dict:
         return {"mean": self.mean.tolist(), "variance": self.variance.tolist(),
@@ -374,6 +378,8 @@ _DARK = 0.1
 #: the jackknife's groups: 16x16 blocks, assigned by position modulo this many a side (every
 #: group spans the whole image, so a replicate keeps its content)
 _JACKKNIFE_SIDE = 4
+#: planes of a stack the jackknife runs on (its cost grows with the pixels)
+_JACKKNIFE_PLANES = 4
 
 
 def _measure_calibration(planes: int = 16, size: int = 1024, seed: int = 1000) -> dict:
@@ -447,14 +453,22 @@ def _binned(level, mean, var_terms, block, edges, at_limit=None):
     M = np.bincount(idx, mean, minlength=nb) / np.maximum(n, 1)
     # standard error of a ratio estimator over spatial blocks (the terms of neighbouring
     # pixels are correlated through shared pixels; blocks are nearly independent)
-    key = idx.astype(np.int64) * (int(block.max()) + 1) + block
-    uk, inv = np.unique(key, return_inverse=True)
-    bn = np.bincount(inv).astype(np.float64)
-    bidx = uk // (int(block.max()) + 1)
+    n_blk = int(block.max()) + 1
+    key = idx.astype(np.int64) * n_blk + block
+    if nb * n_blk <= 1 << 25:  # dense block ids (the callers'): counting, no sort
+        bn = np.bincount(key, minlength=nb * n_blk).astype(np.float64)
+        inv, occupied = key, bn > 0
+        bidx = np.repeat(np.arange(nb), n_blk)[occupied]
+        bn = bn[occupied]
+    else:
+        uk, inv = np.unique(key, return_inverse=True)
+        bn = np.bincount(inv).astype(np.float64)
+        bidx, occupied = uk // n_blk, None
     Vs, SEs = [], []
     for t in terms:
         V = np.bincount(idx, t, minlength=nb) / np.maximum(n, 1)
-        resid = np.bincount(inv, t) - V[bidx] * bn
+        bs = np.bincount(inv, t, minlength=len(occupied) if occupied is not None else 0)
+        resid = (bs[occupied] if occupied is not None else bs) - V[bidx] * bn
         se = np.sqrt(np.bincount(bidx, resid ** 2, minlength=nb)) / np.maximum(n, 1)
         # never below the Gaussian-noise floor for this many pixels
         se = np.maximum(se, V * math.sqrt(2.0) / np.sqrt(np.maximum(n, 1)))
@@ -529,9 +543,9 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
     from scipy import ndimage as ndi
 
     d_all, c_all, dr_all, g_all, m_all, lv_all, blk_all, lim_all = [], [], [], [], [], [], [], []
-    grp_all = []
+    grp_all, pl_all = [], []
     reached = [False, False]
-    n_total = 0
+    n_total = n_blocks = 0
     for p in pick:
         index = [slice(None)] * len(shape)
         for ax, i in zip(lead, np.unravel_index(p, lead_shape) if lead else ()):
@@ -549,27 +563,42 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
         dr_all.append(dr[ok] ** 2)
         lv_all.append(lv[ok])
         lim_all.append(lim[ok])
-        blk_all.append((rows // 16) * 4096 + cols // 16 + int(p) * 4096 * 4096)
+        bw, bh = -(-ok.shape[1] // 16), -(-ok.shape[0] // 16)
+        blk_all.append((rows // 16) * bw + cols // 16 + n_blocks)  # dense ids over planes
+        n_blocks += bw * bh
         side = _JACKKNIFE_SIDE
         grp_all.append(((rows // 16) % side) * side + (cols // 16) % side)
+        pl_all.append(np.full(rows.size, len(pl_all), dtype=np.int32))
     if not d_all:
         raise ValueError("image is empty")
-    px = {k: np.concatenate(v) for k, v in dict(
-        g=g_all, m=m_all, d2=d_all, c2=c_all, dr2=dr_all, lv=lv_all, block=blk_all,
-        lim=lim_all, group=grp_all).items()}
-    tail = dict(n_total=n_total, clip_lim=clip_lim, reached=reached, kernel=kernel,
-                n_bins=n_bins)
+    px = {k: np.concatenate(v) for k, v in {
+        "g": g_all, "m": m_all, "d2": d_all, "c2": c_all, "dr2": dr_all, "lv": lv_all,
+        "block": blk_all, "lim": lim_all, "group": grp_all, "plane": pl_all}.items()}
+    tail = {"n_total": n_total, "clip_lim": clip_lim, "reached": reached, "kernel": kernel,
+            "n_bins": n_bins}
     nlf = _nlf_from_pixels(px, **tail)
     # leave-one-group-out replicates (groups of interleaved 16x16 blocks), for standard errors
     # that include the data-dependent steps (texture test, correlation factor, level sets;
     # the robust level that the texture test compares with is the whole image's), see
-    # estimate_noise
+    # estimate_noise. A stack of more than _JACKKNIFE_PLANES planes: on that many evenly
+    # spaced planes (measured afresh as ``replicate_base``), whose jackknife-to-fit error
+    # ratio scales the whole stack's fit errors
+    sub = px
+    if len(pl_all) > _JACKKNIFE_PLANES:
+        keep = np.isin(px["plane"], np.unique(np.linspace(
+            0, len(pl_all) - 1, _JACKKNIFE_PLANES).round().astype(int)))
+        sub = {a: v[keep] for a, v in px.items() if isinstance(v, np.ndarray) and a != "pv"}
+        sub_total = n_total * _JACKKNIFE_PLANES / len(pl_all)
+        try:
+            nlf.replicate_base = _nlf_from_pixels(sub, **dict(tail, n_total=sub_total))
+        except ValueError:
+            return nlf
     reps = []
     for k in range(_JACKKNIFE_SIDE ** 2):
-        sel = px["group"] != k
+        sel = sub["group"] != k
         try:
             reps.append(_nlf_from_pixels({a: (v[sel] if isinstance(v, np.ndarray) else v)
-                                          for a, v in px.items()},
+                                          for a, v in sub.items()},
                                          **dict(tail, n_total=n_total * sel.mean())))
         except ValueError:
             continue
@@ -596,7 +625,7 @@ def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins):
         order = np.argsort(idx, kind="stable")
         cuts = np.searchsorted(idx[order], np.arange(len(edges)))
         lev, rob = [], []
-        for lo, hi in zip(cuts[:-1], cuts[1:]):
+        for lo, hi in itertools.pairwise(cuts):
             if hi - lo >= 20:
                 sel = order[lo:hi]
                 lev.append(m[sel].mean())
@@ -643,7 +672,7 @@ def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins):
         raise ValueError(f"too few smooth pixels ({g.size}) to estimate the noise: the image "
                          f"is textured everywhere; use a larger image or more planes")
     edges = _level_edges(g, n_bins)
-    M, (V, Vc, Vd), (SE, SEc, SEd), N, F = _binned(g, m, [d2, c2, d2 - c2], block, edges,
+    M, (V, _, Vd), (SE, SEc, SEd), N, F = _binned(g, m, [d2, c2, d2 - c2], block, edges,
                                                    at_limit=lim)
     # texture leaks into the efficient estimate more than into the compact one: where it
     # exceeds the compact estimate by more than a standard error of their difference, take
@@ -900,7 +929,7 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
         nlf = noise_level_function(image, axes=axes, clip=clip, max_planes=max_planes,
                                    kernel=kernel)
     est = fit_noise_level(nlf, model, **known)
-    if _jackknife(est, nlf.replicates, model, known):
+    if _jackknife(est, nlf.replicates, model, known, nlf.replicate_base):
         return est
     rel = nlf.correlation_stderr / nlf.correlation_factor
     if rel > 0:  # the factor scales every variance: refit at +-1 se and add in quadrature
@@ -923,7 +952,7 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
     return est
 
 
-def _jackknife(est: NoiseEstimate, replicates, model, known) -> bool:
+def _jackknife(est: NoiseEstimate, replicates, model, known, base=None) -> bool:
     """Replace the fit's standard errors by leave-one-tile-out jackknife ones.
 
     The fit's own errors treat the level sets as independent measurements with known
@@ -931,8 +960,16 @@ def _jackknife(est: NoiseEstimate, replicates, model, known) -> bool:
     1.3-1.6x optimistic (tests/test_estimate.py). Refitting with each of K = 16 groups of
     pixels left out in turn (interleaved 16x16 blocks: each group spans the whole image),
     sd = sqrt((K - 1) / K * sum((theta_k - mean)^2)) takes those steps into account.
-    Returns False (errors left as they are) with fewer than 8 usable replicates.
+    With ``base`` (a stack: the replicates leave groups out of a few of its planes), the
+    ratio of the jackknife error to the fit's own error on those planes scales the fit's
+    error of the whole stack. Returns False (errors left as they are) with fewer than 8
+    usable replicates.
     """
+    if base is not None:
+        try:
+            ref = fit_noise_level(base, model, **known)
+        except (NoiseModelError, ValueError):
+            return False
     fits = []
     for r in replicates:
         try:
@@ -947,11 +984,19 @@ def _jackknife(est: NoiseEstimate, replicates, model, known) -> bool:
         v = np.asarray(values, dtype=np.float64)
         return float(np.sqrt((k - 1) / k * np.sum((v - v.mean()) ** 2)))
 
+    def combine(jack, own, ref_own):
+        if base is None:
+            return jack
+        return own * jack / ref_own if ref_own > 0 else own
+
     for name in est.stderr:
-        est.stderr[name] = spread([f.params[name] for f in fits])
+        est.stderr[name] = combine(spread([f.params[name] for f in fits]), est.stderr[name],
+                                   ref.stderr.get(name, 0.0) if base is not None else 0.0)
     key = "intercept"
     if key in est.derived and f"{key}_stderr" in est.derived:
-        est.derived[f"{key}_stderr"] = spread([f.derived[key] for f in fits])
+        est.derived[f"{key}_stderr"] = combine(
+            spread([f.derived[key] for f in fits]), est.derived[f"{key}_stderr"],
+            ref.derived.get(f"{key}_stderr", 0.0) if base is not None else 0.0)
     if est.nlf.correlation_factor != 1.0:
         est.notes.append(f"noise correlated between neighbours: variances divided by the "
                          f"measured factor {est.nlf.correlation_factor:.3f} +/- "
