@@ -152,3 +152,17 @@ def test_batched_planes_equal_one_at_a_time():
     y = np.random.default_rng(5).uniform(0, 100, (5, 70, 90)).astype(np.float32)
     np.testing.assert_allclose(m.score(y, axes="TYX", batch_size=3), m.score(y, axes="TYX"),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_a_solution_far_outside_the_data_range_is_flagged():
+    """A score that does not fit the image (here: made up) gives values no data allow."""
+    m = untrained()
+    y = np.random.default_rng(5).uniform(5, 200, (32, 32)).astype(np.float32)
+    with pytest.warns(sd.ImplausibleSolutionWarning, match=r"1024 of 1024 pixels .* data 5"):
+        sd.denoise(y, m, "gaussian", score=np.full_like(y, 100.0), sigma=10.0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sd.ImplausibleSolutionWarning)
+        out = sd.denoise(y, m, "gaussian", score=np.zeros_like(y), sigma=10.0)
+    assert out.shape == y.shape

@@ -10,7 +10,7 @@ This package imports neither Qt nor napari; the napari plugin lives in
 
 from ._chunked import ChunkCache
 from ._version import __version__
-from .api import denoise
+from .api import ImplausibleSolutionWarning, denoise
 from .estimate import (
     NoiseEstimate,
     estimate_noise,
@@ -33,6 +33,7 @@ __all__ = [
     "__version__",
     "train",
     "denoise",
+    "ImplausibleSolutionWarning",
     "denoise_to_file",
     "denoise_files",
     "open_image",

@@ -8,7 +8,36 @@ from . import _axes
 from .model import ProgressFn, ScoreModel
 from .noise import NoiseModel, get_noise_model, noise_model_from_dict
 
-__all__ = ["denoise", "resolve_noise_model", "effective_noise_model"]
+__all__ = ["denoise", "resolve_noise_model", "effective_noise_model",
+           "ImplausibleSolutionWarning"]
+
+
+class ImplausibleSolutionWarning(UserWarning):
+    """A solution with pixels far outside the data's range: the score model does not fit
+    the image (train longer, or on images like it), or the noise model is wrong."""
+
+
+def _check_plausible(image: np.ndarray, out: np.ndarray) -> None:
+    """Warn when pixels of the solution lie more than the data's range outside that range.
+
+    Such values are not a posterior mean of anything the data allow. They come from a score
+    network that is wrong for this image, amplified by the solve (the Poisson rule
+    exponentiates the score times the gain), or from wrong noise parameters.
+    """
+    lo, hi = float(np.nanmin(image)), float(np.nanmax(image))
+    span = max(hi - lo, 1e-12)
+    bad = (out > hi + span) | (out < lo - span)
+    n = int(np.count_nonzero(bad))
+    if n:
+        import warnings
+
+        warnings.warn(
+            f"{n} of {out.size} pixels ({n / out.size:.2%}) of the solution lie more than the "
+            f"data's range outside it (solution {float(np.nanmin(out)):.4g} to "
+            f"{float(np.nanmax(out)):.4g}, data {lo:.4g} to {hi:.4g}): the score model does "
+            f"not fit this image (train longer, or on images like it) or the noise model's "
+            f"parameters are wrong (check them with scoredenoise.estimate_noise)",
+            ImplausibleSolutionWarning, stacklevel=3)
 
 
 def resolve_noise_model(noise_model, **params) -> NoiseModel:
@@ -79,6 +108,12 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
     numpy.ndarray (float32) or dask.array.Array
         The denoised image, same shape as ``image``.
 
+    Warns
+    -----
+    ImplausibleSolutionWarning
+        (in-memory images) When pixels of the solution lie more than the data's range outside
+        it: the score model does not fit the image or the noise parameters are wrong.
+
     Examples
     --------
     >>> model = scoredenoise.train(noisy, steps=1000)                       # doctest: +SKIP
@@ -113,4 +148,5 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
                          f"compute it with model.score(image)")
     out = _solve_canonical(model, nm, image.astype(np.float32, copy=False),
                            np.asarray(score, dtype=np.float32), axes)
+    _check_plausible(image, out)
     return out.astype(np.float32, copy=False)
