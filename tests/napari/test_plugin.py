@@ -115,6 +115,27 @@ def test_resolve_time_512_view_without_network(make_napari_viewer, qtbot):
     assert max(times) < 0.5, times
 
 
+def test_implausible_solution_is_shown_to_the_user(make_napari_viewer, qtbot, monkeypatch):
+    """A score that does not fit the image: the re-solve warns in napari, not in a console."""
+    from scoredenoise._napari import _widgets
+    shown = []
+    monkeypatch.setattr(_widgets, "show_warning", shown.append)
+    viewer = make_napari_viewer(show=True)
+    frames, _ = sd.demo.sample_data()
+    viewer.add_image(frames[0].astype(np.float32), name="frame")
+    train, noise, den = _dock(viewer)
+    train.session.set_model(sd.train(frames[0].astype(np.float32), preset="small", steps=2,
+                                     patch_size=32, batch_size=2), "test")
+    den.layer.setCurrentText("frame")
+    den.preview()
+    noise.set_params("gaussian", sigma=5.0)
+    assert not shown
+    for key, (y, s) in list(den.cache.items()):
+        den.cache[key] = (y, np.full_like(s, 50.0))  # a made-up score
+    noise.set_params("gaussian", sigma=10.0)
+    assert len(shown) == 1 and "outside" in shown[0] and shown[0].startswith("gaussian")
+
+
 def test_stop_training_keeps_a_usable_checkpoint(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
     viewer.open_sample("scoredenoise", "fmd_noisy")

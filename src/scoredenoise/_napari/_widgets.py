@@ -10,13 +10,14 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
+import warnings
 import weakref
 from pathlib import Path
 
 import numpy as np
 from napari.layers import Image
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
 from qtpy.QtCore import QObject
 from qtpy.QtCore import Signal as QtSignal
@@ -835,13 +836,18 @@ class DenoiseWidget(QWidget):
         model, nm = self.session.model, self.session.noise_model
         t0 = time.perf_counter()
         try:
-            solved = {idx: (s if model.kind == "denoiser" else
-                            sd.denoise(y, model, nm, score=s,
-                                       axes=_axes.spatial_axes(model.dims)))
-                      for (name, idx), (y, s) in self.cache.items() if name == ly.name}
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", sd.ImplausibleSolutionWarning)
+                solved = {idx: (s if model.kind == "denoiser" else
+                                sd.denoise(y, model, nm, score=s,
+                                           axes=_axes.spatial_axes(model.dims)))
+                          for (name, idx), (y, s) in self.cache.items() if name == ly.name}
         except ValueError as exc:
             show_error(f"cannot solve with {nm.name}: {exc}")
             return
+        implausible = [w for w in caught if issubclass(w.category, sd.ImplausibleSolutionWarning)]
+        if implausible:  # the user sees it, not only a console
+            show_warning(f"{nm.name}: {implausible[0].message}")
         self.last_solve_seconds = time.perf_counter() - t0
         out = self._output_layer(ly)
         for idx, x in solved.items():
