@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import _axes
@@ -29,8 +31,6 @@ def _check_plausible(image: np.ndarray, out: np.ndarray) -> None:
     bad = (out > hi + span) | (out < lo - span)
     n = int(np.count_nonzero(bad))
     if n:
-        import warnings
-
         warnings.warn(
             f"{n} of {out.size} pixels ({n / out.size:.2%}) of the solution lie more than the "
             f"data's range outside it (solution {float(np.nanmin(out)):.4g} to "

@@ -929,6 +929,10 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
         nlf = noise_level_function(image, axes=axes, clip=clip, max_planes=max_planes,
                                    kernel=kernel)
     est = fit_noise_level(nlf, model, **known)
+    if nlf.correlation_stderr > 0:  # measured (not computed from a known kernel)
+        est.notes.append(f"noise correlated between neighbours: variances divided by the "
+                         f"measured factor {nlf.correlation_factor:.3f} +/- "
+                         f"{nlf.correlation_stderr:.3f}")
     if _jackknife(est, nlf.replicates, model, known, nlf.replicate_base):
         return est
     rel = nlf.correlation_stderr / nlf.correlation_factor
@@ -946,9 +950,6 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
             spread = abs(fits[1].derived[key] - fits[0].derived[key]) / 2
             est.derived[f"{key}_stderr"] = float(np.hypot(est.derived[f"{key}_stderr"],
                                                           spread))
-        est.notes.append(f"noise correlated between neighbours: variances divided by the "
-                         f"measured factor {nlf.correlation_factor:.3f} +/- "
-                         f"{nlf.correlation_stderr:.3f}")
     return est
 
 
@@ -997,10 +998,6 @@ def _jackknife(est: NoiseEstimate, replicates, model, known, base=None) -> bool:
         est.derived[f"{key}_stderr"] = combine(
             spread([f.derived[key] for f in fits]), est.derived[f"{key}_stderr"],
             ref.derived.get(f"{key}_stderr", 0.0) if base is not None else 0.0)
-    if est.nlf.correlation_factor != 1.0:
-        est.notes.append(f"noise correlated between neighbours: variances divided by the "
-                         f"measured factor {est.nlf.correlation_factor:.3f} +/- "
-                         f"{est.nlf.correlation_stderr:.3f}")
     est.notes.append(f"standard errors: jackknife, {k} groups of pixels left out in turn")
     return True
 
