@@ -162,6 +162,23 @@ def bf16_check(model, noisy, clean, nm, cfg):
     return {"precision": r}
 
 
+def real_columns(models):
+    """Columns of a real-data table: ours twice from one score, Algorithm 5 (the default
+    solve) and the exact solve of the Poisson + read-noise likelihood (``exact=True``)."""
+    return ["noisy", *models] + (["ours_exact"] if "ours" in models else [])
+
+
+def real_output(name, y, models, cam, score, cfg):
+    """Column ``name``'s result on ``y``, in data units (the solve returns the signal above
+    the camera offset; the references include it). ``models`` maps a column to its model."""
+    if name == "noisy":
+        return y
+    if name in ("ours", "ours_exact"):
+        nm = cam.replace(exact=True) if name == "ours_exact" else cam
+        return in_data_units(sd.denoise(y, models["ours"], nm, score=score), nm)
+    return sd.denoise(y, models[name], device=cfg.device)
+
+
 def photon_transfer(stack):
     """gain and intercept of var = gain * mean + intercept over pixels (unclipped)."""
     m, v = stack.mean(0), stack.var(0, ddof=1)
@@ -198,22 +215,14 @@ def fmd(cfg, out):
         models[col] = sd.train(train_noisy, objective=objective, targets=targets.get(col),
                                **kw)
     res = {"noise_model": nm.to_dict(), "photon_transfer": {"gain": gain, "intercept": icpt}}
-    # ours twice from one score: Algorithm 5 (the default solve) and the exact solve of the
-    # Poisson + read-noise likelihood (exact=True); in data units (plus the camera offset)
-    columns = ["noisy", *models] + (["ours_exact"] if "ours" in models else [])
+    columns = real_columns(models)
     scores = {}
     for name in columns:
         p, s = [], []
         for i, y in enumerate(test_stack[:n]):
-            if name == "noisy":
-                x = y
-            elif name in ("ours", "ours_exact"):
-                if i not in scores:
-                    scores[i] = models["ours"].score(y, device=cfg.device)
-                cam = nm.replace(exact=True) if name == "ours_exact" else nm
-                x = in_data_units(sd.denoise(y, models["ours"], cam, score=scores[i]), cam)
-            else:
-                x = sd.denoise(y, models[name], device=cfg.device)
+            if name in ("ours", "ours_exact") and i not in scores:
+                scores[i] = models["ours"].score(y, device=cfg.device)
+            x = real_output(name, y, models, nm, scores.get(i), cfg)
             p.append(psnr(x, test_gt))
             s.append(ssim(x, test_gt))
         res[f"psnr_{name}"], res[f"ssim_{name}"] = float(np.mean(p)), float(np.mean(s))
@@ -261,23 +270,17 @@ def fmd_pairs(cfg, out):
     n2n = sd.train([f[:4] for f in frames], objective="noise2noise",
                    targets=[f[4:] for f in frames], **dict(kw, axes="SYX"))
     models["noise2noise"] = dict.fromkeys(names, n2n)
-    columns = ["noisy", *models] + (["ours_exact"] if "ours" in models else [])
+    columns = real_columns(models)
     res = {"images": {}}
     for n in names:
         y, gt = noisy[n], clean[n]
-        r = {}
+        r, cam, score = {}, None, None
         if "ours" in models:
             cam = sd.estimate_noise(y.astype(np.uint8)).noise_model
             r["noise_model"] = cam.to_dict()
             score = models["ours"][n].score(y, device=cfg.device)
         for name in columns:
-            if name == "noisy":
-                x = y
-            elif name in ("ours", "ours_exact"):
-                nm = cam.replace(exact=True) if name == "ours_exact" else cam
-                x = in_data_units(sd.denoise(y, models["ours"][n], nm, score=score), nm)
-            else:
-                x = sd.denoise(y, models[name][n], device=cfg.device)
+            x = real_output(name, y, {k: v[n] for k, v in models.items()}, cam, score, cfg)
             r[f"psnr_{name}"], r[f"ssim_{name}"] = psnr(x, gt), ssim(x, gt)
         res["images"][n] = r
         print(f"FMD pair {n:<7}: " + " | ".join(

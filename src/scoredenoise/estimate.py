@@ -576,38 +576,42 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
         "block": blk_all, "lim": lim_all, "group": grp_all, "plane": pl_all}.items()}
     tail = {"n_total": n_total, "clip_lim": clip_lim, "reached": reached, "kernel": kernel,
             "n_bins": n_bins}
-    nlf = _nlf_from_pixels(px, **tail)
+    nlf, fixed = _nlf_from_pixels(px, **tail)
     # leave-one-group-out replicates (groups of interleaved 16x16 blocks), for standard errors
     # that include the data-dependent steps (texture test, correlation factor, level sets;
     # the robust level that the texture test compares with is the whole image's), see
     # estimate_noise. A stack of more than _JACKKNIFE_PLANES planes: on that many evenly
     # spaced planes (measured afresh as ``replicate_base``), whose jackknife-to-fit error
     # ratio scales the whole stack's fit errors
-    sub = px
+    sub, sub_total = px, n_total
     if len(pl_all) > _JACKKNIFE_PLANES:
         keep = np.isin(px["plane"], np.unique(np.linspace(
             0, len(pl_all) - 1, _JACKKNIFE_PLANES).round().astype(int)))
-        sub = {a: v[keep] for a, v in px.items() if isinstance(v, np.ndarray) and a != "pv"}
+        sub = {a: v[keep] for a, v in px.items()}
         sub_total = n_total * _JACKKNIFE_PLANES / len(pl_all)
         try:
-            nlf.replicate_base = _nlf_from_pixels(sub, **dict(tail, n_total=sub_total))
+            nlf.replicate_base, fixed = _nlf_from_pixels(sub, **{**tail, "n_total": sub_total})
         except ValueError:
             return nlf
     reps = []
     for k in range(_JACKKNIFE_SIDE ** 2):
         sel = sub["group"] != k
         try:
-            reps.append(_nlf_from_pixels({a: (v[sel] if isinstance(v, np.ndarray) else v)
-                                          for a, v in sub.items()},
-                                         **dict(tail, n_total=n_total * sel.mean())))
+            reps.append(_nlf_from_pixels(
+                {a: v[sel] for a, v in sub.items()}, **{**tail, "n_total": sub_total * sel.mean()},
+                pv=fixed["pv"][sel], correlated=fixed["correlated"])[0])
         except ValueError:
             continue
     nlf.replicates = reps
     return nlf
 
 
-def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins):
-    """The noise level function from the per-pixel statistics of :func:`noise_level_function`."""
+def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins, pv=None,
+                     correlated=None):
+    """The noise level function from the per-pixel statistics of :func:`noise_level_function`,
+    and ``{"pv", "correlated"}``: the texture test's per-pixel reference variance and whether
+    the noise was found correlated. A jackknife replicate passes the whole image's values of
+    both (a switch flipping between replicates is not sampling noise of the estimate)."""
     g, m, d2, c2, dr2 = px["g"], px["m"], px["d2"], px["c2"], px["dr2"]
     lv, block, lim = px["lv"], px["block"], px["lim"]
     if g.size < 4 * _MIN_BIN:
@@ -615,9 +619,7 @@ def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins):
             f"too few unclipped pixels ({g.size}) to estimate the noise; use a larger image or "
             f"more planes, or check the clip limits ({clip_lim})")
     cal = _calibration()
-    if "pv" in px:  # a jackknife replicate: the robust level of the whole image
-        pv = px["pv"]
-    else:
+    if pv is None:
         # 1. a texture-robust variance per level: a low quantile of the local variance
         #    (textured pixels only raise it), scaled by that quantile's value for pure noise
         edges = _level_edges(g, n_bins)
@@ -633,7 +635,6 @@ def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins):
         lev, rob = np.asarray(lev), np.asarray(rob)
         o = np.argsort(lev)
         pv = np.maximum(np.interp(m, lev[o], rob[o]), 1e-12)
-        px["pv"] = pv
     # 2. correlation between neighbouring noise values (scanners, camera electronics) scales
     #    the 3x3 estimates by constant factors; the ring estimate (3x3 excluded) does not
     #    see it but leaks more structure. Their ratios over the darkest pixels (background,
@@ -652,12 +653,10 @@ def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins):
         dark = far & (g <= np.quantile(g[far], _DARK))
         ratio, ratio_se = _ratio_with_stderr(d2[dark], dr2[dark], block[dark])
         # correlation lowers the ratio; a ratio within 2 standard errors of 1 is white noise
-        # (applying it would only add its noise to the estimate). Jackknife replicates keep
-        # the whole image's decision (a switch flipping between replicates is not sampling
-        # noise of the estimate)
-        if "correlated" not in px:
-            px["correlated"] = bool(1.0 - ratio > 2.0 * ratio_se)
-        if px["correlated"]:
+        # (applying it would only add its noise to the estimate)
+        if correlated is None:
+            correlated = bool(1.0 - ratio > 2.0 * ratio_se)
+        if correlated:
             factor, factor_se = float(max(ratio, 0.1)), ratio_se
             factor_c = float(max(_ratio_with_stderr(c2[dark], dr2[dark], block[dark])[0], 0.1))
         else:
@@ -691,9 +690,10 @@ def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins):
         raise ValueError("fewer than two usable intensity levels: the image is too flat or "
                          "too clipped to estimate a noise level function")
     black = float(np.quantile(m[~lim], 0.01)) if (~lim).any() else float(np.quantile(m, 0.01))
-    return NoiseLevelFunction(M, V, SE, N, black, "single-image", clip_lim,
-                              fraction_used=float(g.size / n_total), correlation_factor=factor,
-                              correlation_stderr=factor_se, censored=clip_lim is not None)
+    nlf = NoiseLevelFunction(M, V, SE, N, black, "single-image", clip_lim,
+                             fraction_used=float(g.size / n_total), correlation_factor=factor,
+                             correlation_stderr=factor_se, censored=clip_lim is not None)
+    return nlf, {"pv": pv, "correlated": correlated}
 
 
 def _ratio_with_stderr(num, den, block) -> tuple[float, float]:
