@@ -30,7 +30,7 @@ class ChunkPlan:
 
 
 def chunk_plan(shape, chunksize, model, noise_model, *, axes=None, device="auto",
-               precision="fp32", tile=512) -> ChunkPlan:
+               precision="fp32", tile=None) -> ChunkPlan:
     """How to denoise an array of ``shape`` in chunks of about ``chunksize``."""
     from .api import _solve_canonical, effective_noise_model
 
@@ -61,15 +61,23 @@ def chunk_plan(shape, chunksize, model, noise_model, *, axes=None, device="auto"
     return ChunkPlan(chunks, depth, block_fn)
 
 
-def _chunk_tile(block, spatial, tile: int, halo: int) -> int:
+def _chunk_tile(block, spatial, tile: int | None, halo: int) -> int:
     """The network's tile for one chunk with its halo: the whole chunk (one pass, no second
-    halo) unless it is larger than ``tile`` plus the halo allows."""
+    halo) unless it is larger than ``tile`` plus the halo allows. By default (``None``) a 2-D
+    chunk is always one pass (on the CPU streamed in bands of rows, so its size costs no
+    memory), a 3-D chunk one pass up to the model's default tile plus the halo."""
+    from .model import TILE
+
     size = max(block.shape[a] for a in spatial)
+    if tile is None:
+        if len(spatial) == 2:
+            return size
+        tile = TILE
     return max(tile, size) if size <= tile + 2 * halo else tile
 
 
 def denoise_dask(image, model, noise_model, *, axes=None, device="auto", precision="fp32",
-                 tile=512):
+                 tile=None):
     """Lazy dask result of :func:`scoredenoise.denoise` for a dask array ``image``.
 
     Spatial chunks are made multiples of the network's pooling grid, and each chunk is computed
@@ -115,7 +123,7 @@ class ChunkCache:
         return len(self._d)
 
 
-def score_dask(image, model, *, axes=None, device="auto", precision="fp32", tile=512,
+def score_dask(image, model, *, axes=None, device="auto", precision="fp32", tile=None,
                cache: ChunkCache | None = None):
     """Lazy score of a dask array: chunks with a halo of the receptive field, each computed
     once while ``cache`` keeps it (so a viewer that comes back to a plane, or a new noise

@@ -327,7 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(default 512), or e.g. Z=32,Y=256,X=256")
     p.add_argument("--no-resume", action="store_true",
                    help="start over instead of resuming an interrupted run's finished chunks")
-    p.add_argument("--tile", type=int, default=512, help="tile size for the network")
+    p.add_argument("--tile", type=int, default=None,
+                   help="tile size for the network (default: 4096-pixel strips streamed in "
+                        "bands of rows for 2-D models on the CPU, else 512)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--workers", type=int,
                    help="run the files on a local dask cluster of N worker processes")

@@ -19,6 +19,7 @@ import torch
 
 from . import _axes
 from ._device import autocast, resolve_device
+from ._rowstream import band_rows, stream_forward
 from ._version import __version__
 from .network import UNet, UNetConfig, network_info
 
@@ -28,6 +29,10 @@ FORMAT = "scoredenoise-model"
 FORMAT_VERSION = 1
 #: the network outputs SCORE_OUTPUT_SCALE * score in normalised units (outputs of order 1)
 SCORE_OUTPUT_SCALE = 0.1
+#: default tile (pixels per spatial axis) of the tiled pass (GPU, 3-D networks)
+TILE = 512
+#: default strip width of the CPU's row-streamed pass (only wider 2-D images are cut)
+STREAM_TILE = 4096
 
 ProgressFn = Callable[[int, int], "bool | None"]
 
@@ -138,15 +143,21 @@ class ScoreModel:
                 f"(axes {axes!r}); give axes with a C of the right size")
 
     def predict(self, image, *, axes: str | None = None, device="auto",
-                precision: str = "fp32", tile: int = 512,
+                precision: str = "fp32", tile: int | None = None,
                 progress: ProgressFn | None = None,
                 batch_size: int | None = None) -> np.ndarray:
         """Raw network output in data units: the score (kind "score") or the clean image.
 
-        Runs in tiles of ``tile`` pixels per spatial axis with an overlap of
-        :attr:`halo` pixels, at origins on the network's pooling grid, so the result equals
-        one whole-image pass. ``batch_size`` planes of a stack go through the network at
-        once (default 1 on CPU, where it is fastest, and 8 on a GPU).
+        The result equals one whole-image pass of the network, computed with bounded memory:
+
+        - on the CPU, 2-D images stream through the network in bands of rows (see
+          :mod:`scoredenoise._rowstream`): nothing is computed twice and the activations of a
+          band stay in cache; only images wider than ``tile`` (default 4096) are cut into
+          strips along X, with an overlap of :attr:`halo` pixels;
+        - otherwise (GPU, 3-D networks) in tiles of ``tile`` pixels per spatial axis (default
+          512) with an overlap of :attr:`halo` pixels, at origins on the network's pooling
+          grid. ``batch_size`` planes of a stack go through the network at once (default 1 on
+          the CPU and 8 on a GPU).
         """
         image = np.asarray(image)
         axes = self.resolve_axes(axes, image.ndim)
@@ -154,24 +165,39 @@ class ScoreModel:
         self._check_channels(canon.shape[1], axes)
         dev = resolve_device(device)
         net = self.network.to(dev).eval()
+        cuda = dev.type == "cuda"
+        stream = self.dims == 2 and not cuda
         if self.dims == 2 and dev.type == "cpu":
             net = net.to(memory_format=torch.channels_last)
         m = self.network.config.multiple
+        tile = STREAM_TILE if tile is None and stream else (TILE if tile is None else tile)
         tile = max(m, int(tile) // m * m)
         halo = self.halo
         spatial = canon.shape[2:]
-        tiles = _tile_grid(spatial, tile)
-        total = canon.shape[0] * len(tiles)
+        # streaming: whole columns (the first spatial axis is never cut), strips of `tile`
+        sizes = (max(spatial[0], 1),) + (tile,) * (self.dims - 1) if stream else \
+            (tile,) * self.dims
+        tiles = _tile_grid(spatial, sizes)
         out = np.empty(canon.shape, dtype=np.float32)
         off = self.offset.reshape((1, -1) + (1,) * self.dims).astype(np.float32)
         sc = self.scale.reshape((1, -1) + (1,) * self.dims).astype(np.float32)
-        done = 0
-        _report(progress, 0, total)
-        # CPU: one tile at a time is fastest (measured); GPU: planes of a stack at the same
-        # tile position go in one batch, copied from pinned memory without blocking
-        cuda = dev.type == "cuda"
+        # progress in units of work: a tile, or a band of rows of a streamed tile
         batch = max(1, int(batch_size)) if batch_size else (8 if cuda else 1)
         n_s = canon.shape[0]
+        rows = band_rows((spatial[0] + (-spatial[0]) % m,) + tuple(
+            min(n, t + 2 * halo) for n, t in zip(spatial[1:], sizes[1:])), m) if stream else 0
+        steps = -(-(spatial[0] + (-spatial[0]) % m) // rows) if stream else 1
+        total = n_s * len(tiles) * steps
+        done = 0
+        _report(progress, 0, total)
+
+        def band_done(_rows_done, _rows_total):
+            nonlocal done
+            done += 1
+            _report(progress, done, total)
+
+        # CPU: one plane at a time is fastest (measured); GPU: planes of a stack at the same
+        # tile position go in one batch, copied from pinned memory without blocking
         with torch.inference_mode():
             for s0 in range(0, n_s, batch):
                 sl = slice(s0, min(s0 + batch, n_s))
@@ -184,13 +210,17 @@ class ScoreModel:
                     if self.dims == 2 and not cuda:
                         t = t.contiguous(memory_format=torch.channels_last)
                     with autocast(dev, precision):
-                        r = net(t)
+                        if stream:
+                            r = stream_forward(net, t, rows=rows, progress=band_done)
+                        else:
+                            r = net(t)
                     r = r.float().cpu().numpy()
                     inner = tuple(slice(c.start - g.start, c.stop - g.start)
                                   for c, g in zip(core, region))
                     out[(sl, slice(None)) + core] = r[(slice(None), slice(None)) + inner]
-                    done += sl.stop - sl.start
-                    _report(progress, done, total)
+                    if not stream:
+                        done += sl.stop - sl.start
+                        _report(progress, done, total)
         if self.kind == "score":
             # the score of y = scale * y_n + offset is s_n / scale
             out /= sc * SCORE_OUTPUT_SCALE
@@ -199,7 +229,7 @@ class ScoreModel:
         return _axes.from_canonical(out, info)
 
     def score(self, image, *, axes: str | None = None, device="auto", precision: str = "fp32",
-              tile: int = 512, progress: ProgressFn | None = None,
+              tile: int | None = None, progress: ProgressFn | None = None,
               batch_size: int | None = None, cache=None):
         """The score s(y) = grad_y log p(y) of ``image``, in 1/data units, same shape.
 
@@ -281,10 +311,10 @@ class ScoreModel:
         return path
 
 
-def _tile_grid(spatial, tile):
+def _tile_grid(spatial, sizes):
     import itertools
 
-    ranges = [[slice(a, min(a + tile, n)) for a in range(0, n, tile)] for n in spatial]
+    ranges = [[slice(a, min(a + t, n)) for a in range(0, n, t)] for n, t in zip(spatial, sizes)]
     return list(itertools.product(*ranges))
 
 

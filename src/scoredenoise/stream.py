@@ -51,8 +51,8 @@ def open_image(source, *, axes: str | None = None, chunks=None) -> ImageData:
         or the attributes written by scoredenoise), else inferred from the dimensions.
     chunks : dict or tuple, optional
         Dask chunks, or a dict by axis letter (``{"Y": 512, "X": 512}``; the other axes by
-        default); default :func:`default_chunks` (one plane, at most 512x512, per chunk:
-        the fastest on CPUs, see docs/large-data.md).
+        default); default :func:`default_chunks` (one plane, at most 2048x2048, per chunk;
+        512x512 with a Z axis; see docs/large-data.md).
 
     Returns
     -------
@@ -123,9 +123,16 @@ def _open_zarr(path: Path) -> ImageData:
     return ImageData(node, axes, path, pixel, unit, extra)
 
 
-def default_chunks(shape, axes: str, *, plane: int = 512, depth: int = 64) -> tuple:
+def default_chunks(shape, axes: str, *, plane: int | None = None, depth: int = 64) -> tuple:
     """Chunks for streaming: one plane (at most ``plane`` pixels a side) of each Y/X, Z up to
-    ``depth`` slices (3-D networks read Z chunks), channels whole, other axes 1."""
+    ``depth`` slices (3-D networks read Z chunks), channels whole, other axes 1.
+
+    ``plane`` defaults to 2048 (a 2-D network streams a chunk in bands of rows, so a large
+    chunk costs little memory and saves the halo's recomputation: 1.11x the work at 2048
+    against 1.49x at 512), and to 512 when there is a Z axis (64 slices of 2048^2 would be a
+    gigabyte per chunk)."""
+    if plane is None:
+        plane = 512 if "Z" in axes else 2048
     out = []
     for n, a in zip(shape, axes):
         if a in "YX":
@@ -191,7 +198,7 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
                     axes: str | None = None, chunks=None, format: str | None = None,
                     compression: str | None = None, tile_size: int | None = None,
                     dtype="float32", resume: bool = True, overwrite: bool = False,
-                    device="auto", precision: str = "fp32", tile: int = 512,
+                    device="auto", precision: str = "fp32", tile: int | None = None,
                     progress: ProgressFn | None = None, cancel=None,
                     metadata: dict | None = None, **params) -> StreamResult:
     """Denoise a stack chunk by chunk into a TIFF or zarr file, with bounded memory.

@@ -75,7 +75,7 @@ def test_train_denoise_live_resolve_and_screenshot(make_napari_viewer, qtbot, tm
 
     # change a parameter: the output updates from the cached score, without the network
     calls = []
-    train.session.model.network.register_forward_hook(lambda *a: calls.append(1))
+    train.session.model.network.head.register_forward_hook(lambda *a: calls.append(1))
     before = out.data[1].copy()
     noise.set_params(gain=6.0)
     assert not calls and not np.allclose(out.data[1], before)
@@ -106,7 +106,7 @@ def test_resolve_time_512_view_without_network(make_napari_viewer, qtbot):
     den.layer.setCurrentText("big")
     den.preview()
     calls = []
-    model.network.register_forward_hook(lambda *a: calls.append(1))
+    model.network.head.register_forward_hook(lambda *a: calls.append(1))  # every pass ends here
     times = []
     for g in (2.0, 3.0, 4.0):
         noise.set_params("poisson-gaussian", gain=g)
