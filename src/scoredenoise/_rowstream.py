@@ -66,11 +66,9 @@ class _Rows:
         buf = self._buf
         if buf is None or buf.shape[2] < shape[2] or list(buf.shape[3:]) != shape[3:] \
                 or buf.dtype != parts[0].dtype:
-            shape[2] *= 2
             fmt = torch.channels_last if parts[0].ndim == 4 and parts[0].is_contiguous(
                 memory_format=torch.channels_last) else torch.contiguous_format
             buf = torch.empty(shape, dtype=parts[0].dtype, memory_format=fmt)
-            shape[2] = hi - lo
             self._buf = buf
         return torch.cat(parts, dim=2, out=_rows(buf, 0, shape[2]))
 
