@@ -97,6 +97,10 @@ def _correlation_factor(kernel: np.ndarray, basis) -> float:
     return float(np.mean([np.sum(convolve2d(k, h) ** 2) for h in basis]) / np.sum(k * k))
 
 
+#: reweighting steps of the affine fit (weights from the fitted line's variances)
+_IRLS_STEPS = 3
+
+
 @dataclass
 class NoiseLevelFunction:
     """Noise variance against mean level, one row per level set.
@@ -173,7 +177,8 @@ class NoiseLevelFunction:
         Censored level sets (see ``censored``) are fitted with the clipped moments of the line.
         """
         X = np.stack([self.mean, np.ones_like(self.mean)], 1)
-        w = 1.0 / np.square(self.stderr)
+        se = self.stderr
+        w = 1.0 / np.square(se)
         if self.censored:  # start from the level sets that the clipping hardly touches
             sd = np.sqrt(np.maximum(self.variance, 0))
             far = (self.mean - 3 * sd > self.clip[0]) & (self.mean + 3 * sd < self.clip[1])
@@ -182,7 +187,20 @@ class NoiseLevelFunction:
         A = X.T @ (X * w[:, None])
         coef = np.linalg.solve(A, X.T @ (w * self.variance))
         if not self.censored:
-            cov = np.linalg.inv(A) * _chi2_scale(self.variance - X @ coef, self.stderr, 2)
+            # iteratively reweighted: a level set's measured standard error scales with its
+            # measured variance, so one whose variance came out low by chance would weigh
+            # more and pull the line down (gain -2 to -3 % at 100 e-); the errors are
+            # rescaled to the fitted line's variances (weights from the model, not the data)
+            for _ in range(_IRLS_STEPS):
+                fit = X @ coef
+                ok = (fit > 0) & (self.variance > 0)
+                if not ok.all():
+                    break
+                se = self.stderr * np.clip(fit / self.variance, 0.25, 4.0)
+                w = 1.0 / np.square(se)
+                A = X.T @ (X * w[:, None])
+                coef = np.linalg.solve(A, X.T @ (w * self.variance))
+            cov = np.linalg.inv(A) * _chi2_scale(self.variance - X @ coef, se, 2)
             return float(coef[0]), float(coef[1]), cov
         from scipy.optimize import least_squares
 
