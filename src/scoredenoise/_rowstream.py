@@ -4,7 +4,7 @@ A tiled pass recomputes a halo of the receptive field around every tile (1.5x th
 512-pixel tiles with the default network), and one call on a large image is slow because its
 activations do not fit in the CPU's caches. Here the image goes through the network in bands
 of rows along the first spatial axis (rows in 2D, planes in 3D), as a line-buffered pipeline:
-every layer keeps the few rows of its input that its next output rows still need (one for a
+every layer keeps the few rows of its input that its next output rows still need (two for a
 3x3 convolution, the odd row for a pooling) and each skip connection keeps the rows the decoder
 has not reached yet. Nothing is computed twice, the activations of one band stay in cache, and
 memory is bounded by the image's width times the receptive field, whatever its height.
@@ -15,9 +15,13 @@ floating-point reassociation inside the convolution kernels).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .network import pad_to_multiple
 
 __all__ = ["stream_forward", "band_rows"]
 
@@ -64,8 +68,8 @@ class _Rows:
         shape = list(parts[0].shape)
         shape[2] = hi - lo
         buf = self._buf
-        if buf is None or buf.shape[2] < shape[2] or list(buf.shape[3:]) != shape[3:] \
-                or buf.dtype != parts[0].dtype:
+        if buf is None or buf.shape[2] < shape[2] or buf.dtype != parts[0].dtype \
+                or list(buf.shape[:2]) + list(buf.shape[3:]) != shape[:2] + shape[3:]:
             fmt = torch.channels_last if parts[0].ndim == 4 and parts[0].is_contiguous(
                 memory_format=torch.channels_last) else torch.contiguous_format
             buf = torch.empty(shape, dtype=parts[0].dtype, memory_format=fmt)
@@ -160,36 +164,26 @@ def _convs(block: nn.Sequential, total: int, split=None) -> list[_Conv]:
     return out
 
 
-def band_rows(shape, multiple: int, target_pixels: int = 1 << 16) -> int:
-    """Rows per band for an input of spatial ``shape``: about ``target_pixels`` pixels (enough
-    work per call to hide the per-operation overhead, small enough to stay in cache), a
-    multiple of the pooling grid."""
-    rest = 1
-    for n in shape[1:]:
-        rest *= int(n)
-    rows = max(1, target_pixels // max(rest, 1))
+def band_rows(row_pixels: int, multiple: int, target_pixels: int = 1 << 16) -> int:
+    """Rows per band when a row holds ``row_pixels`` pixels (the product of the other spatial
+    sizes): about ``target_pixels`` pixels a band (enough work per call to hide the
+    per-operation overhead, small enough to stay in cache), a multiple of the pooling grid."""
+    rows = max(1, target_pixels // max(int(row_pixels), 1))
     return max(multiple, -(-rows // multiple) * multiple)
 
 
 def stream_forward(net, x: torch.Tensor, *, rows: int | None = None,
                    progress=None) -> torch.Tensor:
     """``net(x)`` for a :class:`scoredenoise.network.UNet`, computed in bands of ``rows`` rows
-    along the first spatial axis of ``x`` (``(N, C, *spatial)``); ``progress(done, total)``
-    is called after each band with input rows."""
+    along the first spatial axis of ``x`` (``(N, C, *spatial)``; default :func:`band_rows`);
+    ``progress(done, total)`` is called after each band with input rows. The caller picks the
+    memory layout (channels-last on the CPU is fastest)."""
     cfg = net.config
     m = cfg.multiple
     spatial = x.shape[2:]
-    pads = []
-    for n in reversed(spatial):
-        pads += [0, (-n) % m]
-    if any(pads):
-        mode = "reflect" if all(n > 1 and (-n) % m < n for n in spatial) else "replicate"
-        x = F.pad(x, pads, mode=mode)
-    if cfg.dims == 2 and x.is_contiguous(memory_format=torch.channels_last) is False \
-            and net.head.weight.is_contiguous(memory_format=torch.channels_last):
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = pad_to_multiple(x, m)  # as the network's forward pads
     total = x.shape[2]
-    rows = rows or band_rows(x.shape[2:], m)
+    rows = rows or band_rows(math.prod(x.shape[3:]), m)
     depth = cfg.depth
     down = [_convs(b, total >> i) for i, b in enumerate(net.down)]
     pools = [_Pool(net._pool) for _ in range(depth)]

@@ -8,6 +8,7 @@ in the header. Loading never executes code from the file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -184,9 +185,12 @@ class ScoreModel:
         # progress in units of work: a tile, or a band of rows of a streamed tile
         batch = max(1, int(batch_size)) if batch_size else (8 if cuda else 1)
         n_s = canon.shape[0]
-        rows = band_rows((spatial[0] + (-spatial[0]) % m,) + tuple(
-            min(n, t + 2 * halo) for n, t in zip(spatial[1:], sizes[1:])), m) if stream else 0
-        steps = -(-(spatial[0] + (-spatial[0]) % m) // rows) if stream else 1
+        if stream:  # bands of rows per streamed tile (its rows: the padded height)
+            rows = band_rows(math.prod(min(n, t + 2 * halo)
+                                       for n, t in zip(spatial[1:], sizes[1:])), m)
+            steps = -(-(spatial[0] + (-spatial[0]) % m) // rows)
+        else:
+            rows, steps = None, 1
         total = n_s * len(tiles) * steps
         done = 0
         _report(progress, 0, total)

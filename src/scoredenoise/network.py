@@ -95,13 +95,7 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Run on ``(N, C, *spatial)``; any spatial size (padded to the multiple, cropped)."""
         spatial = x.shape[2:]
-        m = self.config.multiple
-        pads = []
-        for n in reversed(spatial):
-            pads += [0, (-n) % m]
-        if any(pads):
-            mode = "reflect" if all(n > 1 and (-n) % m < n for n in spatial) else "replicate"
-            x = F.pad(x, pads, mode=mode)
+        x = pad_to_multiple(x, self.config.multiple)
         skips = []
         for i, block in enumerate(self.down):
             if i:
@@ -114,6 +108,21 @@ class UNet(nn.Module):
             x = block(torch.cat([x, skips.pop()], dim=1))
         x = self.head(x)
         return x[(slice(None), slice(None)) + tuple(slice(0, n) for n in spatial)]
+
+
+def pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
+    """Pad the spatial axes of ``(N, C, *spatial)`` at their end to multiples of ``m``
+    (reflect; replicate where an axis is too short to reflect), keeping the memory layout."""
+    spatial = x.shape[2:]
+    pads = []
+    for n in reversed(spatial):
+        pads += [0, (-n) % m]
+    if not any(pads):
+        return x
+    fmt = torch.channels_last if x.ndim == 4 and x.is_contiguous(
+        memory_format=torch.channels_last) else torch.contiguous_format
+    mode = "reflect" if all(n > 1 and (-n) % m < n for n in spatial) else "replicate"
+    return F.pad(x, pads, mode=mode).contiguous(memory_format=fmt)
 
 
 def build_network(preset: str = "default", *, dims: int = 2, channels: int = 1,
