@@ -187,7 +187,7 @@ def stream_forward(net, x: torch.Tensor, *, rows: int | None = None,
     depth = cfg.depth
     down = [_convs(b, total >> i) for i, b in enumerate(net.down)]
     pools = [_Pool(net._pool) for _ in range(depth)]
-    # decoder level j joins the upsampled rows (width w) with the skip rows (width w)
+    # decoder level j joins the upsampled rows and the skip rows (w channels each)
     ups = []
     for j, b in enumerate(net.up):
         w = net.reduce[j].out_channels
