@@ -194,6 +194,19 @@ def conv_peak(device, precision, reps=5) -> float:
     return best_rate
 
 
+def _best(reps, on, fn, /, *args, **kwargs) -> float:
+    """Seconds of the fastest of ``reps`` calls of ``fn`` on device ``on`` (as the peak is
+    the best of its runs)."""
+    best = np.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn(*args, **kwargs)
+        if on.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def _tiled_pass(net, x, tile, halo):
     """The network on tiles of ``tile`` pixels with a ``halo`` (exact stitching), the way
     inference ran before the row-streamed pass: for comparison only."""
@@ -243,25 +256,17 @@ def part_throughput(cfg, out, tmp):
                                axes="YX", device=dev, precision=prec, overwrite=True)
             shutil.rmtree(tmp / "warm.zarr", ignore_errors=True)
             t = {}
-
-            def best(key, fn):  # the fastest of cfg.reps runs, as for the peak
-                for _ in range(cfg.reps):
-                    t0 = time.perf_counter()
-                    fn()
-                    if dev.type == "cuda":
-                        torch.cuda.synchronize()
-                    t[key] = min(t.get(key, np.inf), time.perf_counter() - t0)
-
+            dst = tmp / f"tp_{dev.type}_{prec}.zarr"
             for c in chunk_sizes:
-                dst = tmp / f"tp_{dev.type}_{prec}.zarr"
-                best(f"chunked_{c}", lambda: sd.denoise_to_file(
-                    y, dst, model, "gaussian", sigma=5.0, axes="YX", chunks={"Y": c, "X": c},
-                    device=dev, precision=prec, overwrite=True))
+                t[f"chunked_{c}"] = _best(cfg.reps, dev, sd.denoise_to_file, y, dst, model,
+                                          "gaussian", sigma=5.0, axes="YX",
+                                          chunks={"Y": c, "X": c}, device=dev,
+                                          precision=prec, overwrite=True)
                 shutil.rmtree(dst, ignore_errors=True)
-            best("network", lambda: model.score(y, device=dev, precision=prec))
+            t["network"] = _best(cfg.reps, dev, model.score, y, device=dev, precision=prec)
             with torch.inference_mode(), autocast(dev, prec):
-                best("tiles_512", lambda: _tiled_pass(run_net, xt, 512, model.halo))
-                best("whole", lambda: run_net(xt))
+                t["tiles_512"] = _best(cfg.reps, dev, _tiled_pass, run_net, xt, 512, model.halo)
+                t["whole"] = _best(cfg.reps, dev, run_net, xt)
             frac = {k: flops * n * n / v / 1e9 / peak for k, v in t.items()}
             rows.append({"device": dev.type, "precision": prec, "peak_gflops": peak,
                          "seconds": t, "fraction_of_peak": frac,

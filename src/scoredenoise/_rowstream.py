@@ -30,14 +30,6 @@ def _rows(x: torch.Tensor, a: int, b: int) -> torch.Tensor:
     return x.narrow(2, a, b - a)
 
 
-def _cat_rows(a: torch.Tensor | None, b: torch.Tensor) -> torch.Tensor:
-    if a is None or a.shape[2] == 0:
-        return b
-    if b.shape[2] == 0:
-        return a
-    return torch.cat([a, b], dim=2)
-
-
 class _Rows:
     """Rows of one input that arrived in bands: kept as the bands themselves (never copied
     to append), read back as a view when the rows asked for lie in one band."""
@@ -143,15 +135,18 @@ class _Pool:
     """2x max pooling over rows that arrive in order (keeps an odd row for the next band)."""
 
     def __init__(self, fn):
-        self.fn, self.tail = fn, None
+        self.fn, self.input = fn, _Rows()
 
     def push(self, x: torch.Tensor) -> torch.Tensor:
-        buf = _cat_rows(self.tail, x)
-        n = buf.shape[2] // 2 * 2
-        self.tail = _rows(buf, n, buf.shape[2]) if n < buf.shape[2] else None
-        if n == 0:
-            return _empty_rows(buf, scale=0.5)
-        return self.fn(_rows(buf, 0, n), 2)
+        rows = self.input
+        rows.append(x)
+        lo = rows.start
+        hi = lo + (rows.end - lo) // 2 * 2
+        if hi == lo:
+            return _empty_rows(x, scale=0.5)
+        y = self.fn(rows.get(lo, hi), 2)
+        rows.drop_before(hi)
+        return y
 
 
 def _convs(block: nn.Sequential, total: int, split=None) -> list[_Conv]:

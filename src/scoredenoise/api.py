@@ -78,8 +78,8 @@ def _solve_canonical(model: ScoreModel, nm: NoiseModel, y: np.ndarray, s: np.nda
 
 
 def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
-            axes: str | None = None, device="auto", precision: str = "fp32", tile: int | None = None,
-            progress: ProgressFn | None = None, **params):
+            axes: str | None = None, device="auto", precision: str = "fp32",
+            tile: int | None = None, progress: ProgressFn | None = None, **params):
     """Denoise ``image`` with a trained model and a noise model.
 
     Parameters
