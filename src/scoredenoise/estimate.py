@@ -5,17 +5,20 @@ Every registered model with a known variance-against-mean relation
 
 1. **Noise level function (NLF)** from one noisy image or stack
    (:func:`noise_level_function`), in the style of Foi et al. (2008): in every 2-D plane, the
-   3x3 window of each pixel minus its least-squares quadratic fit leaves three orthonormal
-   high-pass responses whose mean square is the pixel's noise variance wherever the clean
-   image is locally quadratic; the compact kernel alone (one response, blind to more
-   polynomial terms) guards it: at a level where the efficient estimate exceeds the compact
-   one by more than a standard error, structure leaks and the excess is taken off. A ring of
-   pixels 3 to 5 pixels away (one parity of a checkerboard) gives the level used to group
-   pixels into level sets (independent of the 3x3 window, so grouping does not bias the
-   variance); each level's mean comes from the central 3x3 box. The other parity of the ring
-   predicts each pixel with an error insensitive to the short-range noise correlation of real
-   scanners and cameras, which measures that correlation. Textured pixels (local error energy
-   above what the noise explains) are left out. Near clipping limits (the dtype's
+   7x7 window of each pixel minus its least-squares fit by every polynomial the window can
+   hold up to degree 7 leaves 15 orthonormal high-pass responses, whose mean square is the
+   pixel's noise variance wherever the clean image is locally that smooth (blind to
+   structure as the 3x3 compact Laplacian-of-Laplacian is, with almost twice its efficiency).
+   The level of each measurement is the mean of the data weighted as the responses weigh the
+   noise (their footprint), so curvature of the clean image does not bias it. Everything
+   that *selects* pixels uses only pixels outside the 7x7 window, so the selection cannot
+   favour pixels whose noise came out low: a ring of pixels 4 to 6 away (one parity of a
+   checkerboard) gives the level used to group pixels into level sets, and the texture test
+   (leaving out pixels whose surroundings hold more high-pass energy than the noise
+   explains) looks at the responses 7 to 9 pixels away. The other parity of a ring 2 to 4
+   away predicts each pixel with an error insensitive to the short-range noise correlation
+   of real scanners and cameras, which measures that correlation. Near clipping limits (the
+   dtype's
    limits where the data reach them) the levels are kept as moments of the clipped data,
    which the fit models (``NoiseLevelFunction.censored``).
    From a stack of repeated frames of a static scene, :func:`photon_transfer` gives the NLF
@@ -54,32 +57,55 @@ __all__ = [
 
 #: ring radii (Chebyshev distance) of the predictor: beyond the noise correlation of scanners
 _RING = (2, 4)
-_MARGIN = _RING[1] + 1
-_TEXTURE_WINDOW = 7
+#: half-width of the window of the high-pass responses (7x7)
+_HALF = 3
+#: ring of the grouping level: just outside the window (shares no pixel with it)
+_LEVEL_RING = (_HALF + 1, _HALF + 3)
+#: the texture test's annulus of responses, whose windows share no pixel with the centre's
+_TEXTURE_RING = (2 * _HALF + 1, 2 * _HALF + 3)
+_MARGIN = max(_RING[1], _LEVEL_RING[1], _TEXTURE_RING[1] + _HALF) + 1
 _MIN_BIN = 200
 #: polynomial degree that the predictor reproduces exactly
 _DEGREE = 4
 
 
-def _high_pass_basis(degree: int) -> tuple[np.ndarray, ...]:
-    """Orthonormal 3x3 kernels spanning what is left of a 3x3 window once every polynomial of
-    ``degree`` in x and y is projected out: the mean of their squared responses estimates the
-    noise variance, blind to such polynomials in the clean image."""
-    yy, xx = np.mgrid[-1:2, -1:2].astype(np.float64)
-    polys = [yy ** i * xx ** j for i in range(degree + 1) for j in range(degree + 1 - i)]
-    q, _ = np.linalg.qr(np.stack([p.ravel() for p in polys], 1))
-    w, u = np.linalg.eigh(np.eye(9) - q @ q.T)
-    return tuple(u[:, i].reshape(3, 3) for i in range(9) if w[i] > 0.5)
+def _high_pass_basis(half: int, degree: int) -> tuple[np.ndarray, ...]:
+    """Orthonormal kernels on a ``2 half + 1`` square window spanning what is left of it once
+    every polynomial in x and y of total degree up to ``degree`` is projected out: the mean of
+    their squared responses estimates the noise variance, blind to such polynomials in the
+    clean image. (On a window of n points a side, x^n is a combination of lower powers: the
+    span is found by its singular values.)"""
+    yy, xx = np.mgrid[-half:half + 1, -half:half + 1].astype(np.float64)
+    polys = np.stack([(yy ** i * xx ** j).ravel()
+                      for i in range(degree + 1) for j in range(degree + 1 - i)], 1)
+    u, s, _ = np.linalg.svd(polys, full_matrices=False)
+    q = u[:, s > 1e-9 * s[0]]
+    w, v = np.linalg.eigh(np.eye(len(polys)) - q @ q.T)
+    size = 2 * half + 1
+    return tuple(v[:, i].reshape(size, size) for i in range(len(w)) if w[i] > 0.5)
 
 
-#: the efficient high-pass: the 3 degrees of freedom of a 3x3 window left after a quadratic
-#: fit (3 independent noise samples per pixel: the variance of the estimate is 1.4x lower than
-#: with the compact kernel alone), but blind only to quadratics: third-order structure leaks
-_QUADRATIC = _high_pass_basis(2)
-#: the compact high-pass (unit norm), one of those 3: blind to every polynomial term except
-#: x^2 y^2 and so the least leaky; at each level the efficient estimate is kept unless it
-#: exceeds the compact one by more than a standard error (leaking structure)
-_COMPACT = (np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]]) / 6.0,)
+def _degrees_of_freedom(basis) -> float:
+    """Independent noise samples per pixel that the mean of ``basis``'s squared responses is
+    worth, on white noise (1 for an oracle that sees the noise itself): the variance of the
+    mean over n pixels is 2 var^2 / (n dof)."""
+    from scipy.signal import correlate2d
+
+    s = sum(np.sum(correlate2d(a, b) ** 2) for a in basis for b in basis)
+    return float(len(basis) ** 2 / s)
+
+
+#: the high-pass: the 15 degrees of freedom of a 7x7 window left after fitting every
+#: polynomial of degree <= 7. Worth 0.47 independent samples per pixel (the 3x3 window minus
+#: a quadratic: 0.51; the compact 3x3 [[1,-2,1],[-2,4,-2],[1,-2,1]]: 0.26), and as blind to
+#: the structure of real images as the compact kernel: on the FMD averages at 400 e-, the
+#: clean image leaks 0.02-0.18 % of the noise variance into it, against 0.08-1.6 % for the
+#: 3x3 quadratic (docs/noise-estimation.md)
+_HIGH_PASS = _high_pass_basis(_HALF, 7)
+#: the weights with which the responses see each pixel's noise variance: the level of a
+#: measurement is the data's mean with these weights (sum 1)
+_FOOTPRINT = sum(k * k for k in _HIGH_PASS) / len(_HIGH_PASS)
+_DOF = _degrees_of_freedom(_HIGH_PASS)
 
 
 def _high_pass_energy(y: np.ndarray, basis) -> np.ndarray:
@@ -279,14 +305,14 @@ class NoiseEstimate:
 # the noise level function
 
 
-def _ring_kernel(parity: int, degree: int = 0) -> np.ndarray:
+def _ring_kernel(parity: int, degree: int = 0, ring: tuple = _RING) -> np.ndarray:
     """Weights on one checkerboard parity of the ring that reproduce polynomials exactly.
 
     ``degree=0``: the plain average (for the grouping level). Higher degrees: the
     minimum-norm weights whose prediction of the centre is exact for every polynomial of
     that degree, so smooth curvature of the clean image does not leak into the error.
     """
-    r0, r1 = _RING
+    r0, r1 = ring
     yy, xx = np.mgrid[-r1:r1 + 1, -r1:r1 + 1]
     rr = np.maximum(abs(yy), abs(xx))
     sel = (rr >= r0) & (rr <= r1) & ((yy + xx) % 2 == parity)
@@ -355,9 +381,9 @@ def _clip_limits(image, clip) -> tuple | None:
 
 
 def _plane_statistics(plane: np.ndarray, clip):
-    """Squared errors ``d2`` (efficient, compact), the ring error ``d_ring``, grouping level
-    ``g``, local mean ``m``, the usable mask, which pixels sit at a clipping limit, and which
-    limits the plane reaches.
+    """Mean squared high-pass response ``d2``, the ring error ``d_ring``, grouping level ``g``,
+    the level ``m`` of ``d2`` (footprint-weighted mean), the usable mask, which pixels sit at
+    a clipping limit, and which limits the plane reaches.
 
     Pixels near clipped ones stay usable: leaving them out would select neighbourhoods whose
     noise happened to stay inside the limits, which biases both the level and the variance.
@@ -369,11 +395,11 @@ def _plane_statistics(plane: np.ndarray, clip):
     if min(y.shape) < 2 * _MARGIN + 4:
         raise ValueError(f"each plane must be at least {2 * _MARGIN + 4} pixels on a side to "
                          f"estimate noise, got {y.shape}")
-    d2 = np.stack([_high_pass_energy(y, _QUADRATIC), _high_pass_energy(y, _COMPACT)])
+    d2 = _high_pass_energy(y, _HIGH_PASS)
     kp = _ring_kernel(0, _DEGREE)
     d_ring = (y - ndi.correlate(y, kp, mode="reflect")) / math.sqrt(1.0 + float(np.sum(kp * kp)))
-    g = ndi.correlate(y, _ring_kernel(1), mode="reflect")
-    m = ndi.uniform_filter(y, 3, mode="reflect")
+    g = ndi.correlate(y, _ring_kernel(1, ring=_LEVEL_RING), mode="reflect")
+    m = ndi.correlate(y, _FOOTPRINT, mode="reflect")
     ok = np.zeros(y.shape, bool)
     ok[_MARGIN:-_MARGIN, _MARGIN:-_MARGIN] = True
     reached = (False, False)
@@ -389,10 +415,23 @@ def _plane_statistics(plane: np.ndarray, clip):
 _MAX_AT_LIMIT = 0.5
 _QUANTILE = 0.25
 _KEEP = 0.97
-#: fraction of the unclipped pixels, darkest first (by the grouping level, which shares no pixel
-#: with either error), that measure the correlation factor: the background, where fine
-#: structure is rarest (a wider share lets dim texture lower the factor of white noise)
+#: fraction of the smooth unclipped pixels, darkest first (by the grouping level, which shares
+#: no pixel with either statistic), that measure the correlation factor: the background, where
+#: structure is rarest. The ring predictor leaks far more structure than the high-pass (it
+#: skips the neighbours): over the darkest 30 % the FMD BPAE_G image's fine background
+#: structure made white noise look correlated (gain 17-26 % high at 400 e-)
 _DARK = 0.1
+#: standard errors by which the ratio must fall below 1 to call the noise correlated. Calling
+#: white noise correlated costs 5-25 % (a factor near 0.95, or lower where structure leaks);
+#: missing FMD's weak scan-line correlation (factor 0.956, 2-5 standard errors on one frame)
+#: costs about 4 %
+_CORRELATED = 3.0
+#: standard deviation of that ratio on white Gaussian noise, times the square root of the
+#: pixels, over contiguous regions (measured on 24 simulated planes: 1.9-2.3). The ratio's
+#: standard error is never below it: over the few blocks of a dark region the blocks' own
+#: error came out 1.35x too small (a 256x256 test scene: 2 of 24 draws of white noise called
+#: correlated at 3 of those errors, gain then 8-15 % high)
+_RATIO_SD = 2.3
 #: the jackknife's groups: 16x16 blocks, assigned by position modulo this many a side (every
 #: group spans the whole image, so a replicate keeps its content)
 _JACKKNIFE_SIDE = 4
@@ -400,27 +439,36 @@ _JACKKNIFE_SIDE = 4
 _JACKKNIFE_PLANES = 4
 
 
-def _measure_calibration(planes: int = 16, size: int = 1024, seed: int = 1000) -> dict:
-    """How the local-variance statistics behave on pure white Gaussian noise of variance 1.
-
-    ``quantile``: the ``_QUANTILE`` quantile of the local variance; ``threshold``: its
-    ``_KEEP`` quantile (pixels below are kept as smooth); ``bias`` and ``bias_compact``: the
-    mean squared errors (efficient, compact) of the kept pixels (the truncation lowers them).
-    Measured on ``planes`` seeded images.
-    """
+def _surroundings(d2: np.ndarray) -> np.ndarray:
+    """Mean of ``d2`` over the annulus ``_TEXTURE_RING`` (Chebyshev distance) around each pixel:
+    the responses there share no pixel with the centre's window, so a test on it selects
+    pixels independently of their own noise."""
     from scipy import ndimage as ndi
 
+    a, b = 2 * _TEXTURE_RING[0] - 1, 2 * _TEXTURE_RING[1] + 1
+    return (ndi.uniform_filter(d2, b, mode="reflect") * b * b
+            - ndi.uniform_filter(d2, a, mode="reflect") * a * a) / (b * b - a * a)
+
+
+def _measure_calibration(planes: int = 16, size: int = 1024, seed: int = 1000) -> dict:
+    """How the texture test's statistic behaves on pure white Gaussian noise of variance 1.
+
+    ``quantile``: the ``_QUANTILE`` quantile of the surroundings' energy
+    (:func:`_surroundings`); ``threshold``: its ``_KEEP`` quantile (pixels below are kept as
+    smooth); ``kept_mean``: the mean squared response of the kept pixels, 1 up to sampling
+    noise, since the test shares no pixel with the centre's window (no truncation to
+    correct). Measured on ``planes`` seeded images.
+    """
     lvs, d2s = [], []
     for k in range(planes):
         y = np.random.default_rng(seed + k).normal(size=(size, size))
         d2, _, _, _, ok, _, _ = _plane_statistics(y, None)
-        lvs.append(ndi.uniform_filter(d2[0], _TEXTURE_WINDOW, mode="reflect")[ok])
-        d2s.append(d2[:, ok])
-    lv, d2 = np.concatenate(lvs), np.concatenate(d2s, 1)
+        lvs.append(_surroundings(d2)[ok])
+        d2s.append(d2[ok])
+    lv, d2 = np.concatenate(lvs), np.concatenate(d2s)
     thr = float(np.quantile(lv, _KEEP))
     return {"quantile": float(np.quantile(lv, _QUANTILE)), "threshold": thr,
-            "bias": float(d2[0][lv < thr].mean()),
-            "bias_compact": float(d2[1][lv < thr].mean())}
+            "kept_mean": float(d2[lv < thr].mean())}
 
 
 def _calibration() -> dict:
@@ -428,12 +476,13 @@ def _calibration() -> dict:
 
     Stored, not measured at run time: a single 512^2 sample is off by about 0.5 % in each
     constant. ``tests/test_estimate.py`` checks them against a fresh measurement.
+    ``kept_mean`` is not used (it is 1).
     """
     return dict(_CALIBRATION)
 
 
-_CALIBRATION = {"quantile": 0.8195851797687005, "threshold": 1.5358452103182392,
-                "bias": 0.9714090453868534, "bias_compact": 0.9633648155468569}
+_CALIBRATION = {"quantile": 0.9295137716137052, "threshold": 1.2002759588271257,
+                "kept_mean": 0.9998208137436407}
 
 
 def _level_edges(levels: np.ndarray, n_bins: int) -> np.ndarray:
@@ -459,10 +508,12 @@ def _level_edges(levels: np.ndarray, n_bins: int) -> np.ndarray:
     return np.asarray(keep)
 
 
-def _binned(level, mean, var_terms, block, edges, at_limit=None):
+def _binned(level, mean, var_terms, block, edges, at_limit=None, dof=1.0):
     """Per level set: mean, variance (mean of ``var_terms``), a block-robust stderr, the count,
     and (with ``at_limit``) the fraction of pixels at a clipping limit. ``var_terms`` may be
-    a list of arrays: the variances and stderrs are then lists, over the same level sets."""
+    a list of arrays: the variances and stderrs are then lists, over the same level sets.
+    ``dof``: independent noise samples per term (the stderr is never below that of Gaussian
+    noise)."""
     terms = var_terms if isinstance(var_terms, list) else [var_terms]
     idx = np.clip(np.searchsorted(edges, level, side="right") - 1, 0, len(edges) - 2)
     nb = len(edges) - 1
@@ -489,7 +540,7 @@ def _binned(level, mean, var_terms, block, edges, at_limit=None):
         resid = (bs[occupied] if occupied is not None else bs) - V[bidx] * bn
         se = np.sqrt(np.bincount(bidx, resid ** 2, minlength=nb)) / np.maximum(n, 1)
         # never below the Gaussian-noise floor for this many pixels
-        se = np.maximum(se, V * math.sqrt(2.0) / np.sqrt(np.maximum(n, 1)))
+        se = np.maximum(se, V * np.sqrt(2.0 / (dof * np.maximum(n, 1))))
         good &= (se > 0) & np.isfinite(se)
         Vs.append(V), SEs.append(se)
     Vs, SEs = [v[good] for v in Vs], [e[good] for e in SEs]
@@ -560,7 +611,7 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
     lead_shape = [shape[i] for i in lead]
     from scipy import ndimage as ndi
 
-    d_all, c_all, dr_all, g_all, m_all, lv_all, blk_all, lim_all = [], [], [], [], [], [], [], []
+    d_all, dr_all, g_all, m_all, lv_all, blk_all, lim_all = [], [], [], [], [], [], []
     grp_all, pl_all = [], []
     reached = [False, False]
     n_total = n_blocks = 0
@@ -575,8 +626,8 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
         reached = [r or h for r, h in zip(reached, hit)]
         n_total += ok.size
         rows, cols = np.nonzero(ok)
-        lv = ndi.uniform_filter(d2p[0], _TEXTURE_WINDOW, mode="reflect")
-        d_all.append(d2p[0][ok]), c_all.append(d2p[1][ok])
+        lv = _surroundings(d2p)
+        d_all.append(d2p[ok])
         g_all.append(g[ok]), m_all.append(m[ok])
         dr_all.append(dr[ok] ** 2)
         lv_all.append(lv[ok])
@@ -590,7 +641,7 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
     if not d_all:
         raise ValueError("image is empty")
     px = {k: np.concatenate(v) for k, v in {
-        "g": g_all, "m": m_all, "d2": d_all, "c2": c_all, "dr2": dr_all, "lv": lv_all,
+        "g": g_all, "m": m_all, "d2": d_all, "dr2": dr_all, "lv": lv_all,
         "block": blk_all, "lim": lim_all, "group": grp_all, "plane": pl_all}.items()}
     tail = {"n_total": n_total, "clip_lim": clip_lim, "reached": reached, "kernel": kernel,
             "n_bins": n_bins}
@@ -630,7 +681,7 @@ def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins, pv
     and ``{"pv", "correlated"}``: the texture test's per-pixel reference variance and whether
     the noise was found correlated. A jackknife replicate passes the whole image's values of
     both (a switch flipping between replicates is not sampling noise of the estimate)."""
-    g, m, d2, c2, dr2 = px["g"], px["m"], px["d2"], px["c2"], px["dr2"]
+    g, m, d2, dr2 = px["g"], px["m"], px["d2"], px["dr2"]
     lv, block, lim = px["lv"], px["block"], px["lim"]
     if g.size < 4 * _MIN_BIN:
         raise ValueError(
@@ -644,59 +695,54 @@ def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins, pv
         idx = np.clip(np.searchsorted(edges, g, side="right") - 1, 0, len(edges) - 2)
         order = np.argsort(idx, kind="stable")
         cuts = np.searchsorted(idx[order], np.arange(len(edges)))
+        #    (by the grouping level: the test then shares no pixel with the centre's window)
         lev, rob = [], []
         for lo, hi in itertools.pairwise(cuts):
             if hi - lo >= 20:
                 sel = order[lo:hi]
-                lev.append(m[sel].mean())
+                lev.append(g[sel].mean())
                 rob.append(np.quantile(lv[sel], _QUANTILE) / cal["quantile"])
         lev, rob = np.asarray(lev), np.asarray(rob)
         o = np.argsort(lev)
-        pv = np.maximum(np.interp(m, lev[o], rob[o]), 1e-12)
+        pv = np.maximum(np.interp(g, lev[o], rob[o]), 1e-12)
     # 2. correlation between neighbouring noise values (scanners, camera electronics) scales
-    #    the 3x3 estimates by constant factors; the ring estimate (3x3 excluded) does not
-    #    see it but leaks more structure. Their ratios over the darkest pixels (background,
-    #    where neither leaks) give the factors. No texture test here: its truncation treats
-    #    the errors differently when the noise is correlated.
-    if kernel is not None:  # a known correlation: the factors follow from it exactly
-        factor = _correlation_factor(kernel, _QUADRATIC)
-        factor_c = _correlation_factor(kernel, _COMPACT)
+    #    the high-pass estimate by a constant factor; the ring predictor's error does not
+    #    see it but leaks more structure. Their ratio over the darkest pixels (background,
+    #    where neither leaks) gives the factor.
+    if kernel is not None:  # a known correlation: the factor follows from it exactly
+        factor = _correlation_factor(kernel, _HIGH_PASS)
         factor_se = 0.0
     else:
         # away from a reached low clipping limit (truncated noise there is not Gaussian)
         far = g > clip_lim[0] + 3 * np.sqrt(pv) if clip_lim is not None and reached[0] \
             else np.ones(g.shape, bool)
-        if far.sum() < 4 * _MIN_BIN:
-            far[:] = True
-        dark = far & (g <= np.quantile(g[far], _DARK))
+        # and smooth (the texture test looks at other pixels than both statistics', so it
+        # keeps structure out without truncating their noise)
+        smooth = far & (lv < cal["threshold"] * pv)
+        if smooth.sum() < 4 * _MIN_BIN:
+            smooth = far if far.sum() >= 4 * _MIN_BIN else np.ones(g.shape, bool)
+        dark = smooth & (g <= np.quantile(g[smooth], _DARK))
         ratio, ratio_se = _ratio_with_stderr(d2[dark], dr2[dark], block[dark])
-        # correlation lowers the ratio; a ratio within 2 standard errors of 1 is white noise
-        # (applying it would only add its noise to the estimate)
+        ratio_se = max(ratio_se, _RATIO_SD / math.sqrt(max(int(dark.sum()), 1)))
+        # correlation lowers the ratio; a ratio within _CORRELATED standard errors of 1 is
+        # white noise (applying it would only add its noise to the estimate)
         if correlated is None:
-            correlated = bool(1.0 - ratio > 2.0 * ratio_se)
+            correlated = bool(1.0 - ratio > _CORRELATED * ratio_se)
         if correlated:
             factor, factor_se = float(max(ratio, 0.1)), ratio_se
-            factor_c = float(max(_ratio_with_stderr(c2[dark], dr2[dark], block[dark])[0], 0.1))
         else:
-            factor, factor_se, factor_c = 1.0, 0.0, 1.0
-    # 3. keep the pixels whose local variance the noise explains; the mean of their squared
-    #    errors, corrected for that truncation, is the noise variance
+            factor, factor_se = 1.0, 0.0
+    # 3. keep the pixels whose surroundings' high-pass energy the noise explains; the mean of
+    #    their squared responses is the noise variance (the test shares no pixel with the
+    #    responses it keeps, so there is no truncation to correct)
     keep = lv < cal["threshold"] * pv
     g, m, block, lim = g[keep], m[keep], block[keep], lim[keep]
-    d2 = d2[keep] / (cal["bias"] * factor)
-    c2 = c2[keep] / (cal["bias_compact"] * factor_c)
+    d2 = d2[keep] / factor
     if g.size < 4 * _MIN_BIN:
         raise ValueError(f"too few smooth pixels ({g.size}) to estimate the noise: the image "
                          f"is textured everywhere; use a larger image or more planes")
     edges = _level_edges(g, n_bins)
-    M, (V, _, Vd), (SE, SEc, SEd), N, F = _binned(g, m, [d2, c2, d2 - c2], block, edges,
-                                                   at_limit=lim)
-    # texture leaks into the efficient estimate more than into the compact one: where it
-    # exceeds the compact estimate by more than a standard error of their difference, take
-    # that excess off (soft threshold; on pure noise the difference is within it)
-    leak = Vd > SEd
-    V = V - np.where(leak, Vd - SEd, 0.0)
-    SE = np.where(leak, np.maximum(SE, SEc), SE)
+    M, V, SE, N, F = _binned(g, m, d2, block, edges, at_limit=lim, dof=_DOF)
     # only limits that the data reach are clipping; level sets near them keep the moments of
     # the clipped data (fitted as such), except where most pixels sit at the limit (the
     # clipped variance says little there)
@@ -972,7 +1018,7 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
 
 
 def _jackknife(est: NoiseEstimate, replicates, model, known, base=None) -> bool:
-    """Replace the fit's standard errors by leave-one-tile-out jackknife ones.
+    """Raise the fit's standard errors to leave-one-tile-out jackknife ones where larger.
 
     The fit's own errors treat the level sets as independent measurements with known
     variances; the texture test, the correlation factor and the shared level sets make them
@@ -1004,9 +1050,12 @@ def _jackknife(est: NoiseEstimate, replicates, model, known, base=None) -> bool:
         return float(np.sqrt((k - 1) / k * np.sum((v - v.mean()) ** 2)))
 
     def combine(jack, own, ref_own):
+        # never below the fit's own error: with the 7x7 responses and the texture test on
+        # their surroundings, the jackknife alone came out 1.4x too small, the fit's own error
+        # about right (tests/test_estimate.py)
         if base is None:
-            return jack
-        return own * jack / ref_own if ref_own > 0 else own
+            return max(jack, own)
+        return max(own * jack / ref_own, own) if ref_own > 0 else own
 
     for name in est.stderr:
         est.stderr[name] = combine(spread([f.params[name] for f in fits]), est.stderr[name],
@@ -1016,7 +1065,8 @@ def _jackknife(est: NoiseEstimate, replicates, model, known, base=None) -> bool:
         est.derived[f"{key}_stderr"] = combine(
             spread([f.derived[key] for f in fits]), est.derived[f"{key}_stderr"],
             ref.derived.get(f"{key}_stderr", 0.0) if base is not None else 0.0)
-    est.notes.append(f"standard errors: jackknife, {k} groups of pixels left out in turn")
+    est.notes.append(f"standard errors: the larger of the fit's and a jackknife's ({k} groups "
+                     f"of pixels left out in turn)")
     return True
 
 
