@@ -294,8 +294,7 @@ def test_photon_transfer_reads_one_frame_at_a_time():
 
 
 def test_high_pass_basis_is_orthonormal_and_blind_to_polynomials():
-    from scoredenoise.estimate import (_FOOTPRINT, _HIGH_PASS, _degrees_of_freedom,
-                                       _high_pass_basis)
+    from scoredenoise.estimate import _FOOTPRINT, _HIGH_PASS, _degrees_of_freedom, _high_pass_basis
 
     B = np.stack([k.ravel() for k in _HIGH_PASS])
     assert B.shape == (15, 49)  # 49 - 34 polynomials of degree <= 7 that a 7x7 grid holds
@@ -321,8 +320,9 @@ def test_structure_does_not_leak_into_the_high_pass(monkeypatch):
     """Bright discs with 1-px soft edges at 400 e-: third-order structure of the edges passes a
     3x3 quadratic fit and the texture test (gain 8-9 % high); the 7x7 basis of degree 7 is
     blind to it."""
-    import scoredenoise.estimate as E
     from scipy.ndimage import gaussian_filter
+
+    import scoredenoise.estimate as E
 
     n = 384
     yy, xx = np.mgrid[0:n, 0:n].astype(float)

@@ -609,7 +609,6 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
     shape = np.shape(image)
     pick = np.unique(np.linspace(0, n_planes - 1, min(n_planes, max_planes)).round().astype(int))
     lead_shape = [shape[i] for i in lead]
-    from scipy import ndimage as ndi
 
     d_all, dr_all, g_all, m_all, lv_all, blk_all, lim_all = [], [], [], [], [], [], []
     grp_all, pl_all = [], []
