@@ -339,6 +339,7 @@ def test_structure_does_not_leak_into_the_high_pass(monkeypatch):
     monkeypatch.setattr(E, "_FOOTPRINT", sum(k * k for k in quadratic) / 3)
     monkeypatch.setattr(E, "_DOF", E._degrees_of_freedom(quadratic))
     monkeypatch.setattr(E, "_CALIBRATION", E._measure_calibration(planes=2, size=512))
+    monkeypatch.setattr(E, "_CORRELATED", np.inf)  # its weights belong to the 7x7 basis
     leaky = sd.estimate_noise(y, offset=100.0).params["gain"]
     assert blind == pytest.approx(2.0, rel=0.03)
     assert leaky > 2.0 * 1.05  # the leak measured as noise
@@ -388,3 +389,30 @@ def test_affine_fit_weights_come_from_the_fitted_line_not_the_measured_variances
 
     assert mean_slope_error(0) < -0.015  # the bias this guards against
     assert abs(mean_slope_error(est_mod._IRLS_STEPS)) < 0.004
+
+
+def test_texture_does_not_pass_for_noise_correlation():
+    """Texture everywhere (a random field smoothed by 2 px) under white Poisson-Gaussian
+    noise: the correlation measurement, from the structure-blind responses alone, calls it
+    white (the ring predictor it replaced skipped the neighbours, saw the texture, and called
+    8 of 12 natural images correlated, gain up to 2x); with FMD's scan-line correlation added
+    it finds that."""
+    from scipy.ndimage import convolve, gaussian_filter
+
+    rng = np.random.default_rng(3)
+    ramp = np.linspace(200.0, 2000.0, 384)[None, :]
+    x = np.maximum(ramp + 600.0 * gaussian_filter(rng.normal(size=(384, 384)), 2.0), 0.0)
+    cam = get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=2.0)
+    y = cam.sample(x, rng=4)
+    est = sd.estimate_noise(y, offset=100.0)
+    assert est.nlf.correlation_factor == 1.0
+    assert est.params["gain"] == pytest.approx(2.0, rel=0.05)
+    a = 0.0231  # lag-1 correlation 0.046 along the rows
+    k = np.array([[0, 0, 0], [a, 1, a], [0, 0, 0]])
+    k /= np.sqrt(np.sum(k * k))
+    est = sd.estimate_noise(x + convolve(y - x, k), offset=100.0)
+    from scoredenoise.estimate import _HIGH_PASS, _correlation_factor
+
+    assert est.nlf.correlation_factor == pytest.approx(_correlation_factor(k, _HIGH_PASS),
+                                                       abs=0.02)
+    assert est.params["gain"] == pytest.approx(2.0, rel=0.05)

@@ -55,18 +55,14 @@ __all__ = [
     "Selection",
 ]
 
-#: ring radii (Chebyshev distance) of the predictor: beyond the noise correlation of scanners
-_RING = (2, 4)
 #: half-width of the window of the high-pass responses (7x7)
 _HALF = 3
 #: ring of the grouping level: just outside the window (shares no pixel with it)
 _LEVEL_RING = (_HALF + 1, _HALF + 3)
 #: the texture test's annulus of responses, whose windows share no pixel with the centre's
 _TEXTURE_RING = (2 * _HALF + 1, 2 * _HALF + 3)
-_MARGIN = max(_RING[1], _LEVEL_RING[1], _TEXTURE_RING[1] + _HALF) + 1
+_MARGIN = max(_LEVEL_RING[1], _TEXTURE_RING[1] + _HALF) + 1
 _MIN_BIN = 200
-#: polynomial degree that the predictor reproduces exactly
-_DEGREE = 4
 
 
 def _high_pass_basis(half: int, degree: int) -> tuple[np.ndarray, ...]:
@@ -108,11 +104,51 @@ _FOOTPRINT = sum(k * k for k in _HIGH_PASS) / len(_HIGH_PASS)
 _DOF = _degrees_of_freedom(_HIGH_PASS)
 
 
-def _high_pass_energy(y: np.ndarray, basis) -> np.ndarray:
-    """Mean squared response of the kernels of ``basis``."""
+def _white_weights(basis, lags) -> np.ndarray:
+    """Weights over the squared responses of ``basis`` whose weighted sum estimates the noise
+    variance whatever the noise correlation at ``lags`` (and its mirror images).
+
+    Noise correlated with coefficient rho at lag d changes the mean square of a unit kernel h
+    by 2 rho sigma^2 A_h(d), A_h its autocorrelation. The 15 responses see each lag
+    differently (their lag-1 autocorrelations range over -0.25 to -0.71), so regressing their
+    mean squares on (1, 2 A_h(d) for each lag) separates the variance from the correlation:
+    the weights are the intercept's row of the least-squares solution. Every response is
+    blind to structure, so structure cannot pass for correlation.
+    """
+    from scipy.signal import correlate2d
+
+    rows = []
+    for k in basis:
+        a = correlate2d(k, k)
+        c = a.shape[0] // 2
+        rows.append([1.0] + [2.0 * a[c + dy, c + dx] for dy, dx in lags])
+    return np.linalg.pinv(np.asarray(rows))[0]
+
+
+#: lags of the correlation models: along the rows and the columns (scanners, cameras), and
+#: up to two pixels and the diagonals (strong correlations, e.g. resampled data)
+_LAGS_NEAR = ((0, 1), (1, 0))
+_LAGS_FAR = ((0, 1), (1, 0), (1, 1), (1, -1), (0, 2), (2, 0))
+_WHITE_NEAR = _white_weights(_HIGH_PASS, _LAGS_NEAR)
+_WHITE_FAR = _white_weights(_HIGH_PASS, _LAGS_FAR)
+
+
+def _high_pass_energy(y: np.ndarray, basis=None):
+    """Mean squared response of the kernels of ``basis``; with the default basis
+    (``_HIGH_PASS``) also the two correlation-free variances (:func:`_white_weights`, near and
+    far lags), stacked: shape (3, ...)."""
     from scipy import ndimage as ndi
 
-    return sum(ndi.correlate(y, k, mode="reflect") ** 2 for k in basis) / len(basis)
+    if basis is not None:
+        return sum(ndi.correlate(y, k, mode="reflect") ** 2 for k in basis) / len(basis)
+    out = np.zeros((3,) + y.shape)
+    for k, wn, wf in zip(_HIGH_PASS, _WHITE_NEAR, _WHITE_FAR):
+        r2 = ndi.correlate(y, k, mode="reflect") ** 2
+        out[0] += r2
+        out[1] += wn * r2
+        out[2] += wf * r2
+    out[0] /= len(_HIGH_PASS)
+    return out
 
 
 def _correlation_factor(kernel: np.ndarray, basis) -> float:
@@ -305,7 +341,7 @@ class NoiseEstimate:
 # the noise level function
 
 
-def _ring_kernel(parity: int, degree: int = 0, ring: tuple = _RING) -> np.ndarray:
+def _ring_kernel(parity: int, degree: int = 0, ring: tuple = _LEVEL_RING) -> np.ndarray:
     """Weights on one checkerboard parity of the ring that reproduce polynomials exactly.
 
     ``degree=0``: the plain average (for the grouping level). Higher degrees: the
@@ -381,7 +417,8 @@ def _clip_limits(image, clip) -> tuple | None:
 
 
 def _plane_statistics(plane: np.ndarray, clip):
-    """Mean squared high-pass response ``d2``, the ring error ``d_ring``, grouping level ``g``,
+    """Mean squared high-pass response ``d2``, the correlation-free variances ``white`` (near
+    and far lags, stacked), grouping level ``g``,
     the level ``m`` of ``d2`` (footprint-weighted mean), the usable mask, which pixels sit at
     a clipping limit, and which limits the plane reaches.
 
@@ -395,9 +432,7 @@ def _plane_statistics(plane: np.ndarray, clip):
     if min(y.shape) < 2 * _MARGIN + 4:
         raise ValueError(f"each plane must be at least {2 * _MARGIN + 4} pixels on a side to "
                          f"estimate noise, got {y.shape}")
-    d2 = _high_pass_energy(y, _HIGH_PASS)
-    kp = _ring_kernel(0, _DEGREE)
-    d_ring = (y - ndi.correlate(y, kp, mode="reflect")) / math.sqrt(1.0 + float(np.sum(kp * kp)))
+    d2, *white = _high_pass_energy(y)
     g = ndi.correlate(y, _ring_kernel(1, ring=_LEVEL_RING), mode="reflect")
     m = ndi.correlate(y, _FOOTPRINT, mode="reflect")
     ok = np.zeros(y.shape, bool)
@@ -408,30 +443,25 @@ def _plane_statistics(plane: np.ndarray, clip):
         low, high = y <= clip[0], y >= clip[1]
         reached = (bool(low.any()), bool(high.any()))
         at_limit = low | high
-    return d2, d_ring, g, m, ok, at_limit, reached
+    return d2, np.stack(white), g, m, ok, at_limit, reached
 
 
 #: level sets with at least this fraction of pixels at a clipping limit are not used
 _MAX_AT_LIMIT = 0.5
 _QUANTILE = 0.25
 _KEEP = 0.97
-#: fraction of the smooth unclipped pixels, darkest first (by the grouping level, which shares
-#: no pixel with either statistic), that measure the correlation factor: the background, where
-#: structure is rarest. The ring predictor leaks far more structure than the high-pass (it
-#: skips the neighbours): over the darkest 30 % the FMD BPAE_G image's fine background
-#: structure made white noise look correlated (gain 17-26 % high at 400 e-)
-_DARK = 0.1
-#: standard errors by which the ratio must fall below 1 to call the noise correlated. Calling
-#: white noise correlated costs 5-25 % (a factor near 0.95, or lower where structure leaks);
-#: missing FMD's weak scan-line correlation (factor 0.956, 2-5 standard errors on one frame)
+#: standard errors by which the correlation ratio must differ from 1 to call the noise
+#: correlated: calling white noise correlated costs as much as the factor is off, missing
+#: FMD's weak scan-line correlation (factor 0.956, about 6 standard errors on a 512x512 frame)
 #: costs about 4 %
 _CORRELATED = 3.0
 #: standard deviation of that ratio on white Gaussian noise, times the square root of the
-#: pixels, over contiguous regions (measured on 24 simulated planes: 1.9-2.3). The ratio's
-#: standard error is never below it: over the few blocks of a dark region the blocks' own
-#: error came out 1.35x too small (a 256x256 test scene: 2 of 24 draws of white noise called
-#: correlated at 3 of those errors, gain then 8-15 % high)
-_RATIO_SD = 2.3
+#: pixels (measured on 8 simulated 512x512 planes); its standard error is never below it
+_RATIO_SD = 3.5
+#: below this ratio (strong correlation) the factor comes from the model with lags up to 2
+#: and the diagonals (3x noisier, but a kernel like [[0,.1,0],[.1,.6,.1],[0,.1,0]] is 20 % off
+#: with the near lags alone)
+_STRONG = 0.8
 #: the jackknife's groups: 16x16 blocks, assigned by position modulo this many a side (every
 #: group spans the whole image, so a replicate keeps its content)
 _JACKKNIFE_SIDE = 4
@@ -610,7 +640,7 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
     pick = np.unique(np.linspace(0, n_planes - 1, min(n_planes, max_planes)).round().astype(int))
     lead_shape = [shape[i] for i in lead]
 
-    d_all, dr_all, g_all, m_all, lv_all, blk_all, lim_all = [], [], [], [], [], [], []
+    d_all, wn_all, wf_all, g_all, m_all, lv_all, blk_all, lim_all = [], [], [], [], [], [], [], []
     grp_all, pl_all = [], []
     reached = [False, False]
     n_total = n_blocks = 0
@@ -628,7 +658,7 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
         lv = _surroundings(d2p)
         d_all.append(d2p[ok])
         g_all.append(g[ok]), m_all.append(m[ok])
-        dr_all.append(dr[ok] ** 2)
+        wn_all.append(dr[0][ok]), wf_all.append(dr[1][ok])
         lv_all.append(lv[ok])
         lim_all.append(lim[ok])
         bw, bh = -(-ok.shape[1] // 16), -(-ok.shape[0] // 16)
@@ -640,7 +670,7 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
     if not d_all:
         raise ValueError("image is empty")
     px = {k: np.concatenate(v) for k, v in {
-        "g": g_all, "m": m_all, "d2": d_all, "dr2": dr_all, "lv": lv_all,
+        "g": g_all, "m": m_all, "d2": d_all, "wn": wn_all, "wf": wf_all, "lv": lv_all,
         "block": blk_all, "lim": lim_all, "group": grp_all, "plane": pl_all}.items()}
     tail = {"n_total": n_total, "clip_lim": clip_lim, "reached": reached, "kernel": kernel,
             "n_bins": n_bins}
@@ -680,7 +710,7 @@ def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins, pv
     and ``{"pv", "correlated"}``: the texture test's per-pixel reference variance and whether
     the noise was found correlated. A jackknife replicate passes the whole image's values of
     both (a switch flipping between replicates is not sampling noise of the estimate)."""
-    g, m, d2, dr2 = px["g"], px["m"], px["d2"], px["dr2"]
+    g, m, d2 = px["g"], px["m"], px["d2"]
     lv, block, lim = px["lv"], px["block"], px["lim"]
     if g.size < 4 * _MIN_BIN:
         raise ValueError(
@@ -705,9 +735,9 @@ def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins, pv
         o = np.argsort(lev)
         pv = np.maximum(np.interp(g, lev[o], rob[o]), 1e-12)
     # 2. correlation between neighbouring noise values (scanners, camera electronics) scales
-    #    the high-pass estimate by a constant factor; the ring predictor's error does not
-    #    see it but leaks more structure. Their ratio over the darkest pixels (background,
-    #    where neither leaks) gives the factor.
+    #    the high-pass estimate by a constant factor; the correlation-free variance (from the
+    #    same structure-blind responses, weighted) does not see it. Their ratio over the smooth
+    #    pixels gives the factor.
     if kernel is not None:  # a known correlation: the factor follows from it exactly
         factor = _correlation_factor(kernel, _HIGH_PASS)
         factor_se = 0.0
@@ -720,14 +750,19 @@ def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins, pv
         smooth = far & (lv < cal["threshold"] * pv)
         if smooth.sum() < 4 * _MIN_BIN:
             smooth = far if far.sum() >= 4 * _MIN_BIN else np.ones(g.shape, bool)
-        dark = smooth & (g <= np.quantile(g[smooth], _DARK))
-        ratio, ratio_se = _ratio_with_stderr(d2[dark], dr2[dark], block[dark])
-        ratio_se = max(ratio_se, _RATIO_SD / math.sqrt(max(int(dark.sum()), 1)))
-        # correlation lowers the ratio; a ratio within _CORRELATED standard errors of 1 is
-        # white noise (applying it would only add its noise to the estimate)
+        # each pixel weighted by its expected variance: the bright ones would dominate
+        wt = 1.0 / pv[smooth]
+        ratio, ratio_se = _ratio_with_stderr(d2[smooth] * wt, px["wn"][smooth] * wt,
+                                             block[smooth])
+        ratio_se = max(ratio_se, _RATIO_SD / math.sqrt(max(int(smooth.sum()), 1)))
+        # a ratio within _CORRELATED standard errors of 1 is white noise (applying it would
+        # only add its noise to the estimate)
         if correlated is None:
-            correlated = bool(1.0 - ratio > _CORRELATED * ratio_se)
+            correlated = bool(abs(1.0 - ratio) > _CORRELATED * ratio_se)
         if correlated:
+            if ratio < _STRONG:  # lag-2 and diagonal terms matter: the fuller (noisier) model
+                ratio, ratio_se = _ratio_with_stderr(d2[smooth] * wt, px["wf"][smooth] * wt,
+                                                     block[smooth])
             factor, factor_se = float(max(ratio, 0.1)), ratio_se
         else:
             factor, factor_se = 1.0, 0.0
