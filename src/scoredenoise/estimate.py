@@ -15,12 +15,11 @@ Every registered model with a known variance-against-mean relation
    favour pixels whose noise came out low: a ring of pixels 4 to 6 away (one parity of a
    checkerboard) gives the level used to group pixels into level sets, and the texture test
    (leaving out pixels whose surroundings hold more high-pass energy than the noise
-   explains) looks at the responses 7 to 9 pixels away. The other parity of a ring 2 to 4
-   away predicts each pixel with an error insensitive to the short-range noise correlation
-   of real scanners and cameras, which measures that correlation. Near clipping limits (the
-   dtype's
-   limits where the data reach them) the levels are kept as moments of the clipped data,
-   which the fit models (``NoiseLevelFunction.censored``).
+   explains) looks at the responses 7 to 9 pixels away. Short-range noise correlation of real
+   scanners and cameras scales the responses' mean square; the responses see each lag
+   differently, so a fixed weighting of them is free of it, and their ratio measures it.
+   Near clipping limits (the dtype's limits where the data reach them) the levels are kept
+   as moments of the clipped data, which the fit models (``NoiseLevelFunction.censored``).
    From a stack of repeated frames of a static scene, :func:`photon_transfer` gives the NLF
    from temporal means and variances instead.
 2. **Fit** (:func:`fit_noise_level`): the model's free parameters (``NoiseModel.estimable``,
