@@ -340,28 +340,14 @@ class NoiseEstimate:
 # the noise level function
 
 
-def _ring_kernel(parity: int, degree: int = 0, ring: tuple = _LEVEL_RING) -> np.ndarray:
-    """Weights on one checkerboard parity of the ring that reproduce polynomials exactly.
-
-    ``degree=0``: the plain average (for the grouping level). Higher degrees: the
-    minimum-norm weights whose prediction of the centre is exact for every polynomial of
-    that degree, so smooth curvature of the clean image does not leak into the error.
-    """
+def _ring_average(parity: int = 1, ring: tuple = _LEVEL_RING) -> np.ndarray:
+    """Averaging weights on one checkerboard parity of a square ring (Chebyshev radii
+    ``ring``): the grouping level, which shares no pixel with the high-pass window."""
     r0, r1 = ring
     yy, xx = np.mgrid[-r1:r1 + 1, -r1:r1 + 1]
     rr = np.maximum(abs(yy), abs(xx))
-    sel = (rr >= r0) & (rr <= r1) & ((yy + xx) % 2 == parity)
-    if degree == 0:
-        k = sel.astype(np.float64)
-        return k / k.sum()
-    py, px = yy[sel].astype(np.float64), xx[sel].astype(np.float64)
-    A = np.stack([py ** i * px ** j for i in range(degree + 1) for j in range(degree + 1 - i)])
-    e = np.zeros(len(A))
-    e[0] = 1.0  # the constant term: sum of weights 1, every other moment 0
-    w = A.T @ np.linalg.solve(A @ A.T, e)
-    k = np.zeros(yy.shape)
-    k[sel] = w
-    return k
+    k = ((rr >= r0) & (rr <= r1) & ((yy + xx) % 2 == parity)).astype(np.float64)
+    return k / k.sum()
 
 
 def _censored_moments(mu, var, lo, hi):
@@ -432,7 +418,7 @@ def _plane_statistics(plane: np.ndarray, clip):
         raise ValueError(f"each plane must be at least {2 * _MARGIN + 4} pixels on a side to "
                          f"estimate noise, got {y.shape}")
     d2, *white = _high_pass_energy(y)
-    g = ndi.correlate(y, _ring_kernel(1, ring=_LEVEL_RING), mode="reflect")
+    g = ndi.correlate(y, _ring_average(), mode="reflect")
     m = ndi.correlate(y, _FOOTPRINT, mode="reflect")
     ok = np.zeros(y.shape, bool)
     ok[_MARGIN:-_MARGIN, _MARGIN:-_MARGIN] = True
@@ -650,14 +636,14 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
         plane = np.asarray(image[tuple(index)] if lead else image)
         if yx[0] > yx[1]:
             plane = plane.T
-        d2p, dr, g, m, ok, lim, hit = _plane_statistics(plane, clip_lim)
+        d2p, white, g, m, ok, lim, hit = _plane_statistics(plane, clip_lim)
         reached = [r or h for r, h in zip(reached, hit)]
         n_total += ok.size
         rows, cols = np.nonzero(ok)
         lv = _surroundings(d2p)
         d_all.append(d2p[ok])
         g_all.append(g[ok]), m_all.append(m[ok])
-        wn_all.append(dr[0][ok]), wf_all.append(dr[1][ok])
+        wn_all.append(white[0][ok]), wf_all.append(white[1][ok])
         lv_all.append(lv[ok])
         lim_all.append(lim[ok])
         bw, bh = -(-ok.shape[1] // 16), -(-ok.shape[0] // 16)
