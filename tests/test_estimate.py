@@ -233,12 +233,10 @@ def test_unknown_noise_correlation_is_measured(kernel):
     y = x + convolve(y - x, k)  # correlated, same variance
     est = sd.estimate_noise(y, offset=100.0)
     exact = _correlation_factor(k, _HIGH_PASS)
-    # within 7 %: a 3x3 kernel also correlates pixels 2 apart, which the ring predictor
-    # (2-4 pixels away) sees a little
-    assert est.nlf.correlation_factor == pytest.approx(exact, rel=0.07)
-    # the factor's error carries over to the gain (stated errors: 4 % at the strong
-    # correlation, 3 % at FMD's)
-    assert est.params["gain"] == pytest.approx(2.0, rel=0.07)
+    # measured from the structure-blind responses (the strong kernel, which also correlates
+    # pixels 2 apart and diagonally, with the model that has those lags): 2 % off here
+    assert est.nlf.correlation_factor == pytest.approx(exact, rel=0.04)
+    assert est.params["gain"] == pytest.approx(2.0, rel=0.05)
 
 
 def test_bad_inputs_have_clear_errors():
