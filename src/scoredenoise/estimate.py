@@ -80,13 +80,19 @@ def _high_pass_basis(half: int, degree: int) -> tuple[np.ndarray, ...]:
     return tuple(v[:, i].reshape(size, size) for i in range(len(w)) if w[i] > 0.5)
 
 
+def _cross_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Full 2-D cross-correlation of two small kernels, ``sum_x a(x + d) b(x)`` at every lag d
+    (centre: lag 0), by FFT (numpy only: these run at import, scipy.signal is slow to load)."""
+    shape = tuple(p + q - 1 for p, q in zip(a.shape, b.shape))
+    c = np.fft.irfft2(np.fft.rfft2(a, shape) * np.conj(np.fft.rfft2(b, shape)), shape)
+    return np.roll(c, tuple(q - 1 for q in b.shape), axis=(0, 1))
+
+
 def _degrees_of_freedom(basis) -> float:
     """Independent noise samples per pixel that the mean of ``basis``'s squared responses is
     worth, on white noise (1 for an oracle that sees the noise itself): the variance of the
     mean over n pixels is 2 var^2 / (n dof)."""
-    from scipy.signal import correlate2d
-
-    s = sum(np.sum(correlate2d(a, b) ** 2) for a in basis for b in basis)
+    s = sum(np.sum(_cross_correlation(a, b) ** 2) for a in basis for b in basis)
     return float(len(basis) ** 2 / s)
 
 
@@ -114,11 +120,9 @@ def _white_weights(basis, lags) -> np.ndarray:
     the weights are the intercept's row of the least-squares solution. Every response is
     blind to structure, so structure cannot pass for correlation.
     """
-    from scipy.signal import correlate2d
-
     rows = []
     for k in basis:
-        a = correlate2d(k, k)
+        a = _cross_correlation(k, k)
         c = a.shape[0] // 2
         rows.append([1.0] + [2.0 * a[c + dy, c + dx] for dy, dx in lags])
     return np.linalg.pinv(np.asarray(rows))[0]
@@ -132,14 +136,11 @@ _WHITE_NEAR = _white_weights(_HIGH_PASS, _LAGS_NEAR)
 _WHITE_FAR = _white_weights(_HIGH_PASS, _LAGS_FAR)
 
 
-def _high_pass_energy(y: np.ndarray, basis=None):
-    """Mean squared response of the kernels of ``basis``; with the default basis
-    (``_HIGH_PASS``) also the two correlation-free variances (:func:`_white_weights`, near and
-    far lags), stacked: shape (3, ...)."""
+def _high_pass_energy(y: np.ndarray) -> np.ndarray:
+    """Mean squared response of the kernels of ``_HIGH_PASS``, and the two correlation-free
+    variances (:func:`_white_weights`, near and far lags), stacked: shape (3, ...)."""
     from scipy import ndimage as ndi
 
-    if basis is not None:
-        return sum(ndi.correlate(y, k, mode="reflect") ** 2 for k in basis) / len(basis)
     out = np.zeros((3,) + y.shape)
     for k, wn, wf in zip(_HIGH_PASS, _WHITE_NEAR, _WHITE_FAR):
         r2 = ndi.correlate(y, k, mode="reflect") ** 2
