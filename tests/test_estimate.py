@@ -393,8 +393,8 @@ def test_texture_does_not_pass_for_noise_correlation():
     """Texture everywhere (a random field smoothed by 2 px) under white Poisson-Gaussian
     noise: the correlation measurement, from the structure-blind responses alone, calls it
     white (the ring predictor it replaced skipped the neighbours, saw the texture, and called
-    8 of 12 natural images correlated, gain up to 2x); with FMD's scan-line correlation added
-    it finds that."""
+    this scene correlated, factor 0.82 and gain +23 %, and 8 of 12 natural images, gain up to
+    2x); with FMD's scan-line correlation added it finds that."""
     from scipy.ndimage import convolve, gaussian_filter
 
     rng = np.random.default_rng(3)

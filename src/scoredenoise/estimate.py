@@ -471,20 +471,17 @@ def _measure_calibration(planes: int = 16, size: int = 1024, seed: int = 1000) -
 
     ``quantile``: the ``_QUANTILE`` quantile of the surroundings' energy
     (:func:`_surroundings`); ``threshold``: its ``_KEEP`` quantile (pixels below are kept as
-    smooth); ``kept_mean``: the mean squared response of the kept pixels, 1 up to sampling
-    noise, since the test shares no pixel with the centre's window (no truncation to
-    correct). Measured on ``planes`` seeded images.
+    smooth). The kept pixels need no correction: the test shares no pixel with their own
+    window (``tests/test_estimate.py``). Measured on ``planes`` seeded images.
     """
-    lvs, d2s = [], []
+    lvs = []
     for k in range(planes):
         y = np.random.default_rng(seed + k).normal(size=(size, size))
         d2, _, _, _, ok, _, _ = _plane_statistics(y, None)
         lvs.append(_surroundings(d2)[ok])
-        d2s.append(d2[ok])
-    lv, d2 = np.concatenate(lvs), np.concatenate(d2s)
-    thr = float(np.quantile(lv, _KEEP))
-    return {"quantile": float(np.quantile(lv, _QUANTILE)), "threshold": thr,
-            "kept_mean": float(d2[lv < thr].mean())}
+    lv = np.concatenate(lvs)
+    return {"quantile": float(np.quantile(lv, _QUANTILE)),
+            "threshold": float(np.quantile(lv, _KEEP))}
 
 
 def _calibration() -> dict:
@@ -492,13 +489,11 @@ def _calibration() -> dict:
 
     Stored, not measured at run time: a single 512^2 sample is off by about 0.5 % in each
     constant. ``tests/test_estimate.py`` checks them against a fresh measurement.
-    ``kept_mean`` is not used (it is 1).
     """
     return dict(_CALIBRATION)
 
 
-_CALIBRATION = {"quantile": 0.9295137716137052, "threshold": 1.2002759588271257,
-                "kept_mean": 0.9998208137436407}
+_CALIBRATION = {"quantile": 0.9295137716137052, "threshold": 1.2002759588271257}
 
 
 def _level_edges(levels: np.ndarray, n_bins: int) -> np.ndarray:
@@ -526,11 +521,8 @@ def _level_edges(levels: np.ndarray, n_bins: int) -> np.ndarray:
 
 def _binned(level, mean, var_terms, block, edges, at_limit=None, dof=1.0):
     """Per level set: mean, variance (mean of ``var_terms``), a block-robust stderr, the count,
-    and (with ``at_limit``) the fraction of pixels at a clipping limit. ``var_terms`` may be
-    a list of arrays: the variances and stderrs are then lists, over the same level sets.
-    ``dof``: independent noise samples per term (the stderr is never below that of Gaussian
-    noise)."""
-    terms = var_terms if isinstance(var_terms, list) else [var_terms]
+    and (with ``at_limit``) the fraction of pixels at a clipping limit. ``dof``: independent
+    noise samples per term (the stderr is never below that of Gaussian noise)."""
     idx = np.clip(np.searchsorted(edges, level, side="right") - 1, 0, len(edges) - 2)
     nb = len(edges) - 1
     n = np.bincount(idx, minlength=nb).astype(np.float64)
@@ -549,23 +541,17 @@ def _binned(level, mean, var_terms, block, edges, at_limit=None, dof=1.0):
         uk, inv = np.unique(key, return_inverse=True)
         bn = np.bincount(inv).astype(np.float64)
         bidx, occupied = uk // n_blk, None
-    Vs, SEs = [], []
-    for t in terms:
-        V = np.bincount(idx, t, minlength=nb) / np.maximum(n, 1)
-        bs = np.bincount(inv, t, minlength=len(occupied) if occupied is not None else 0)
-        resid = (bs[occupied] if occupied is not None else bs) - V[bidx] * bn
-        se = np.sqrt(np.bincount(bidx, resid ** 2, minlength=nb)) / np.maximum(n, 1)
-        # never below the Gaussian-noise floor for this many pixels
-        se = np.maximum(se, V * np.sqrt(2.0 / (dof * np.maximum(n, 1))))
-        good &= (se > 0) & np.isfinite(se)
-        Vs.append(V), SEs.append(se)
-    Vs, SEs = [v[good] for v in Vs], [e[good] for e in SEs]
-    if not isinstance(var_terms, list):
-        Vs, SEs = Vs[0], SEs[0]
+    V = np.bincount(idx, var_terms, minlength=nb) / np.maximum(n, 1)
+    bs = np.bincount(inv, var_terms, minlength=len(occupied) if occupied is not None else 0)
+    resid = (bs[occupied] if occupied is not None else bs) - V[bidx] * bn
+    se = np.sqrt(np.bincount(bidx, resid ** 2, minlength=nb)) / np.maximum(n, 1)
+    # never below the Gaussian-noise floor for this many pixels
+    se = np.maximum(se, V * np.sqrt(2.0 / (dof * np.maximum(n, 1))))
+    good &= (se > 0) & np.isfinite(se)
     if at_limit is None:
-        return M[good], Vs, SEs, n[good]
+        return M[good], V[good], se[good], n[good]
     F = np.bincount(idx, at_limit.astype(np.float64), minlength=nb) / np.maximum(n, 1)
-    return M[good], Vs, SEs, n[good], F[good]
+    return M[good], V[good], se[good], n[good], F[good]
 
 
 def _planes(image, axes):
