@@ -60,6 +60,13 @@ def test_poisson_gaussian_offset_from_read_noise_or_dark_level():
     blind = sd.estimate_noise(y)
     assert blind.params["offset"] == pytest.approx(50.0, abs=4.0)  # the darkest level
     assert any("not separately identifiable" in n for n in blind.notes)
+    # the summary says how each parameter was set, with relative standard errors
+    text = blind.summary()
+    rel = 100 * blind.stderr["gain"] / blind.params["gain"]
+    assert f"+/- {blind.stderr['gain']:.3g} ({rel:.1f} %)" in text
+    assert "(darkest level of the data, assumed)" in text
+    assert "intercept_stderr" not in text
+    assert "offset                   50 (given)" in sd.estimate_noise(y, offset=50.0).summary()
     with pytest.raises(NoiseModelError, match="give offset= or read_noise=, not both"):
         sd.estimate_noise(y, offset=50.0, read_noise=3.0)
     with pytest.raises(NoiseModelError, match="gain is what the estimate measures"):

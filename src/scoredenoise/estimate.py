@@ -299,6 +299,8 @@ class NoiseEstimate:
         ``nlf.variance`` beside ``nlf.expected_variance(noise_model.noise_level)``).
     chi2 : float
         Reduced chi-square of the fit (about 1 when the model explains the data).
+    given : tuple of str
+        The parameters passed as known (fixed, not fitted).
     """
 
     noise_model: NoiseModel
@@ -308,6 +310,7 @@ class NoiseEstimate:
     chi2: float
     derived: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    given: tuple = ()
 
     @property
     def params(self) -> dict:
@@ -316,23 +319,32 @@ class NoiseEstimate:
 
     def to_dict(self) -> dict:
         return {"noise_model": self.noise_model.to_dict(), "stderr": self.stderr,
-                "estimated": list(self.estimated), "derived": self.derived,
+                "estimated": list(self.estimated), "given": list(self.given),
+                "derived": self.derived,
                 "notes": self.notes, "chi2": self.chi2, "nlf": self.nlf.to_dict()}
 
     def summary(self) -> str:
         """A few lines for people: each parameter with its standard error, and the notes."""
         lines = [f"{self.noise_model.name} ({self.nlf.method}, {len(self.nlf.mean)} levels, "
                  f"reduced chi2 {self.chi2:.2f})"]
+
+        def pm(value, se):
+            rel = f" ({100 * se / abs(value):.1f} %)" if value else ""
+            return f"+/- {se:.3g}{rel}"
+
         for name, value in self.params.items():
             if isinstance(value, list):
                 continue
             se = self.stderr.get(name)
-            how = (f"+/- {se:.3g}" if se is not None else
-                   "(fixed)" if name not in self.estimated else "")
+            how = (pm(value, se) if se is not None else
+                   "(given)" if name in self.given else
+                   f"({self.derived[name + '_from']})" if name + "_from" in self.derived else
+                   "(not fitted)")
             lines.append(f"  {name:<14} {value:12.5g} {how}")
         for name, value in self.derived.items():
-            if isinstance(value, (int, float)):
-                lines.append(f"  {name:<14} {value:12.5g}")
+            if isinstance(value, (int, float)) and not name.endswith("_stderr"):
+                se = self.derived.get(f"{name}_stderr")
+                lines.append(f"  {name:<14} {value:12.5g} {pm(value, se) if se else ''}".rstrip())
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -886,7 +898,9 @@ def fit_noise_level(nlf: NoiseLevelFunction, model="poisson-gaussian", **known
     base = resolve_noise_model(model, **known)
     custom = getattr(base, "fit_noise_level", None)
     if custom is not None:  # a model whose parameters are not all identifiable
-        return custom(nlf, known)
+        est = custom(nlf, known)
+        est.given = tuple(known)
+        return est
     free = [n for n in base.estimable if n not in known]
     if not base.estimable:
         raise NoiseModelError(

@@ -91,7 +91,7 @@ class PoissonGaussian(GaussianMixtureModel):
                 f"poisson-gaussian: the variance does not grow with the mean (slope "
                 f"{gain:.3g}); the noise is not Poisson-Gaussian, try 'gaussian'")
         se_g, se_c = math.sqrt(cov[0, 0]), math.sqrt(cov[1, 1])
-        notes, stderr = [], {"gain": se_g}
+        notes, stderr, derived = [], {"gain": se_g}, {"intercept": icpt, "intercept_stderr": se_c}
         if "offset" in known and "read_noise" in known:
             raise NoiseModelError("poisson-gaussian: give offset= or read_noise=, not both "
                                   "(the intercept fixes the other)")
@@ -106,6 +106,7 @@ class PoissonGaussian(GaussianMixtureModel):
                 offset = float(known["offset"])
             else:
                 offset = nlf.black_level
+                derived["offset_from"] = "darkest level of the data, assumed"
                 notes.append(
                     f"offset and read noise are not separately identifiable (only the intercept "
                     f"read_noise^2 - gain * offset = {icpt:.4g} is); offset set to the darkest "
@@ -124,7 +125,6 @@ class PoissonGaussian(GaussianMixtureModel):
         fitted = self.replace(gain=gain, offset=offset, read_noise=read)
         resid = nlf.variance - nlf.expected_variance(lambda m: gain * m + icpt)
         chi2 = float(np.sum((resid / nlf.stderr) ** 2)) / max(len(resid) - 2, 1)
-        derived = {"intercept": icpt, "intercept_stderr": se_c}
         return NoiseEstimate(fitted, stderr, estimated, nlf, chi2, derived, notes)
 
     def _make_base(self):
