@@ -16,11 +16,15 @@
    each scalar parameter k -> (1 + a) k with a ~ N(0, r^2), r in 0, 0.05, 0.1, 0.2 (8 draws
    each), for Table 1 rows 14 and 15 (BSD68 -> Set12) and poisson-gaussian on FMD field 4.
    The correlation kernel of row 14 is not disturbed.
+5. Stated errors: the gain's standard error as stated by ``estimate_noise`` (the larger of
+   the fit's own and a jackknife's), and each of the two, against the spread of the gain over
+   200 noise draws of one 256x256 scene (Poisson-Gaussian, and Gaussian of the same variance).
 
 Usage:
     python benchmarks/noise.py               # all parts, default CPU budget (~15 min, 2 cores)
     python benchmarks/noise.py --parts 1,2   # estimation only (about a minute)
     python benchmarks/noise.py --parts 2 --synthetic-clean natural   # textured stress test
+    python benchmarks/noise.py --parts 5     # stated errors against the spread (3 min)
     python benchmarks/noise.py --tiny        # smoke test
 Writes benchmarks/results/noise.json and prints Markdown tables.
 """
@@ -60,8 +64,8 @@ def fmd_field(fov: int, crop=None):
 def part_fmd_estimation(cfg, out):
     rows = []
     print("\n| field | PT gain | PT intercept | single-frame gain (min-max) | intercept (min-max) "
-          "| max error gain | max error intercept |")
-    print("|---|---|---|---|---|---|---|")
+          "| max error gain | max error intercept | gain: spread / stated error (detrended) |")
+    print("|---|---|---|---|---|---|---|---|")
     for fov in (1, 2, 3, 4):
         stack, _ = fmd_field(fov, 128 if cfg.tiny else None)
         pt = sd.estimate_noise(stack, frames_axis=0)
@@ -72,14 +76,23 @@ def part_fmd_estimation(cfg, out):
         sec = (time.perf_counter() - t0) / len(est)
         g = np.array([e.params["gain"] for e in est])
         c = np.array([e.derived["intercept"] for e in est])
+        se = np.array([e.stderr["gain"] for e in est])
+        # the stated errors against the spread over the frames, raw and about a linear trend
+        # over the frame index (the scene bleaches and drifts over the 50 frames)
+        t = np.arange(len(g))
+        detrended = g - np.polyval(np.polyfit(t, g, 1), t)
         r = {"field": fov, "pt_gain": g0, "pt_intercept": c0, "pt_offset": pt.params["offset"],
              "pt_read_noise": pt.params["read_noise"], "gain": g.tolist(),
-             "intercept": c.tolist(), "max_err_gain": float(np.abs(g / g0 - 1).max()),
-             "max_err_intercept": float(np.abs(c / c0 - 1).max()), "seconds_per_frame": sec}
+             "intercept": c.tolist(), "gain_stderr": se.tolist(),
+             "max_err_gain": float(np.abs(g / g0 - 1).max()),
+             "max_err_intercept": float(np.abs(c / c0 - 1).max()), "seconds_per_frame": sec,
+             "spread_over_stated": float(g.std(ddof=1) / se.mean()),
+             "spread_over_stated_detrended": float(detrended.std(ddof=2) / se.mean())}
         rows.append(r)
         print(f"| {fov} | {g0:.3f} | {c0:.2f} | {g.mean():.3f} ({g.min():.3f}-{g.max():.3f}) | "
               f"{c.mean():.2f} ({c.min():.2f}-{c.max():.2f}) | {100 * r['max_err_gain']:.1f} % |"
-              f" {100 * r['max_err_intercept']:.1f} % |", flush=True)
+              f" {100 * r['max_err_intercept']:.1f} % | {r['spread_over_stated']:.2f} "
+              f"({r['spread_over_stated_detrended']:.2f}) |", flush=True)
     out["fmd_estimation"] = rows
 
 
@@ -114,14 +127,14 @@ def part_synthetic(cfg, out):
     print(f"\n{len(clean)} images x {draws} noise draws per row")
     print("\n| peak (e-) | read noise (e-) | gain (ADU/e-) | mean error (signed) | median error | "
           "max error | estimates within 5 % | oracle: bound (sd) median / max | oracle: "
-          "expected within 5 % |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "expected within 5 % | stated error: median | error / stated: rms, within 2 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for peak in (100, 400):
         for rn in (1, 3, 10):
             for gain in (0.5, 2.0, 8.0):
                 cam = sd.get_noise_model("poisson-gaussian", gain=gain, offset=100.0,
                                          read_noise=rn * gain)
-                errs = []
+                errs, stated = [], []
                 for d in range(draws):
                     for i, x in enumerate(clean):
                         y = cam.sample(x / x.max() * peak * gain, rng=i + 1000 * d)
@@ -129,24 +142,88 @@ def part_synthetic(cfg, out):
                         try:
                             e = sd.estimate_noise(y, offset=100.0)
                             errs.append(e.params["gain"] / gain - 1)
+                            stated.append(e.stderr["gain"] / gain)
                         except ValueError:  # e.g. too few unclipped pixels: a miss
                             errs.append(np.inf)
+                            stated.append(np.nan)
                 signed = np.asarray(errs)
+                stated = np.asarray(stated)
+                ok = np.isfinite(signed)
+                z = signed[ok] / stated[ok]  # the error in stated standard errors
                 errs = np.abs(signed)
                 crb = [gain_crb(x / x.max() * peak, rn) for x in clean]
                 # the oracle's share within 5 %, were its error Gaussian at its bound
                 expect = float(np.mean([2 * norm.cdf(0.05 / c) - 1 for c in crb]))
                 r = {"peak": peak, "read_noise_e": rn, "gain": gain, "draws": draws,
                      "errors": [float(e) if np.isfinite(e) else None for e in signed],
-                     "oracle_bound": crb, "oracle_within_5": expect}
+                     "stated": [float(v) if np.isfinite(v) else None for v in stated],
+                     "oracle_bound": crb, "oracle_within_5": expect,
+                     "rms_z": float(np.sqrt(np.mean(z ** 2))),
+                     "within_2_stated": float(np.mean(np.abs(z) <= 2))}
                 rows.append(r)
                 fin = signed[np.isfinite(signed)]
                 print(f"| {peak} | {rn} | {gain} | {100 * fin.mean():+.1f} % | "
                       f"{100 * np.median(errs):.1f} % | {100 * errs.max():.1f} % | "
                       f"{int((errs <= 0.05).sum())}/{len(errs)} | "
                       f"{100 * np.median(crb):.1f} / {100 * max(crb):.1f} % | "
-                      f"{100 * expect:.0f} % |", flush=True)
+                      f"{100 * expect:.0f} % | {100 * np.nanmedian(stated):.1f} % | "
+                      f"{r['rms_z']:.2f}, {100 * r['within_2_stated']:.0f} % |", flush=True)
     out["synthetic" if cfg.synthetic_clean == "fmd" else "synthetic_natural"] = rows
+
+
+def _blobs(n, peak, seed):
+    """A smooth, microscopy-like clean image in [0, peak]: blobs on a ramp."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((n, n))
+    img[tuple(rng.integers(0, n, (2, 60)))] = 1.0
+    img = gaussian_filter(img, 6) * 40 + np.linspace(0.05, 0.5, n)[None, :]
+    return peak * img / img.max()
+
+
+def part_stated_errors(cfg, out):
+    """The gain's stated standard error against its spread over many noise draws: the fit's
+    own (Jacobian) error, the jackknife's, and the stated one (the larger)."""
+    from scoredenoise.estimate import fit_noise_level, noise_level_function
+
+    n, draws = (128, 3) if cfg.tiny else (256, cfg.calibration_draws)
+    x = _blobs(n, 800.0, seed=3)  # 400 e- at gain 2 ADU/e-
+    rows = []
+    print(f"\n{n}x{n} blobs on a ramp, gain 2 ADU/e-, read noise 6 e-, offset 100 ADU given; "
+          f"{draws} draws\n")
+    print("| noise | mean gain | spread | fit's own error | jackknife | stated | spread / own | "
+          "spread / jackknife | spread / stated |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for kind in ("poisson-gaussian", "gaussian, same variance"):
+        g, own, jack, stated = [], [], [], []
+        for d in range(draws):
+            rng = np.random.default_rng(20000 + d)
+            if kind == "poisson-gaussian":
+                y = 100 + 2.0 * rng.poisson(x / 2.0) + rng.normal(size=x.shape) * 12
+            else:
+                y = 100 + x + rng.normal(size=x.shape) * np.sqrt(2 * x + 144)
+            nlf = noise_level_function(y)
+            fit = fit_noise_level(nlf, "poisson-gaussian", offset=100.0)
+            reps = []
+            for rep in nlf.replicates:  # as estimate_noise: a replicate that fails is left out
+                try:
+                    reps.append(fit_noise_level(rep, "poisson-gaussian", offset=100.0)
+                                .params["gain"])
+                except ValueError:
+                    continue
+            reps = np.asarray(reps)
+            g.append(fit.params["gain"])
+            own.append(fit.stderr["gain"])
+            jack.append(np.sqrt((len(reps) - 1) / len(reps) * np.sum((reps - reps.mean()) ** 2)))
+            stated.append(sd.estimate_noise(y, offset=100.0).stderr["gain"])
+        g = np.asarray(g)
+        spread = float(g.std(ddof=1))
+        r = {"noise": kind, "size": n, "draws": draws, "gain": g.tolist(), "own": own,
+             "jackknife": jack, "stated": stated, "spread": spread}
+        rows.append(r)
+        print(f"| {kind} | {g.mean():.4f} | {spread:.4f} | {np.mean(own):.4f} | "
+              f"{np.mean(jack):.4f} | {np.mean(stated):.4f} | {spread / np.mean(own):.2f} | "
+              f"{spread / np.mean(jack):.2f} | {spread / np.mean(stated):.2f} |", flush=True)
+    out["stated_errors"] = rows
 
 
 def _train(noisy, cfg, **kw):
@@ -243,13 +320,15 @@ def print_robustness(out):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--parts", default="1,2,3,4")
+    p.add_argument("--parts", default="1,2,3,4", help="comma-separated, of 1-5")
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--preset", default="default")
     p.add_argument("--draws", type=int, default=8)
     p.add_argument("--synthetic-draws", type=int, default=4,
                    help="part 2: noise draws per clean image (the first is the draw of the "
                         "earlier one-draw runs)")
+    p.add_argument("--calibration-draws", type=int, default=200,
+                   help="part 5: noise draws (about 0.4 s each per noise kind)")
     p.add_argument("--device", default="auto")
     p.add_argument("--synthetic-clean", choices=["fmd", "natural"], default="fmd",
                    help="clean images of part 2: the nine FMD averages (the target), or 24 "
@@ -270,6 +349,8 @@ def main(argv=None):
         part_fmd_cost_and_robustness(cfg, out)
     if 4 in parts:
         part_natural_robustness(cfg, out)
+    if 5 in parts:
+        part_stated_errors(cfg, out)
     print_robustness(out)
     return finish(out, cfg.out, t0)
 
