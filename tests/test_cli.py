@@ -109,6 +109,8 @@ def test_estimate_noise_prints_parameters_and_json(tmp_path, capsys):
     assert main(["estimate-noise", str(tmp_path / "a.tif"), "--param", "offset=100"]) == 0
     text = capsys.readouterr().out
     assert "gain" in text and "--noise poisson-gaussian --param gain=" in text
+    assert main(["estimate-noise", str(tmp_path / "a.tif"), "--correlation", "none"]) == 0
+    assert "noise assumed white" in capsys.readouterr().out
     rc = main(["estimate-noise", str(tmp_path / "a.tif"), str(tmp_path / "bad.tif"), "--json",
                "--param", "offset=100"])
     captured = capsys.readouterr()

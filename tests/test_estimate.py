@@ -423,3 +423,49 @@ def test_texture_does_not_pass_for_noise_correlation():
     assert est.nlf.correlation_factor == pytest.approx(_correlation_factor(k, _HIGH_PASS),
                                                        abs=0.02)
     assert est.params["gain"] == pytest.approx(2.0, rel=0.05)
+
+
+def _fine_texture(smooth=1.0, amplitude=600.0, n=384):
+    """Texture everywhere at the finest scale: a random field smoothed by ``smooth`` px on a
+    ramp (200-2000), under white Poisson-Gaussian noise (gain 2)."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(3)
+    ramp = np.linspace(200.0, 2000.0, n)[None, :]
+    x = ramp + amplitude * gaussian_filter(rng.normal(size=(n, n)), smooth)
+    cam = get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=2.0)
+    return cam.sample(np.maximum(x, 0.0), rng=4)
+
+
+def test_texture_that_passes_for_correlation_is_rejected_by_its_level_dependence(monkeypatch):
+    """Texture at the finest scale moves the correlation ratio as noise correlation does, but
+    by an amount that changes with the level (noise correlation scales every level alike):
+    the correction is rejected, the gain stays right, and a note says so."""
+    from scoredenoise import estimate as est_mod
+
+    y = _fine_texture()
+    est = sd.estimate_noise(y, offset=100.0)
+    assert est.nlf.correlation_factor == 1.0
+    bands = est.nlf.correlation_rejected
+    assert len(bands) == 4 and bands[0] < bands[-1] - 0.1  # dark levels: texture dominates
+    assert any("taken as fine texture" in n for n in est.notes)
+    assert est.params["gain"] == pytest.approx(2.0, rel=0.05)
+    monkeypatch.setattr(est_mod, "_INCONSISTENT", np.inf)  # without the check
+    fooled = sd.estimate_noise(y, offset=100.0)
+    assert fooled.nlf.correlation_factor < 0.5 and fooled.params["gain"] > 2.0 * 1.5
+
+
+def test_correlation_none_assumes_white_noise():
+    """Weaker fine texture passes for correlation at every level alike (the documented
+    limit): a user who knows the noise is white says so."""
+    y = _fine_texture(smooth=1.0, amplitude=300.0)
+    fooled = sd.estimate_noise(y, offset=100.0)
+    assert fooled.nlf.correlation_factor < 0.95 and fooled.params["gain"] > 2.0 * 1.05
+    est = sd.estimate_noise(y, offset=100.0, correlation="none")
+    assert est.nlf.correlation_factor == 1.0 and est.nlf.correlation_stderr == 0.0
+    assert any("assumed white" in n for n in est.notes)
+    assert est.params["gain"] == pytest.approx(2.0, rel=0.05)
+    with pytest.raises(ValueError, match="correlation must be 'auto'.*got 'off'"):
+        sd.estimate_noise(y, correlation="off")
+    with pytest.raises(ValueError, match="contradicts the correlation kernel"):
+        sd.estimate_noise(y, "poisson-correlated+gaussian", correlation="none")

@@ -231,7 +231,8 @@ def _cmd_estimate_noise(args) -> int:
                                      f"{axes!r}; pass --axes or --frames-axis")
                 est = estimate_noise(img.data, args.noise, frames_axis=frames, **known)
             else:
-                est = estimate_noise(img.data, args.noise, axes=axes, **known)
+                est = estimate_noise(img.data, args.noise, axes=axes,
+                                     correlation=args.correlation, **known)
             results.append({"file": str(f), **est.to_dict()})
             if not args.json:
                 print(f"{f}:")
@@ -356,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "variance against temporal mean")
     p.add_argument("--frames-axis", default="T",
                    help="axis letter of the repeated frames for --photon-transfer (default T)")
+    p.add_argument("--correlation", choices=["auto", "none"], default="auto",
+                   help="noise correlation between neighbouring pixels: 'auto' measures it "
+                        "and corrects for it where significant; 'none': the noise is known "
+                        "to be white (e.g. a camera; fine texture can pass for correlation)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_estimate_noise)
 

@@ -156,6 +156,8 @@ def _correlation_factor(kernel: np.ndarray, basis) -> float:
     from scipy.signal import convolve2d
 
     k = np.asarray(kernel, dtype=np.float64)
+    if k.size == 1:  # a single tap: white noise, exactly
+        return 1.0
     return float(np.mean([np.sum(convolve2d(k, h) ** 2) for h in basis]) / np.sum(k * k))
 
 
@@ -204,6 +206,10 @@ class NoiseLevelFunction:
     correlation_factor: float = 1.0
     correlation_stderr: float = 0.0
     censored: bool = False
+    #: the correlation ratio in quarters of the levels (darkest first) when they disagreed by
+    #: more than a noise correlation can (``_INCONSISTENT``): taken as fine texture, and no
+    #: correction applied; empty otherwise
+    correlation_rejected: tuple = ()
     #: leave-one-group-out measurements of the same image (single-image method), for the
     #: jackknife standard errors of :func:`estimate_noise`
     replicates: list = field(default_factory=list, repr=False, compare=False)
@@ -218,7 +224,8 @@ class NoiseLevelFunction:
                 "clip": list(self.clip) if self.clip else None,
                 "fraction_used": self.fraction_used,
                 "correlation_factor": self.correlation_factor,
-                "correlation_stderr": self.correlation_stderr, "censored": self.censored}
+                "correlation_stderr": self.correlation_stderr, "censored": self.censored,
+                "correlation_rejected": list(self.correlation_rejected)}
 
     def expected_variance(self, noise_level, levels=None) -> np.ndarray:
         """The variance this measurement should show for a model's ``noise_level(mean)``.
@@ -460,6 +467,14 @@ _RATIO_SD = 3.5
 #: and the diagonals (3x noisier, but a kernel like [[0,.1,0],[.1,.6,.1],[0,.1,0]] is 20 % off
 #: with the near lags alone)
 _STRONG = 0.8
+#: a noise correlation scales the variance by the same factor at every level; the ratio is
+#: measured in this many bands of levels (equal counts) and the correction rejected where
+#: they disagree with chi-square (bands - 1 degrees of freedom) above ``_INCONSISTENT``
+#: (p = 1e-6 for 3). Fine texture does that: a random field smoothed by 1 px, 600 ADU on a
+#: 200-2000 ADU ramp, gave 0.64 / 0.76 / 0.83 / 0.85 (chi-square 223) and, applied, a gain
+#: 2.8x too high; FMD's real correlation gives at most 22 over its 200 frames (mean 3.5)
+_LEVEL_BANDS = 4
+_INCONSISTENT = 30.66
 #: the jackknife's groups: 16x16 blocks, assigned by position modulo this many a side (every
 #: group spans the whole image, so a replicate keeps its content)
 _JACKKNIFE_SIDE = 4
@@ -722,6 +737,7 @@ def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins, pv
     #    the high-pass estimate by a constant factor; the correlation-free variance (from the
     #    same structure-blind responses, weighted) does not see it. Their ratio over the smooth
     #    pixels gives the factor.
+    rejected = ()
     if kernel is not None:  # a known correlation: the factor follows from it exactly
         factor = _correlation_factor(kernel, _HIGH_PASS)
         factor_se = 0.0
@@ -741,12 +757,20 @@ def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins, pv
         ratio_se = max(ratio_se, _RATIO_SD / math.sqrt(max(int(smooth.sum()), 1)))
         # a ratio within _CORRELATED standard errors of 1 is white noise (applying it would
         # only add its noise to the estimate)
-        if correlated is None:
+        decide = correlated is None  # the whole image decides; its replicates follow
+        if decide:
             correlated = bool(abs(1.0 - ratio) > _CORRELATED * ratio_se)
         if correlated:
+            den = px["wn"][smooth]
             if ratio < _STRONG:  # lag-2 and diagonal terms matter: the fuller (noisier) model
-                ratio, ratio_se = _ratio_with_stderr(d2[smooth] * wt, px["wf"][smooth] * wt,
-                                                     block[smooth])
+                den = px["wf"][smooth]
+                ratio, ratio_se = _ratio_with_stderr(d2[smooth] * wt, den * wt, block[smooth])
+            if decide:  # the same factor at every level, or it is not noise correlation
+                bands, chi2 = _ratio_by_level(d2[smooth] * wt, den * wt, block[smooth],
+                                              g[smooth])
+                if chi2 > _INCONSISTENT:
+                    correlated, rejected = False, bands
+        if correlated:
             factor, factor_se = float(max(ratio, 0.1)), ratio_se
         else:
             factor, factor_se = 1.0, 0.0
@@ -774,8 +798,22 @@ def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins, pv
     black = float(np.quantile(m[~lim], 0.01)) if (~lim).any() else float(np.quantile(m, 0.01))
     nlf = NoiseLevelFunction(M, V, SE, N, black, "single-image", clip_lim,
                              fraction_used=float(g.size / n_total), correlation_factor=factor,
-                             correlation_stderr=factor_se, censored=clip_lim is not None)
+                             correlation_stderr=factor_se, censored=clip_lim is not None,
+                             correlation_rejected=rejected)
     return nlf, {"pv": pv, "correlated": correlated}
+
+
+def _ratio_by_level(num, den, block, level) -> tuple[tuple, float]:
+    """``sum(num) / sum(den)`` in ``_LEVEL_BANDS`` bands of ``level`` (equal counts, darkest
+    first), and the chi-square of their disagreement (``_LEVEL_BANDS - 1`` degrees of
+    freedom)."""
+    edges = np.quantile(level, np.linspace(0, 1, _LEVEL_BANDS + 1))
+    band = np.clip(np.searchsorted(edges, level, side="right") - 1, 0, _LEVEL_BANDS - 1)
+    r, se = np.array([_ratio_with_stderr(num[band == b], den[band == b], block[band == b])
+                      for b in range(_LEVEL_BANDS)]).T
+    w = 1.0 / np.maximum(se, 1e-12) ** 2
+    mean = np.sum(w * r) / np.sum(w)
+    return tuple(float(v) for v in r), float(np.sum(w * (r - mean) ** 2))
 
 
 def _ratio_with_stderr(num, den, block) -> tuple[float, float]:
@@ -961,7 +999,7 @@ def fit_noise_level(nlf: NoiseLevelFunction, model="poisson-gaussian", **known
 
 def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
                    clip="auto", frames_axis: int | None = None, max_planes: int = 32,
-                   **known) -> NoiseEstimate:
+                   correlation: str = "auto", **known) -> NoiseEstimate:
     """Estimate the noise-model parameters of a noisy image or stack.
 
     Parameters
@@ -982,6 +1020,12 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
         single-image method.
     max_planes : int
         At most this many planes of a stack are used by the single-image method.
+    correlation : {"auto", "none"}
+        Noise correlation between neighbouring pixels (scanners, some cameras), which
+        lowers the measured variance. ``"auto"``: measured in the image and corrected where
+        it is significant (fine texture can pass for it, docs/noise-estimation.md);
+        ``"none"``: the noise is known to be white, no correction. A model with a correlation
+        kernel uses its kernel instead. Photon transfer does not need it.
     **known
         Parameters known beforehand (fixed, not fitted), e.g. ``offset=100.0``.
 
@@ -1002,6 +1046,9 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
     >>> round(est.params["gain"], 1)
     2.0
     """
+    if correlation not in ("auto", "none"):
+        raise ValueError(f"correlation must be 'auto' (measure it) or 'none' (white noise), "
+                         f"got {correlation!r}")
     if frames_axis is not None:
         nlf = photon_transfer(image, axis=frames_axis, clip=clip)
     else:
@@ -1010,9 +1057,24 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
         nm = resolve_noise_model(model, **known)
         kernels = [getattr(nm, p.name) for p in nm.parameters() if p.kind == "kernel"]
         kernel = kernels[0] if kernels and np.ndim(kernels[0]) == 2 else None
+        if correlation == "none":
+            if kernel is not None:
+                raise ValueError(f"correlation='none' contradicts the correlation kernel of "
+                                 f"{nm.name!r}; use a model without a kernel, or "
+                                 f"correlation='auto'")
+            kernel = np.ones((1, 1))  # white: the factor is exactly 1
         nlf = noise_level_function(image, axes=axes, clip=clip, max_planes=max_planes,
                                    kernel=kernel)
     est = fit_noise_level(nlf, model, **known)
+    if correlation == "none" and frames_axis is None:
+        est.notes.append("noise assumed white (correlation='none'): no correlation correction")
+    if nlf.correlation_rejected:
+        est.notes.append(
+            "the responses that measure noise correlation differ between levels ("
+            + ", ".join(f"{v:.2f}" for v in nlf.correlation_rejected)
+            + " from dark to bright), which a noise correlation does not do: taken as fine "
+              "texture, no correlation correction applied; if the noise is correlated, use a "
+              "model with its kernel")
     if nlf.correlation_stderr > 0:  # measured (not computed from a known kernel)
         est.notes.append(f"noise correlated between neighbours: variances divided by the "
                          f"measured factor {nlf.correlation_factor:.3f} +/- "

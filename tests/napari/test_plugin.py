@@ -197,11 +197,20 @@ def test_estimate_button_fills_the_fields_and_plots_the_fit(make_napari_viewer, 
     assert noise.session.noise_model.gain == pytest.approx(2.5, rel=0.05)
     assert len(noise.plot.points) >= 10 and len(noise.plot.curve) == 64
     assert "gain" in noise.fit_text.text()
+    # white noise declared: no correlation measured, and the note says so
+    assert noise.white.isVisibleTo(noise)
+    noise.white.setChecked(True)
+    noise.estimate_result = None
+    noise.estimate()
+    qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
+    assert "noise assumed white" in noise.fit_text.text()
     # an RGB layer gets a clear message and changes nothing
     viewer.add_image(np.zeros((64, 64, 3), np.uint8), name="rgb", rgb=True)
     noise.layer.setCurrentText("rgb")
     noise.estimate()
     assert noise.fields["gain"].value() == pytest.approx(2.5, rel=0.05)
+    noise.set_params("poisson-correlated+gaussian")  # its kernel gives the correlation
+    assert not noise.white.isVisibleTo(noise)
 
 
 def test_exact_solve_box_only_for_count_mixtures(make_napari_viewer, qtbot):

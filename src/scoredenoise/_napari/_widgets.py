@@ -444,6 +444,11 @@ class NoiseModelWidget(QWidget):
         self.estimate_btn = QPushButton("Estimate from layer")
         self.estimate_btn.setToolTip("fit the model's parameters to the noise level function "
                                      "(variance against mean) of the chosen layer")
+        self.white = QCheckBox("noise is white (no correlation between pixels)")
+        self.white.setToolTip(
+            "unchecked: the noise correlation of scanners and some cameras is measured in the "
+            "layer and corrected for where significant; check it when the noise is known to "
+            "be white (fine texture can pass for correlation)")
         self.plot = NoiseLevelPlot()
         self.fit_text = QLabel()
         self.fit_text.setWordWrap(True)
@@ -456,6 +461,7 @@ class NoiseModelWidget(QWidget):
         lay.addWidget(self.exact)
         lay.addWidget(self.error)
         lay.addLayout(_row(self.layer, self.estimate_btn))
+        lay.addWidget(self.white)
         lay.addWidget(self.plot)
         lay.addWidget(self.fit_text)
         lay.addStretch()
@@ -475,6 +481,8 @@ class NoiseModelWidget(QWidget):
         info = cls.describe()
         row = f"Table 1 row {info['table1_row']}" if info["table1_row"] else "camera model"
         self.description.setText(f"{info['summary']} ({row})\n{info['formula']}")
+        # a model with a correlation kernel takes the correlation from it
+        self.white.setVisible(not any(p.kind == "kernel" for p in cls.parameters()))
         for p in cls.parameters():
             if p.kind == "kernel":
                 self.form.addRow(p.name, QLabel("paper 3x3 kernel (Eq. 30)"))
@@ -523,7 +531,9 @@ class NoiseModelWidget(QWidget):
             return
         self.estimate_btn.setEnabled(False)
         self.fit_text.setText("estimating...")
+        white = self.white.isVisibleTo(self) and self.white.isChecked()
         worker = create_worker(sd.estimate_noise, ly.data, model, axes=axes,
+                               correlation="none" if white else "auto",
                                _connect={"errored": self._estimate_failed},
                                _start_thread=False)
         worker.returned.connect(self._estimated)
