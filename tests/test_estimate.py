@@ -450,6 +450,9 @@ def test_texture_that_passes_for_correlation_is_rejected_by_its_level_dependence
     assert len(bands) == 4 and bands[0] < bands[-1] - 0.1  # dark levels: texture dominates
     assert any("taken as fine texture" in n for n in est.notes)
     assert est.params["gain"] == pytest.approx(2.0, rel=0.05)
+    # levels all tied (a flat or saturated image): one band, nothing to compare
+    ones = np.ones(1000)
+    assert est_mod._ratio_by_level(ones, ones, np.arange(1000) // 10, np.zeros(1000))[1] == 0
     monkeypatch.setattr(est_mod, "_INCONSISTENT", np.inf)  # without the check
     fooled = sd.estimate_noise(y, offset=100.0)
     assert fooled.nlf.correlation_factor < 0.5 and fooled.params["gain"] > 2.0 * 1.5

@@ -806,11 +806,14 @@ def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins, pv
 def _ratio_by_level(num, den, block, level) -> tuple[tuple, float]:
     """``sum(num) / sum(den)`` in ``_LEVEL_BANDS`` bands of ``level`` (equal counts, darkest
     first), and the chi-square of their disagreement (``_LEVEL_BANDS - 1`` degrees of
-    freedom)."""
+    freedom); bands of fewer than ``_MIN_BIN`` pixels (ties in the levels) are left out."""
     edges = np.quantile(level, np.linspace(0, 1, _LEVEL_BANDS + 1))
     band = np.clip(np.searchsorted(edges, level, side="right") - 1, 0, _LEVEL_BANDS - 1)
-    r, se = np.array([_ratio_with_stderr(num[band == b], den[band == b], block[band == b])
-                      for b in range(_LEVEL_BANDS)]).T
+    fits = [_ratio_with_stderr(num[band == b], den[band == b], block[band == b])
+            for b in range(_LEVEL_BANDS) if np.count_nonzero(band == b) >= _MIN_BIN]
+    if len(fits) < 2:
+        return tuple(f[0] for f in fits), 0.0
+    r, se = np.array(fits).T
     w = 1.0 / np.maximum(se, 1e-12) ** 2
     mean = np.sum(w * r) / np.sum(w)
     return tuple(float(v) for v in r), float(np.sum(w * (r - mean) ** 2))
