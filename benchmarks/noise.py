@@ -18,7 +18,9 @@
    The correlation kernel of row 14 is not disturbed.
 5. Stated errors: the gain's standard error as stated by ``estimate_noise`` (the larger of
    the fit's own and a jackknife's), and each of the two, against the spread of the gain over
-   200 noise draws of one 256x256 scene (Poisson-Gaussian, and Gaussian of the same variance).
+   200 noise draws of one 256x256 scene (Poisson-Gaussian, and Gaussian of the same variance);
+   ``--calibration-size`` and ``--jackknife-block`` compare image sizes and the jackknife's
+   block sizes.
 
 Usage:
     python benchmarks/noise.py               # all parts, default CPU budget (~15 min, 2 cores)
@@ -183,13 +185,16 @@ def _blobs(n, peak, seed):
 def part_stated_errors(cfg, out):
     """The gain's stated standard error against its spread over many noise draws: the fit's
     own (Jacobian) error, the jackknife's, and the stated one (the larger)."""
+    from scoredenoise import estimate
     from scoredenoise.estimate import fit_noise_level, noise_level_function
 
-    n, draws = (128, 3) if cfg.tiny else (256, cfg.calibration_draws)
+    n, draws = (128, 3) if cfg.tiny else (cfg.calibration_size, cfg.calibration_draws)
+    if cfg.jackknife_block:  # compare block sizes of the jackknife's groups
+        estimate._JACKKNIFE_BLOCK = cfg.jackknife_block
     x = _blobs(n, 800.0, seed=3)  # 400 e- at gain 2 ADU/e-
     rows = []
     print(f"\n{n}x{n} blobs on a ramp, gain 2 ADU/e-, read noise 6 e-, offset 100 ADU given; "
-          f"{draws} draws\n")
+          f"{draws} draws; jackknife blocks of at most {estimate._JACKKNIFE_BLOCK} pixels\n")
     print("| noise | mean gain | spread | fit's own error | jackknife | stated | spread / own | "
           "spread / jackknife | spread / stated |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -217,7 +222,8 @@ def part_stated_errors(cfg, out):
             stated.append(sd.estimate_noise(y, offset=100.0).stderr["gain"])
         g = np.asarray(g)
         spread = float(g.std(ddof=1))
-        r = {"noise": kind, "size": n, "draws": draws, "gain": g.tolist(), "own": own,
+        r = {"noise": kind, "size": n, "draws": draws,
+             "jackknife_block": estimate._JACKKNIFE_BLOCK, "gain": g.tolist(), "own": own,
              "jackknife": jack, "stated": stated, "spread": spread}
         rows.append(r)
         print(f"| {kind} | {g.mean():.4f} | {spread:.4f} | {np.mean(own):.4f} | "
@@ -328,7 +334,11 @@ def main(argv=None):
                    help="part 2: noise draws per clean image (the first is the draw of the "
                         "earlier one-draw runs)")
     p.add_argument("--calibration-draws", type=int, default=200,
-                   help="part 5: noise draws (about 0.4 s each per noise kind)")
+                   help="part 5: noise draws (about 0.4 s each per noise kind at 256x256)")
+    p.add_argument("--calibration-size", type=int, default=256, help="part 5: image side")
+    p.add_argument("--jackknife-block", type=int,
+                   help="part 5: largest side of the jackknife's blocks (default: the "
+                        "package's, 32)")
     p.add_argument("--device", default="auto")
     p.add_argument("--synthetic-clean", choices=["fmd", "natural"], default="fmd",
                    help="clean images of part 2: the nine FMD averages (the target), or 24 "

@@ -475,9 +475,16 @@ _STRONG = 0.8
 #: 2.8x too high; FMD's real correlation gives at most 22 over its 200 frames (mean 3.5)
 _LEVEL_BANDS = 4
 _INCONSISTENT = 30.66
-#: the jackknife's groups: 16x16 blocks, assigned by position modulo this many a side (every
-#: group spans the whole image, so a replicate keeps its content)
+#: the jackknife's groups: square blocks, assigned by position modulo this many a side
+#: (every group spans the whole image, so a replicate keeps its content)
 _JACKKNIFE_SIDE = 4
+#: side of those blocks, at most (smaller planes: as large as gives every group two blocks a
+#: side). Groups are independent only where the statistics of neighbouring blocks share no
+#: noise; the responses of pixels up to 6 apart do, so a block's border correlates with its
+#: neighbours' (other groups): on 512x512, 40 paired draws (benchmarks/noise.py --parts 5
+#: --calibration-size 512), the spread was 1.10-1.12x the jackknife with 16-pixel blocks,
+#: 1.00-1.02x with 32
+_JACKKNIFE_BLOCK = 32
 #: planes of a stack the jackknife runs on (its cost grows with the pixels)
 _JACKKNIFE_PLANES = 4
 
@@ -664,7 +671,9 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
         blk_all.append((rows // 16) * bw + cols // 16 + n_blocks)  # dense ids over planes
         n_blocks += bw * bh
         side = _JACKKNIFE_SIDE
-        grp_all.append(((rows // 16) % side) * side + (cols // 16) % side)
+        jb = int(np.clip((min(ok.shape) - 2 * _MARGIN) // (2 * side), 4, _JACKKNIFE_BLOCK))
+        grp_all.append((((rows - _MARGIN) // jb) % side) * side
+                       + ((cols - _MARGIN) // jb) % side)
         pl_all.append(np.full(rows.size, len(pl_all), dtype=np.int32))
     if not d_all:
         raise ValueError("image is empty")
@@ -674,7 +683,7 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
     tail = {"n_total": n_total, "clip_lim": clip_lim, "reached": reached, "kernel": kernel,
             "n_bins": n_bins}
     nlf, fixed = _nlf_from_pixels(px, **tail)
-    # leave-one-group-out replicates (groups of interleaved 16x16 blocks), for standard errors
+    # leave-one-group-out replicates (groups of interleaved blocks), for standard errors
     # that include the data-dependent steps (texture test, correlation factor, level sets;
     # the robust level that the texture test compares with is the whole image's), see
     # estimate_noise. A stack of more than _JACKKNIFE_PLANES planes: on that many evenly
@@ -1107,13 +1116,14 @@ def _jackknife(est: NoiseEstimate, replicates, model, known, base=None) -> bool:
 
     The fit's own errors treat the level sets as independent measurements with known
     variances and leave out the data-dependent steps (texture test, correlation factor).
-    Refitting with each of K = 16 groups of pixels left out in turn (interleaved 16x16
-    blocks: each group spans the whole image), sd = sqrt((K - 1) / K * sum((theta_k -
-    mean)^2)) takes those steps into account. Measured (``benchmarks/noise.py``, parts 1 and
-    5): on a smooth synthetic scene, over 200 noise draws, the fit's own error matches the
-    spread (ratio 0.93-0.97) and the jackknife is 1.13-1.16x small; on real FMD frames the
-    jackknife is the larger (it holds the measured correlation factor's uncertainty), and
-    their maximum is within 0-15 % of the spread over the frames of a field (drift removed).
+    Refitting with each of K = 16 groups of pixels left out in turn (interleaved blocks of
+    up to 32x32, ``_JACKKNIFE_BLOCK``: each group spans the whole image), sd = sqrt((K - 1)
+    / K * sum((theta_k - mean)^2)) takes those steps into account. Measured
+    (``benchmarks/noise.py --parts 5``, a smooth 256x256 scene, 200 noise draws): spread
+    over the fit's own error 0.93-0.97, over the jackknife's 0.99-1.09 (1.13-1.16 with
+    16x16 blocks, whose borders share noise with their neighbours'), over the stated error
+    0.89-0.95. On real FMD frames the jackknife is the larger: it holds the measured
+    correlation factor's uncertainty.
     With ``base`` (a stack: the replicates leave groups out of a few of its planes), the
     ratio of the jackknife error to the fit's own error on those planes scales the fit's
     error of the whole stack. Returns False (errors left as they are) with fewer than 8
@@ -1140,9 +1150,7 @@ def _jackknife(est: NoiseEstimate, replicates, model, known, base=None) -> bool:
 
     def combine(jack, own, ref_own):
         # never below the fit's own error: where the data-dependent steps add nothing, the
-        # jackknife alone comes out 1.13-1.16x small (cause not established; it does not
-        # change with the blocks' size, the number of groups, or a texture reference
-        # recomputed in every replicate)
+        # jackknife of 16 groups is itself noisy (about 20 % a draw) and up to 1.1x small
         if base is None:
             return max(jack, own)
         return max(own * jack / ref_own, own) if ref_own > 0 else own
