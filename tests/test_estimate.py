@@ -472,3 +472,13 @@ def test_correlation_none_assumes_white_noise():
         sd.estimate_noise(y, correlation="off")
     with pytest.raises(ValueError, match="contradicts the correlation kernel"):
         sd.estimate_noise(y, "poisson-correlated+gaussian", correlation="none")
+
+
+def test_every_jackknife_replicate_leaves_pixels_out():
+    """On small planes some of the 16 groups hold no pixels; leaving one out is no replicate
+    (counted as one, it would shrink the jackknife's error)."""
+    cam = get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=3.0)
+    x = np.stack([_scene(48, peak=800.0, seed=s) for s in range(3)])
+    nlf = noise_level_function(cam.sample(x, rng=7), axes="ZYX")
+    assert 8 <= len(nlf.replicates) < 16
+    assert all(r.count.sum() < nlf.count.sum() for r in nlf.replicates)

@@ -479,7 +479,7 @@ _INCONSISTENT = 30.66
 #: (every group spans the whole image, so a replicate keeps its content)
 _JACKKNIFE_SIDE = 4
 #: side of those blocks, at most (smaller planes: as large as gives every group two blocks a
-#: side). Groups are independent only where the statistics of neighbouring blocks share no
+#: side, and at least 8; groups that a small plane leaves empty make no replicate). Groups are independent only where the statistics of neighbouring blocks share no
 #: noise; the responses of pixels up to 6 apart do, so a block's border correlates with its
 #: neighbours' (other groups): on 512x512, 40 paired draws (benchmarks/noise.py --parts 5
 #: --calibration-size 512), the spread was 1.10-1.12x the jackknife with 16-pixel blocks,
@@ -671,7 +671,7 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
         blk_all.append((rows // 16) * bw + cols // 16 + n_blocks)  # dense ids over planes
         n_blocks += bw * bh
         side = _JACKKNIFE_SIDE
-        jb = int(np.clip((min(ok.shape) - 2 * _MARGIN) // (2 * side), 4, _JACKKNIFE_BLOCK))
+        jb = int(np.clip((min(ok.shape) - 2 * _MARGIN) // (2 * side), 8, _JACKKNIFE_BLOCK))
         grp_all.append((((rows - _MARGIN) // jb) % side) * side
                        + ((cols - _MARGIN) // jb) % side)
         pl_all.append(np.full(rows.size, len(pl_all), dtype=np.int32))
@@ -702,6 +702,8 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
     reps = []
     for k in range(_JACKKNIFE_SIDE ** 2):
         sel = sub["group"] != k
+        if sel.all():  # an empty group (a small plane): leaving it out is no replicate
+            continue
         try:
             reps.append(_nlf_from_pixels(
                 {a: v[sel] for a, v in sub.items()}, **{**tail, "n_total": sub_total * sel.mean()},
