@@ -479,8 +479,9 @@ _INCONSISTENT = 30.66
 #: (every group spans the whole image, so a replicate keeps its content)
 _JACKKNIFE_SIDE = 4
 #: side of those blocks, at most (smaller planes: as large as gives every group two blocks a
-#: side, and at least 8; groups that a small plane leaves empty make no replicate). Groups are independent only where the statistics of neighbouring blocks share no
-#: noise; the responses of pixels up to 6 apart do, so a block's border correlates with its
+#: side, and at least 8; groups that a small plane leaves empty make no replicate). Groups
+#: are independent only where the statistics of neighbouring blocks share no noise; the
+#: responses of pixels up to 6 apart do, so a block's border correlates with its
 #: neighbours' (other groups): on 512x512, 40 paired draws (benchmarks/noise.py --parts 5
 #: --calibration-size 512), the spread was 1.10-1.12x the jackknife with 16-pixel blocks,
 #: 1.00-1.02x with 32
