@@ -168,6 +168,11 @@ def test_dark_clipping_is_modelled_not_cut_out():
     # a known correlation kernel (A): its effect on the high-pass filter is computed exactly
     ("gaussian-correlated", {"sigma": 20.0}, 0.05),
     ("poisson-correlated", {"lam": 0.5}, 0.05),
+    # Gaussian noise added after the kernel is white: the kernel's factor must not divide it
+    # (it did: sigma 9.1-9.2 for a true 5), and rayleigh's fit overflowed on a runaway step
+    ("gamma-correlated+gaussian", {"alpha": 20.0, "sigma": 5.0}, 0.1),
+    ("poisson-correlated+gaussian", {"lam": 0.5, "sigma": 5.0}, 0.1),
+    ("rayleigh-correlated+gaussian", {"rayleigh_sigma": 0.3, "sigma": 5.0}, 0.1),
 ])
 def test_other_models_are_estimated(name, params, rel):
     nm = get_noise_model(name, **params)
@@ -176,6 +181,25 @@ def test_other_models_are_estimated(name, params, rel):
     assert set(est.estimated) == set(params)
     for k, v in params.items():
         assert est.params[k] == pytest.approx(v, rel=rel), k
+
+
+@pytest.mark.parametrize("name,params,known", [
+    ("gaussian-correlated", {"sigma": 20.0}, {"white_sigma": 10.0}),
+    ("gaussian-signal-correlated", {"a": 0.1, "b": 8.0}, {"white_sigma": 6.0}),
+])
+def test_known_white_noise_of_a_correlated_model(name, params, known):
+    """Given white noise after the kernel is seen as white, not through the kernel's factor
+    (before: gaussian-signal-correlated gave a 0.067, b 20.5 here)."""
+    nm = get_noise_model(name, **params, **known)
+    y = nm.sample(10 + _scene(384, peak=300.0), rng=5)
+    est = sd.estimate_noise(y, name, **known)
+    assert set(est.estimated) == set(params)
+    for k, v in params.items():
+        assert est.params[k] == pytest.approx(v, rel=0.15), k
+        assert abs(est.params[k] - v) < 3 * est.stderr[k], k
+    # the fitted curve, as the measurement sees it, follows the measured variances
+    pred = est.nlf.model_variance(est.noise_model)
+    assert np.median(np.abs(pred / est.nlf.variance - 1)) < 0.05
 
 
 def test_photon_transfer_and_single_image_agree():

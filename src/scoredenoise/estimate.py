@@ -193,6 +193,10 @@ class NoiseLevelFunction:
     correlation_stderr : float
         Standard error of the measured factor (0 when it is 1, or computed from a kernel); a
         common scale of all variances, propagated into the parameters' standard errors.
+    correlation_from_kernel : bool
+        True when the factor was computed from a model's correlation kernel: it then holds
+        for the noise that goes through the kernel only, and the model's white part is seen
+        divided by it (:meth:`model_variance`).
     """
 
     mean: np.ndarray
@@ -205,6 +209,7 @@ class NoiseLevelFunction:
     fraction_used: float = 1.0
     correlation_factor: float = 1.0
     correlation_stderr: float = 0.0
+    correlation_from_kernel: bool = False
     censored: bool = False
     #: the correlation ratio in quarters of the levels (darkest first) when they disagreed by
     #: more than a noise correlation can (``_INCONSISTENT``): taken as fine texture, and no
@@ -224,7 +229,9 @@ class NoiseLevelFunction:
                 "clip": list(self.clip) if self.clip else None,
                 "fraction_used": self.fraction_used,
                 "correlation_factor": self.correlation_factor,
-                "correlation_stderr": self.correlation_stderr, "censored": self.censored,
+                "correlation_stderr": self.correlation_stderr,
+                "correlation_from_kernel": self.correlation_from_kernel,
+                "censored": self.censored,
                 "correlation_rejected": list(self.correlation_rejected)}
 
     def expected_variance(self, noise_level, levels=None) -> np.ndarray:
@@ -239,6 +246,21 @@ class NoiseLevelFunction:
         if not self.censored or self.clip is None:
             return np.asarray(noise_level(levels), dtype=np.float64)
         return _censored_variance(noise_level, levels, *self.clip)
+
+    def model_variance(self, noise_model, levels=None) -> np.ndarray:
+        """The variance this measurement should show for a noise model.
+
+        :meth:`expected_variance` of the model's ``noise_level``, where a correlation factor
+        computed from the model's kernel (``correlation_from_kernel``) divided the white part
+        of the noise (``noise_model.white_noise_level``) too: that part is independent between
+        pixels, so the measurement sees it as ``white / correlation_factor``.
+        """
+        extra = 1.0 / self.correlation_factor - 1.0 if self.correlation_from_kernel else 0.0
+        if extra == 0.0:
+            return self.expected_variance(noise_model.noise_level, levels)
+        return self.expected_variance(
+            lambda m: noise_model.noise_level(m) + extra * noise_model.white_noise_level(m),
+            levels)
 
     def affine_fit(self) -> tuple[float, float, np.ndarray]:
         """Weighted straight line ``variance = slope * mean + intercept`` and its covariance.
@@ -303,7 +325,7 @@ class NoiseEstimate:
         Assumptions made, in words.
     nlf : NoiseLevelFunction
         The measured noise level function the model was fitted to (plot ``nlf.mean`` against
-        ``nlf.variance`` beside ``nlf.expected_variance(noise_model.noise_level)``).
+        ``nlf.variance`` beside ``nlf.model_variance(noise_model)``).
     chi2 : float
         Reduced chi-square of the fit (about 1 when the model explains the data).
     given : tuple of str
@@ -810,7 +832,9 @@ def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins, pv
     black = float(np.quantile(m[~lim], 0.01)) if (~lim).any() else float(np.quantile(m, 0.01))
     nlf = NoiseLevelFunction(M, V, SE, N, black, "single-image", clip_lim,
                              fraction_used=float(g.size / n_total), correlation_factor=factor,
-                             correlation_stderr=factor_se, censored=clip_lim is not None,
+                             correlation_stderr=factor_se,
+                             correlation_from_kernel=kernel is not None,
+                             censored=clip_lim is not None,
                              correlation_rejected=rejected)
     return nlf, {"pv": pv, "correlated": correlated}
 
@@ -962,7 +986,7 @@ def fit_noise_level(nlf: NoiseLevelFunction, model="poisson-gaussian", **known
     meta = {p.name: p for p in base.parameters()}
     M, V, SE = nlf.mean, nlf.variance, nlf.stderr
     if not free:
-        resid = V - nlf.expected_variance(base.noise_level)
+        resid = V - nlf.model_variance(base)
         return NoiseEstimate(base, {}, (), nlf, _chi2_scale(resid, SE, 0), given=tuple(known))
     # positive parameters are fitted in log space
     logp = [meta[n].low is not None and meta[n].low >= 0 for n in free]
@@ -973,8 +997,8 @@ def fit_noise_level(nlf: NoiseLevelFunction, model="poisson-gaussian", **known
 
     def residual(theta):
         try:
-            return (V - nlf.expected_variance(build(theta).noise_level)) / SE
-        except NoiseModelError:
+            return (V - nlf.model_variance(build(theta))) / SE
+        except (NoiseModelError, OverflowError):  # invalid, or exp() of a runaway step
             return np.full(M.shape, 1e6)
 
     best = None

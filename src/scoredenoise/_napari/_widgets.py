@@ -549,7 +549,7 @@ class NoiseModelWidget(QWidget):
         grid = np.linspace(float(nlf.mean.min()), float(nlf.mean.max()), 64)
         # the model's curve as the measurement sees it (clipped moments near clipped limits)
         self.plot.show_fit(nlf.mean, nlf.variance, grid,
-                           nlf.expected_variance(est.noise_model.noise_level, grid))
+                           nlf.model_variance(est.noise_model, grid))
         self.fit_text.setText(est.summary())
 
     def _estimate_failed(self, exc):

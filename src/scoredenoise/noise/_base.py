@@ -468,6 +468,17 @@ class NoiseModel:
             f"{self.name}: no variance-against-mean relation is known for this model; choose "
             f"its parameters with scoredenoise.select_noise_parameters instead")
 
+    def white_noise_level(self, mean):
+        """The part of :meth:`noise_level` that the model's correlation kernel leaves white.
+
+        Noise added after the kernel (the Gaussian part of a correlated mixture, the
+        ``white_sigma`` of ``gaussian-correlated``) is independent between pixels, so a
+        measurement that divides out the kernel's correlation sees it differently from the
+        rest (:meth:`scoredenoise.NoiseLevelFunction.model_variance`). 0 for a model whose noise
+        all goes through its kernel or that has none.
+        """
+        return np.zeros(np.shape(mean))
+
     # ----- hooks -----------------------------------------------------------------------------
 
     def _check_x(self, x: torch.Tensor) -> None:

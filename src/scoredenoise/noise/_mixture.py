@@ -93,6 +93,10 @@ class GaussianMixtureModel(NoiseModel):
         return self.base.noise_level(np.asarray(mean) - self.offset_value) + \
             self.gaussian_sigma ** 2
 
+    def white_noise_level(self, mean):
+        return self.base.white_noise_level(np.asarray(mean) - self.offset_value) + \
+            self.gaussian_sigma ** 2
+
     def plus_gaussian(self, sigma: float) -> NoiseModel:
         return self.replace(sigma=float(np.hypot(self.sigma, sigma)))
 

@@ -54,6 +54,10 @@ class GaussianCorrelated(NoiseModel):
         k = np.asarray(self.kernel, dtype=np.float64)
         return np.full(np.shape(mean), self.sigma ** 2 * float(np.sum(k * k)) +
                        self.white_sigma ** 2)
+
+    def white_noise_level(self, mean):
+        return np.full(np.shape(mean), self.white_sigma ** 2)
+
     def rescaled(self, k):
         return dataclasses.replace(self, sigma=self.sigma * k, white_sigma=self.white_sigma * k)
 

@@ -57,6 +57,10 @@ class GaussianSignalCorrelated(NoiseModel):
         k = np.asarray(self.kernel, dtype=np.float64)
         return (float(np.sum(k * k)) * np.square(self.a * np.asarray(mean) + self.b) +
                 self.white_sigma ** 2)
+
+    def white_noise_level(self, mean):
+        return np.full(np.shape(mean), self.white_sigma ** 2)
+
     def rescaled(self, k):
         return self.replace(b=self.b * k, white_sigma=self.white_sigma * k)
 
