@@ -21,12 +21,16 @@
    200 noise draws of one 256x256 scene (Poisson-Gaussian, and Gaussian of the same variance);
    ``--calibration-size`` and ``--jackknife-block`` compare image sizes and the jackknife's
    block sizes.
+6. Large stacks: time and peak memory of ``estimate_noise`` on synthetic float32 stacks of
+   32 x 1024^2 and 8 x 2048^2, each in a fresh process, with the default pixel budget
+   (``max_pixels``) and with every plane measured (as before the budget).
 
 Usage:
     python benchmarks/noise.py               # all parts, default CPU budget (~15 min, 2 cores)
     python benchmarks/noise.py --parts 1,2   # estimation only (about a minute)
     python benchmarks/noise.py --parts 2 --synthetic-clean natural   # textured stress test
     python benchmarks/noise.py --parts 5     # stated errors against the spread (1.5 min)
+    python benchmarks/noise.py --parts 6     # large stacks: time and memory (4 min, 8.5 GB)
     python benchmarks/noise.py --tiny        # smoke test
 Writes benchmarks/results/noise.json and prints Markdown tables.
 """
@@ -34,6 +38,8 @@ Writes benchmarks/results/noise.json and prints Markdown tables.
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -233,6 +239,56 @@ def part_stated_errors(cfg, out):
     out["stated_errors"] = rows
 
 
+_LARGE_CHILD = """
+import json, sys, time
+import numpy as np
+import scoredenoise as sd
+n, side, budget = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+yy, xx = np.mgrid[:side, :side]
+x = 800 + 400 * np.sin(xx / 60.0) * np.cos(yy / 45.0)  # 200-600 e- at gain 2
+rng = np.random.default_rng(0)
+y = np.empty((n, side, side), np.float32)
+for i in range(n):
+    y[i] = 100 + 2.0 * rng.poisson(x / 2.0) + rng.normal(size=x.shape) * 6
+del x, yy, xx
+def status(key):
+    return next(int(line.split()[1]) for line in open("/proc/self/status")
+                if line.startswith(key + ":")) / 2 ** 20
+before = status("VmRSS")
+t0 = time.perf_counter()
+est = sd.estimate_noise(y, offset=100.0, **({"max_pixels": budget} if budget else {}))
+print(json.dumps({"seconds": time.perf_counter() - t0, "rss_before_gb": before,
+                  "peak_rss_gb": status("VmHWM"), "gain": est.params["gain"],
+                  "stderr": est.stderr["gain"]}))
+"""
+
+
+def part_large(cfg, out):
+    """Time and peak memory of estimate_noise on large stacks, each in a fresh process (its
+    VmHWM is its own peak), with the default pixel budget and with every plane measured."""
+    from scoredenoise.estimate import _MAX_PIXELS
+
+    cases = [(4, 256), (2, 512)] if cfg.tiny else [(32, 1024), (8, 2048)]
+    rows = []
+    print("\n| stack (float32) | pixels measured | seconds | RSS before | peak RSS | gain "
+          "(true 2) |\n|---|---|---|---|---|---|")
+    for n, side in cases:
+        for budget in (0, n * side * side):  # 0: the default
+            measured = min(n * side * side, budget or _MAX_PIXELS)
+            p = subprocess.run([sys.executable, "-c", _LARGE_CHILD, str(n), str(side),
+                                str(budget)], capture_output=True, text=True)
+            if p.returncode:
+                raise RuntimeError(p.stderr)
+            r = json.loads(p.stdout.strip().splitlines()[-1])
+            r.update(planes=n, side=side, pixels=measured, default=not budget)
+            rows.append(r)
+            label = "default" if not budget else "all"
+            print(f"| {n} x {side}^2 | {measured / 1e6:.1f} M ({label}) | {r['seconds']:.0f} | "
+                  f"{r['rss_before_gb']:.2f} GB | {r['peak_rss_gb']:.2f} GB | "
+                  f"{r['gain']:.4f} +/- {r['stderr']:.4f} |", flush=True)
+    out["large"] = rows
+
+
 def _train(noisy, cfg, **kw):
     return sd.train(noisy, preset=cfg.preset, steps=cfg.steps, batch_size=8, patch_size=64,
                     seed=0, device=cfg.device, **kw)
@@ -327,7 +383,7 @@ def print_robustness(out):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--parts", default="1,2,3,4", help="comma-separated, of 1-5")
+    p.add_argument("--parts", default="1,2,3,4", help="comma-separated, of 1-6")
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--preset", default="default")
     p.add_argument("--draws", type=int, default=8)
@@ -362,6 +418,8 @@ def main(argv=None):
         part_natural_robustness(cfg, out)
     if 5 in parts:
         part_stated_errors(cfg, out)
+    if 6 in parts:
+        part_large(cfg, out)
     print_robustness(out)
     return finish(out, cfg.out, t0)
 

@@ -111,6 +111,15 @@ def test_estimate_noise_prints_parameters_and_json(tmp_path, capsys):
     assert "gain" in text and "--noise poisson-gaussian --param gain=" in text
     assert main(["estimate-noise", str(tmp_path / "a.tif"), "--correlation", "none"]) == 0
     assert "noise assumed white" in capsys.readouterr().out
+    # a pixel budget: of three 256x256 planes, one
+    tifffile.imwrite(tmp_path / "z.tif", np.round(np.stack(
+        [cam.sample(x, rng=i) for i in range(3)])).astype(np.uint16))
+    used = []
+    for extra in ([], ["--max-pixels", "65536"]):
+        assert main(["estimate-noise", str(tmp_path / "z.tif"), "--axes", "ZYX", "--json",
+                     *extra]) == 0
+        used.append(sum(json.loads(capsys.readouterr().out)[0]["nlf"]["count"]))
+    assert used[0] > 2 * 65536 and 0.5 * 65536 < used[1] <= 65536
     rc = main(["estimate-noise", str(tmp_path / "a.tif"), str(tmp_path / "bad.tif"), "--json",
                "--param", "offset=100"])
     captured = capsys.readouterr()

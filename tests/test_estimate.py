@@ -8,6 +8,7 @@ from scipy.ndimage import gaussian_filter
 import scoredenoise as sd
 from scoredenoise.estimate import (
     NoiseLevelFunction,
+    _windows,
     fit_noise_level,
     noise_level_function,
     photon_transfer,
@@ -302,24 +303,68 @@ def test_blind_selection_finds_the_noise_level_with_a_cached_score():
                                    params=("kernel",))
 
 
+class _Lazy:
+    """An array that records what is read and refuses whole-array conversion."""
+
+    def __init__(self, a):
+        self.a, self.shape, self.dtype, self.reads = a, a.shape, a.dtype, []
+
+    def __getitem__(self, idx):
+        self.reads.append(idx)
+        return self.a[idx]
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("the whole stack was loaded")
+
+    def pixels_read(self):
+        return sum(self.a[idx].size for idx in self.reads)
+
+
 def test_photon_transfer_reads_one_frame_at_a_time():
-    class Frames:  # records what is read; refuses whole-array conversion
-        def __init__(self, a):
-            self.a, self.shape, self.dtype, self.reads = a, a.shape, a.dtype, []
-
-        def __getitem__(self, idx):
-            self.reads.append(idx)
-            return self.a[idx]
-
-        def __array__(self, *args, **kwargs):
-            raise AssertionError("the whole stack was loaded")
-
     cam = get_noise_model("poisson-gaussian", gain=2.0, offset=10.0, read_noise=2.0)
     frames = np.stack([cam.sample(_scene(96, peak=400.0), rng=i) for i in range(12)])
-    lazy = Frames(frames)
+    lazy = _Lazy(frames)
     nlf = photon_transfer(lazy)
     assert len(lazy.reads) == 12
     assert nlf.affine_fit()[0] == pytest.approx(2.0, rel=0.05)
+
+
+def test_windows_keep_to_the_pixel_budget_and_spread_over_the_data():
+    """Before: every plane up to 32 was measured whole (32 planes of 1024x1024: 7.9 GB
+    peak; of 2048x2048 about 30 GB)."""
+    # a stack: whole planes, evenly spaced from the first to the last
+    win = _windows((1024, 1024), 100, 32, 2 ** 23)
+    assert [p for p, _, _ in win] == [0, 14, 28, 42, 57, 71, 85, 99]
+    assert all((r, c) == (slice(0, 1024), slice(0, 1024)) for _, r, c in win)
+    assert [p for p, _, _ in _windows((2048, 2048), 100, 32, 2 ** 23)] == [0, 99]
+    assert len(_windows((512, 512), 100, 32, 2 ** 23)) == 32  # max_planes still caps
+    # a plane larger than the budget: tiles, inside it, disjoint, from corner to corner
+    for shape, budget in [((5000, 7000), 2 ** 23), ((1500, 1300), 2 ** 18),
+                          ((100, 200_000), 2 ** 23)]:
+        win = _windows(shape, 3, 32, budget)
+        assert {p for p, _, _ in win} == {1}  # the middle plane
+        mask = np.zeros(shape, int)
+        for _, r, c in win:
+            mask[r, c] += 1
+        assert mask.max() == 1 and 0.5 * budget < mask.sum() <= budget
+        if len(win) > 1:
+            assert mask[0, 0] and mask[-1, -1]
+        else:  # one tile: the middle
+            assert mask[shape[0] // 2, shape[1] // 2]
+
+
+def test_large_images_are_measured_within_max_pixels():
+    cam = get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=3.0)
+    big = cam.sample(_scene(1100, peak=1500.0), rng=2)
+    lazy = _Lazy(big)
+    est = sd.estimate_noise(lazy, offset=100.0, max_pixels=2 ** 18)
+    assert 2 ** 17 < lazy.pixels_read() <= 2 ** 18
+    assert abs(est.params["gain"] - 2.0) < 3 * est.stderr["gain"]
+    stack = _Lazy(np.stack([big[:256, :256]] * 12))
+    sd.estimate_noise(stack, offset=100.0, max_pixels=4 * 256 * 256)
+    assert [idx[0] for idx in stack.reads] == [0, 4, 7, 11]
+    with pytest.raises(ValueError, match=r"max_pixels must be >= 65536 \(a 256x256 image\), got 1000"):
+        sd.estimate_noise(big, max_pixels=1000)
 
 
 def test_high_pass_basis_is_orthonormal_and_blind_to_polynomials():

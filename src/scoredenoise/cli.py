@@ -232,7 +232,9 @@ def _cmd_estimate_noise(args) -> int:
                 est = estimate_noise(img.data, args.noise, frames_axis=frames, **known)
             else:
                 est = estimate_noise(img.data, args.noise, axes=axes,
-                                     correlation=args.correlation, **known)
+                                     correlation=args.correlation,
+                                     **({"max_pixels": args.max_pixels} if args.max_pixels
+                                        else {}), **known)
             results.append({"file": str(f), **est.to_dict()})
             if not args.json:
                 print(f"{f}:")
@@ -361,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="noise correlation between neighbouring pixels: 'auto' measures it "
                         "and corrects for it where significant; 'none': the noise is known "
                         "to be white (e.g. a camera; fine texture can pass for correlation)")
+    p.add_argument("--max-pixels", type=int,
+                   help="measure at most this many pixels of a file (evenly spaced planes, "
+                        "tiles of a larger plane; default 8388608, about 3 GB of memory)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_estimate_noise)
 

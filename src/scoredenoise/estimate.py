@@ -510,6 +510,11 @@ _JACKKNIFE_SIDE = 4
 _JACKKNIFE_BLOCK = 32
 #: planes of a stack the jackknife runs on (its cost grows with the pixels)
 _JACKKNIFE_PLANES = 4
+#: the pixels measured by default (about 70 bytes each are held), and the least allowed
+_MAX_PIXELS = 2 ** 23
+_MIN_PIXELS = 2 ** 16
+#: side of the tiles measured in a plane larger than ``max_pixels``
+_TILE = 1024
 
 
 def _surroundings(d2: np.ndarray) -> np.ndarray:
@@ -629,8 +634,39 @@ def _planes(image, axes):
     return axes, yx, lead, n_planes
 
 
+def _windows(plane_shape, n_planes, max_planes, max_pixels):
+    """The planes and (Y, X) windows that :func:`noise_level_function` measures.
+
+    Evenly spaced planes, as many as ``max_pixels`` holds (at least one, at most
+    ``max_planes``); a plane larger than ``max_pixels`` is measured in tiles of up to
+    ``_TILE`` pixels a side spread evenly over it (its darkest and brightest regions may lie
+    anywhere), the middle plane of a stack of such planes.
+    """
+    h, w = plane_shape
+    if h * w <= max_pixels:
+        k = min(n_planes, max_planes, max_pixels // (h * w))
+        return [(int(p), slice(0, h), slice(0, w)) for p in
+                np.unique(np.linspace(0, n_planes - 1, k).round().astype(int))]
+    side = min(_TILE, math.isqrt(max_pixels))
+    th, tw = min(h, side), min(w, side)
+    rows, cols = h // th, w // tw
+
+    def origin(i, n, size, total):  # n tiles side by side, the remainder spread as gaps
+        return i * size + (i * (total - n * size)) // max(n - 1, 1)
+
+    count = max_pixels // (th * tw)
+    if count == 1:  # one tile: the middle of the plane
+        corners = [((h - th) // 2, (w - tw) // 2)]
+    else:
+        corners = [(origin(t // cols, rows, th, h), origin(t % cols, cols, tw, w)) for t in
+                   np.unique(np.linspace(0, rows * cols - 1, count).round().astype(int))]
+    return [(n_planes // 2, slice(int(r0), int(r0) + th), slice(int(c0), int(c0) + tw))
+            for r0, c0 in corners]
+
+
 def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins: int = 40,
-                         max_planes: int = 32, kernel=None) -> NoiseLevelFunction:
+                         max_planes: int = 32, max_pixels: int = _MAX_PIXELS,
+                         kernel=None) -> NoiseLevelFunction:
     """Measure the noise variance against the mean level from one noisy image or stack.
 
     Parameters
@@ -645,6 +681,14 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
         of an integer dtype (where the data reach them).
     n_bins : int
         Number of level sets (before merging sets with too few pixels).
+    max_planes : int
+        At most this many evenly spaced planes of a stack are measured.
+    max_pixels : int
+        At most this many pixels are measured (each holds about 70 bytes during the
+        measurement, 230-300 at its peak): fewer evenly spaced planes of a stack of large
+        planes, and tiles (up to 1024x1024) spread evenly over a plane larger than this. The
+        default, 8.4 million (32 planes of 512x512, two of 2048x2048), needs 2.3-2.9 GB
+        (docs/benchmarks.md); the standard errors tell whether more pixels would help.
     kernel : array_like, optional
         A known 2-D correlation kernel of the noise (the A of a correlated model): the
         correlation correction is then computed from it instead of estimated.
@@ -663,21 +707,27 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
     >>> bool(np.allclose(nlf.variance, 25, rtol=0.15))
     True
     """
+    if max_pixels < _MIN_PIXELS:
+        raise ValueError(f"max_pixels must be >= {_MIN_PIXELS} (a 256x256 image), got "
+                         f"{max_pixels}")
+    if max_planes < 1:
+        raise ValueError(f"max_planes must be >= 1, got {max_planes}")
     axes, yx, lead, n_planes = _planes(image, axes)
     clip_lim = _clip_limits(image, clip)
     shape = np.shape(image)
-    pick = np.unique(np.linspace(0, n_planes - 1, min(n_planes, max_planes)).round().astype(int))
     lead_shape = [shape[i] for i in lead]
 
     d_all, wn_all, wf_all, g_all, m_all, lv_all, blk_all, lim_all = [], [], [], [], [], [], [], []
     grp_all, pl_all = [], []
     reached = [False, False]
     n_total = n_blocks = 0
-    for p in pick:
+    for p, rows_win, cols_win in _windows((shape[yx[0]], shape[yx[1]]), n_planes, max_planes,
+                                          max_pixels):
         index = [slice(None)] * len(shape)
         for ax, i in zip(lead, np.unravel_index(p, lead_shape) if lead else ()):
             index[ax] = int(i)
-        plane = np.asarray(image[tuple(index)] if lead else image)
+        index[yx[0]], index[yx[1]] = rows_win, cols_win
+        plane = np.asarray(image[tuple(index)])
         if yx[0] > yx[1]:
             plane = plane.T
         d2p, white, g, m, ok, lim, hit = _plane_statistics(plane, clip_lim)
@@ -1038,7 +1088,8 @@ def fit_noise_level(nlf: NoiseLevelFunction, model="poisson-gaussian", **known
 
 def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
                    clip="auto", frames_axis: int | None = None, max_planes: int = 32,
-                   correlation: str = "auto", **known) -> NoiseEstimate:
+                   max_pixels: int = _MAX_PIXELS, correlation: str = "auto", **known
+                   ) -> NoiseEstimate:
     """Estimate the noise-model parameters of a noisy image or stack.
 
     Parameters
@@ -1057,8 +1108,10 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
         If given, ``image`` holds repeated frames of a static scene along this axis and the
         photon-transfer fit (temporal mean against temporal variance) is used instead of the
         single-image method.
-    max_planes : int
-        At most this many planes of a stack are used by the single-image method.
+    max_planes, max_pixels : int
+        At most this many planes of a stack, and pixels in all, are measured by the
+        single-image method (:func:`noise_level_function`: evenly spaced planes, and tiles of
+        a plane larger than ``max_pixels``; memory 230-300 bytes a pixel at the peak).
     correlation : {"auto", "none"}
         Noise correlation between neighbouring pixels (scanners, some cameras), which
         lowers the measured variance. ``"auto"``: measured in the image and corrected where
@@ -1103,7 +1156,7 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
                                  f"correlation='auto'")
             kernel = np.ones((1, 1))  # white: the factor is exactly 1
         nlf = noise_level_function(image, axes=axes, clip=clip, max_planes=max_planes,
-                                   kernel=kernel)
+                                   max_pixels=max_pixels, kernel=kernel)
     est = fit_noise_level(nlf, model, **known)
     if correlation == "none" and frames_axis is None:
         est.notes.append("noise assumed white (correlation='none'): no correlation correction")
