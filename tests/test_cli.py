@@ -113,7 +113,7 @@ def test_estimate_noise_prints_parameters_and_json(tmp_path, capsys):
     assert "noise assumed white" in capsys.readouterr().out
     # a pixel budget: of three 256x256 planes, one
     tifffile.imwrite(tmp_path / "z.tif", np.round(np.stack(
-        [cam.sample(x, rng=i) for i in range(3)])).astype(np.uint16))
+        [cam.sample(x, rng=i) for i in range(3)])).astype(np.uint16), photometric="minisblack")
     used = []
     for extra in ([], ["--max-pixels", "65536"]):
         assert main(["estimate-noise", str(tmp_path / "z.tif"), "--axes", "ZYX", "--json",

@@ -127,12 +127,95 @@ def test_the_texture_test_does_not_bias_the_pixels_it_keeps():
     kept, own = [], []
     for seed in range(3):
         y = np.random.default_rng(seed).normal(size=(512, 512))
-        d2, _, _, _, ok, _, _ = _plane_statistics(y, None)
+        d2, _, _, _, ok, _ = _plane_statistics(y)
         for stat, out in ((_surroundings(d2), kept), (uniform_filter(d2, 7), own)):
             lv = stat[ok]
             out.append(d2[ok][lv < np.quantile(lv, 0.97)].mean())
     assert np.mean(kept) == pytest.approx(1.0, abs=0.004)
     assert np.mean(own) < 0.99
+
+
+def test_count_clipped_moments_match_clipped_samples():
+    """The exact clipped moments of photon counts with read noise, on their rate nodes and
+    between them, against samples; the normal form is far off where counts are few."""
+    from scoredenoise.noise._clipping import count_clipped_moments, normal_clipped_moments
+
+    rng = np.random.default_rng(0)
+    for step, offset, sigma, lo, hi in [(1.0, 0.0, 0.0, 0.0, np.inf),  # a photon counter
+                                        (2.0, 0.0, 3.0, 0.0, np.inf),  # offset set too low
+                                        (2.0, 100.0, 3.0, 0.0, 160.0)]:  # saturating
+        signal = np.linspace(0.0, 60.0, 400)  # > the nodes: interpolated between them
+        m, v = count_clipped_moments(signal, step, offset, sigma, lo, hi)
+        for i in (0, 37, 150, 399):
+            y = step * rng.poisson(signal[i] / step, 400_000) + offset
+            y = np.clip(y + sigma * rng.normal(size=y.size), lo, hi)
+            assert m[i] == pytest.approx(y.mean(), abs=0.01 + 0.01 * y.std())
+            assert v[i] == pytest.approx(y.var(), rel=0.02, abs=0.01)
+    # a photon counter at 0.5 counts: its zeros are no clipping, var = mean
+    m, v = count_clipped_moments(np.array([0.5]), 1.0, 0.0, 0.0, 0.0, np.inf)
+    assert (m[0], v[0]) == pytest.approx((0.5, 0.5), rel=1e-6)
+    assert normal_clipped_moments(np.array([0.5]), np.array([0.5]), 0.0, np.inf)[1][0] < 0.35
+
+
+def test_photon_counting_zeros_are_not_taken_for_clipping():
+    """A photon-counting detector (no offset, no read noise) in uint8: the dtype's 0 is
+    reached everywhere in the dark, but nothing is clipped there. The normal form of the
+    clipped moments took it for clipping: gain 0.70 at 5 counts peak, 0.94 at 20 (true 1),
+    lam 0.77 and 0.97 for the poisson model."""
+    for peak in (5.0, 20.0):
+        z = np.random.default_rng(3).poisson(_scene(512, peak=peak)).astype(np.uint8)
+        est = sd.estimate_noise(z, offset=0.0)
+        assert est.nlf.censored and est.nlf.clip[0] == 0.0
+        assert est.params["gain"] == pytest.approx(1.0, rel=0.03)
+        assert abs(est.params["gain"] - 1.0) < 3 * est.stderr["gain"]
+        assert sd.estimate_noise(z, "poisson").params["lam"] == pytest.approx(1.0, rel=0.03)
+    # an analog detector whose offset is 0: its read noise is clipped in the dark (before:
+    # gain 1.91 +/- 0.03)
+    cam = get_noise_model("poisson-gaussian", gain=2.0, offset=0.0, read_noise=3.0)
+    y = np.clip(np.round(cam.sample(_scene(512, peak=40.0), rng=5)), 0, None).astype(np.uint16)
+    assert (y == 0).mean() > 0.02
+    est = sd.estimate_noise(y, offset=0.0)
+    assert est.params["gain"] == pytest.approx(2.0, rel=0.03)
+
+
+def test_limits_the_data_pile_up_at_are_detected():
+    """Clipping at a limit the dtype does not know: a 12-bit camera in a 16-bit file
+    saturates at 4095 (before: the variance fell towards 4095 and the fit was refused or
+    gain 1.36 for a true 2), and a float image zero-filled outside its field (gain -15 %)."""
+    cam = get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=3.0)
+    y = np.minimum(np.round(cam.sample(_scene(384, peak=6000.0), rng=4)), 4095)
+    twelve = y.astype(np.uint16)
+    assert 0.005 < (twelve == 4095).mean() < 0.02
+    est = sd.estimate_noise(twelve, offset=100.0)
+    assert est.nlf.clip == (-np.inf, 4095.0) and est.nlf.censored
+    assert est.params["gain"] == pytest.approx(2.0, rel=0.03)
+    filled = cam.sample(_scene(512, peak=1500.0), rng=1)
+    filled[:, :100] = 0.0
+    est = sd.estimate_noise(filled, offset=100.0)
+    assert est.nlf.clip == (0.0, np.inf)
+    assert abs(est.params["gain"] - 2.0) < 3 * est.stderr["gain"]
+    # no limit where the data do not pile up: continuous data, and counts whose tail thins
+    # out towards their highest value
+    assert sd.estimate_noise(cam.sample(_scene(256, peak=1500.0), rng=2)).nlf.clip is None
+    counts = np.random.default_rng(1).poisson(_scene(256, peak=30.0)).astype(np.float32)
+    assert sd.estimate_noise(counts, offset=0.0).nlf.clip is None
+
+
+def test_missing_values_are_left_out():
+    """NaN and inf (outside a registered field, dead pixels): no statistic that includes one
+    is used (before: 'array of sample points is empty')."""
+    cam = get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=3.0)
+    y = cam.sample(_scene(512, peak=1500.0), rng=1)
+    y[:, :100] = np.nan
+    y[300, 300] = np.inf
+    nlf = noise_level_function(y)
+    assert np.isfinite(nlf.variance).all()
+    # the pixels within the 13-pixel margin of a missing one are not used
+    assert nlf.count.sum() <= (512 - 26) * (512 - 26 - 100) - 27 * 27
+    est = sd.estimate_noise(y, offset=100.0)
+    assert abs(est.params["gain"] - 2.0) < 3 * est.stderr["gain"]
+    with pytest.raises(ValueError, match="too few"):
+        sd.estimate_noise(np.full((64, 64), np.nan))
 
 
 def test_dark_clipping_is_modelled_not_cut_out():

@@ -42,6 +42,7 @@ import numpy as np
 
 from . import _axes
 from .noise import NoiseModel, NoiseModelError
+from .noise._clipping import normal_clipped_moments as _censored_moments
 
 __all__ = [
     "NoiseLevelFunction",
@@ -234,18 +235,19 @@ class NoiseLevelFunction:
                 "censored": self.censored,
                 "correlation_rejected": list(self.correlation_rejected)}
 
-    def expected_variance(self, noise_level, levels=None) -> np.ndarray:
+    def expected_variance(self, noise_level, levels=None, moments=None) -> np.ndarray:
         """The variance this measurement should show for a model's ``noise_level(mean)``.
 
         ``noise_level`` maps the mean of the unclipped data to its variance (e.g.
         ``model.noise_level``). Where the levels are censored (see ``censored``) the result is
-        the variance of the clipped data at the clipped mean ``levels``; elsewhere it is
-        ``noise_level(levels)``. ``levels`` defaults to ``self.mean``.
+        the variance of the clipped data at the clipped mean ``levels``, from
+        ``moments(mean, low, high)`` (e.g. ``model.clipped_moments``; default: the normal
+        form); elsewhere it is ``noise_level(levels)``. ``levels`` defaults to ``self.mean``.
         """
         levels = self.mean if levels is None else np.asarray(levels, dtype=np.float64)
         if not self.censored or self.clip is None:
             return np.asarray(noise_level(levels), dtype=np.float64)
-        return _censored_variance(noise_level, levels, *self.clip)
+        return _censored_variance(noise_level, levels, *self.clip, moments=moments)
 
     def model_variance(self, noise_model, levels=None) -> np.ndarray:
         """The variance this measurement should show for a noise model.
@@ -256,8 +258,9 @@ class NoiseLevelFunction:
         pixels, so the measurement sees it as ``white / correlation_factor``.
         """
         extra = 1.0 / self.correlation_factor - 1.0 if self.correlation_from_kernel else 0.0
-        if extra == 0.0:
-            return self.expected_variance(noise_model.noise_level, levels)
+        if extra == 0.0:  # clipped data: the model's own clipped moments
+            return self.expected_variance(noise_model.noise_level, levels,
+                                          moments=noise_model.clipped_moments)
         return self.expected_variance(
             lambda m: noise_model.noise_level(m) + extra * noise_model.white_noise_level(m),
             levels)
@@ -392,43 +395,29 @@ def _ring_average(parity: int = 1, ring: tuple = _LEVEL_RING) -> np.ndarray:
     return k / k.sum()
 
 
-def _censored_moments(mu, var, lo, hi):
-    """Mean and variance of ``clip(y, lo, hi)`` for ``y ~ N(mu, var)`` (limits may be inf)."""
-    from scipy.special import ndtr
-
-    sd = np.sqrt(np.maximum(var, 1e-300))
-    # moments of the clipped deviation z = clip(y, lo, hi) - mu, for numerical stability
-    a, b = (lo - mu) / sd, (hi - mu) / sd
-    Pa, Pb = ndtr(a), ndtr(b)
-    pa = np.where(np.isfinite(a), np.exp(-0.5 * np.square(np.where(np.isfinite(a), a, 0)))
-                  / math.sqrt(2 * math.pi), 0.0)
-    pb = np.where(np.isfinite(b), np.exp(-0.5 * np.square(np.where(np.isfinite(b), b, 0)))
-                  / math.sqrt(2 * math.pi), 0.0)
-    lo_d = np.where(np.isfinite(a), a * sd, 0.0)  # lo - mu where finite
-    hi_d = np.where(np.isfinite(b), b * sd, 0.0)
-    inside = Pb - Pa
-    m1 = lo_d * Pa + hi_d * (1 - Pb) + sd * (pa - pb)
-    m2 = lo_d ** 2 * Pa + hi_d ** 2 * (1 - Pb) + var * inside + sd * (lo_d * pa - hi_d * pb)
-    return mu + m1, np.maximum(m2 - m1 ** 2, 0.0)
-
-
-def _censored_variance(noise_level, levels, lo, hi, n_grid: int = 4096):
+def _censored_variance(noise_level, levels, lo, hi, n_grid: int = 4096, moments=None):
     """Variance of clipped data at clipped mean ``levels`` for a variance function of the mean.
 
-    The clipped mean grows monotonically with the true mean; it is inverted on a grid.
+    ``moments(mean, lo, hi)`` gives the clipped mean and variance at the unclipped mean (a
+    model's ``clipped_moments``); default: the normal form with variance ``noise_level``. The
+    clipped mean grows monotonically with the true mean; it is inverted on a grid.
     """
     levels = np.asarray(levels, dtype=np.float64)
     v_at = np.maximum(np.asarray(noise_level(levels), dtype=np.float64), 0.0)
     spread = 8.0 * math.sqrt(float(np.max(v_at)) + 1e-12)
     grid = np.linspace(float(levels.min()) - spread, float(levels.max()) + spread, n_grid)
-    var = np.maximum(np.asarray(noise_level(grid), dtype=np.float64), 1e-12)
-    m, v = _censored_moments(grid, var, lo, hi)
+    if moments is None:
+        var = np.maximum(np.asarray(noise_level(grid), dtype=np.float64), 1e-12)
+        m, v = _censored_moments(grid, var, lo, hi)
+    else:
+        m, v = moments(grid, lo, hi)
     m = np.maximum.accumulate(m)
     return np.interp(levels, m, v)
 
 
 def _clip_limits(image, clip) -> tuple | None:
-    """Clipping levels of the data: ``"auto"`` = the integer dtype's limits."""
+    """Clipping levels of the data: ``"auto"`` = the integer dtype's limits (to which
+    :func:`_detected_limits` adds those the data show)."""
     if clip is None or clip is False:
         return None
     if isinstance(clip, str):
@@ -443,11 +432,43 @@ def _clip_limits(image, clip) -> tuple | None:
     return (-math.inf if lo is None else float(lo), math.inf if hi is None else float(hi))
 
 
-def _plane_statistics(plane: np.ndarray, clip):
+#: a value is a clipping limit of the data when it is their lowest (highest), held by at
+#: least _SPIKE_MIN pixels and by more than _SPIKE_RATIO times as many as the next value
+_SPIKE_MIN = 20
+_SPIKE_RATIO = 2.0
+
+
+def _detected_limits(values: np.ndarray, limits: tuple | None) -> tuple | None:
+    """``limits`` narrowed to the limits that the data themselves show.
+
+    Clipped data pile up at the limit: a saturating 12-bit camera in a 16-bit file at 4095,
+    a detector whose offset was set too low at its lowest value, a zero fill. Noise spreads
+    the data thinly over their extremes otherwise (one pixel holds the highest value of
+    continuous data; the tail of integer data falls off towards it).
+    """
+    lo, hi = limits if limits is not None else (-math.inf, math.inf)
+    if values.size:
+        for low in (True, False):
+            v = float(values.min() if low else values.max())
+            count = int(np.count_nonzero(values == v))
+            if count < _SPIKE_MIN:
+                continue
+            rest = values[values > v] if low else values[values < v]
+            if rest.size == 0:  # one value everywhere: no noise to measure anyway
+                continue
+            nxt = float(rest.min() if low else rest.max())
+            if count > _SPIKE_RATIO * np.count_nonzero(values == nxt):
+                lo, hi = (max(lo, v), hi) if low else (lo, min(hi, v))
+    return None if math.isinf(lo) and math.isinf(hi) else (lo, hi)
+
+
+def _plane_statistics(plane: np.ndarray):
     """Mean squared high-pass response ``d2``, the correlation-free variances ``white`` (near
-    and far lags, stacked), grouping level ``g``,
-    the level ``m`` of ``d2`` (footprint-weighted mean), the usable mask, which pixels sit at
-    a clipping limit, and which limits the plane reaches.
+    and far lags, stacked), grouping level ``g``, the level ``m`` of ``d2``
+    (footprint-weighted mean), the usable mask, and the plane as float64.
+
+    Pixels within ``_MARGIN`` of the plane's edge or of a missing value (NaN, inf) are not
+    usable: their statistics would include values that are not there.
 
     Pixels near clipped ones stay usable: leaving them out would select neighbourhoods whose
     noise happened to stay inside the limits, which biases both the level and the variance.
@@ -459,18 +480,17 @@ def _plane_statistics(plane: np.ndarray, clip):
     if min(y.shape) < 2 * _MARGIN + 4:
         raise ValueError(f"each plane must be at least {2 * _MARGIN + 4} pixels on a side to "
                          f"estimate noise, got {y.shape}")
+    finite = np.isfinite(y)
+    if not finite.all():  # missing values: any stand-in, none of their neighbours is used
+        y = np.where(finite, y, np.median(y[finite]) if finite.any() else 0.0)
     d2, *white = _high_pass_energy(y)
     g = ndi.correlate(y, _ring_average(), mode="reflect")
     m = ndi.correlate(y, _FOOTPRINT, mode="reflect")
     ok = np.zeros(y.shape, bool)
     ok[_MARGIN:-_MARGIN, _MARGIN:-_MARGIN] = True
-    reached = (False, False)
-    at_limit = np.zeros(y.shape, bool)
-    if clip is not None:
-        low, high = y <= clip[0], y >= clip[1]
-        reached = (bool(low.any()), bool(high.any()))
-        at_limit = low | high
-    return d2, np.stack(white), g, m, ok, at_limit, reached
+    if not finite.all():
+        ok &= ~ndi.maximum_filter(~finite, size=2 * _MARGIN + 1)
+    return d2, np.stack(white), g, m, ok, np.where(finite, y, np.nan)
 
 
 #: level sets with at least this fraction of pixels at a clipping limit are not used
@@ -539,7 +559,7 @@ def _measure_calibration(planes: int = 16, size: int = 1024, seed: int = 1000) -
     lvs = []
     for k in range(planes):
         y = np.random.default_rng(seed + k).normal(size=(size, size))
-        d2, _, _, _, ok, _, _ = _plane_statistics(y, None)
+        d2, _, _, _, ok, _ = _plane_statistics(y)
         lvs.append(_surroundings(d2)[ok])
     lv = np.concatenate(lvs)
     return {"quantile": float(np.quantile(lv, _QUANTILE)),
@@ -678,7 +698,9 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
         Axes letters (TCZYXS); default ``"YX"``, ``"ZYX"``, ``"TZYX"`` by dimension.
     clip : "auto", None or (low, high)
         Clipping limits, whose nearby levels are fitted as clipped data; ``"auto"``: the limits
-        of an integer dtype (where the data reach them).
+        of an integer dtype where the data reach them, and the lowest or highest value where
+        the data pile up (a 12-bit camera saturating at 4095 in a 16-bit file, a zero fill).
+        NaN and inf are missing values: no pixel within 13 of one is used.
     n_bins : int
         Number of level sets (before merging sets with too few pixels).
     max_planes : int
@@ -717,9 +739,8 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
     shape = np.shape(image)
     lead_shape = [shape[i] for i in lead]
 
-    d_all, wn_all, wf_all, g_all, m_all, lv_all, blk_all, lim_all = [], [], [], [], [], [], [], []
-    grp_all, pl_all = [], []
-    reached = [False, False]
+    d_all, wn_all, wf_all, g_all, m_all, lv_all, blk_all, y_all = [], [], [], [], [], [], [], []
+    grp_all, pl_all, extremes = [], [], []
     n_total = n_blocks = 0
     for p, rows_win, cols_win in _windows((shape[yx[0]], shape[yx[1]]), n_planes, max_planes,
                                           max_pixels):
@@ -730,16 +751,17 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
         plane = np.asarray(image[tuple(index)])
         if yx[0] > yx[1]:
             plane = plane.T
-        d2p, white, g, m, ok, lim, hit = _plane_statistics(plane, clip_lim)
-        reached = [r or h for r, h in zip(reached, hit)]
-        n_total += ok.size
+        d2p, white, g, m, ok, yp = _plane_statistics(plane)
+        if np.isfinite(yp).any():
+            extremes.append((np.nanmin(yp), np.nanmax(yp)))
+        n_total += int(np.isfinite(yp).sum())
         rows, cols = np.nonzero(ok)
         lv = _surroundings(d2p)
         d_all.append(d2p[ok])
         g_all.append(g[ok]), m_all.append(m[ok])
         wn_all.append(white[0][ok]), wf_all.append(white[1][ok])
         lv_all.append(lv[ok])
-        lim_all.append(lim[ok])
+        y_all.append(yp[ok])
         bw, bh = -(-ok.shape[1] // 16), -(-ok.shape[0] // 16)
         blk_all.append((rows // 16) * bw + cols // 16 + n_blocks)  # dense ids over planes
         n_blocks += bw * bh
@@ -752,7 +774,19 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
         raise ValueError("image is empty")
     px = {k: np.concatenate(v) for k, v in {
         "g": g_all, "m": m_all, "d2": d_all, "wn": wn_all, "wf": wf_all, "lv": lv_all,
-        "block": blk_all, "lim": lim_all, "group": grp_all, "plane": pl_all}.items()}
+        "block": blk_all, "lim": y_all, "group": grp_all, "plane": pl_all}.items()}
+    # clipping limits: given, the dtype's, and (clip="auto") those the data pile up at
+    values = px["lim"]
+    if isinstance(clip, str):
+        clip_lim = _detected_limits(values, clip_lim)
+    reached = [False, False]
+    if clip_lim is not None:
+        px["lim"] = (values <= clip_lim[0]) | (values >= clip_lim[1])
+        reached = [any(lo <= clip_lim[0] for lo, _ in extremes),
+                   any(hi >= clip_lim[1] for _, hi in extremes)]
+    else:
+        px["lim"] = np.zeros(values.shape, bool)
+    del values
     tail = {"n_total": n_total, "clip_lim": clip_lim, "reached": reached, "kernel": kernel,
             "n_bins": n_bins}
     nlf, fixed = _nlf_from_pixels(px, **tail)
@@ -1103,7 +1137,8 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
     axes : str, optional
         Axes letters of ``image`` (TCZYXS).
     clip : "auto", None or (low, high)
-        Clipping limits, modelled in the fit (``"auto"``: the integer dtype's limits).
+        Clipping limits, modelled in the fit (``"auto"``: the integer dtype's limits, and
+        values the data pile up at; see :func:`noise_level_function`).
     frames_axis : int, optional
         If given, ``image`` holds repeated frames of a static scene along this axis and the
         photon-transfer fit (temporal mean against temporal variance) is used instead of the

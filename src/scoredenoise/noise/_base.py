@@ -468,6 +468,20 @@ class NoiseModel:
             f"{self.name}: no variance-against-mean relation is known for this model; choose "
             f"its parameters with scoredenoise.select_noise_parameters instead")
 
+    def clipped_moments(self, mean, low, high):
+        """Mean and variance of ``clip(y, low, high)`` where ``E[y] = mean`` (numpy).
+
+        What a noise level function measures near a clipping limit (a camera's 0 or 4095).
+        Default: the normal form with variance :meth:`noise_level` (Foi et al. 2008); models
+        of counts override it with the exact sum, since a count is far from normal where it is
+        small.
+        """
+        from ._clipping import normal_clipped_moments
+
+        mean = np.asarray(mean, dtype=np.float64)
+        return normal_clipped_moments(mean, np.maximum(self.noise_level(mean), 1e-12), low,
+                                      high)
+
     def white_noise_level(self, mean):
         """The part of :meth:`noise_level` that the model's correlation kernel leaves white.
 

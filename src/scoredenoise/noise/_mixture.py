@@ -93,6 +93,15 @@ class GaussianMixtureModel(NoiseModel):
         return self.base.noise_level(np.asarray(mean) - self.offset_value) + \
             self.gaussian_sigma ** 2
 
+    def clipped_moments(self, mean, low, high):
+        if not self.supports_exact():  # z is not a count: the normal form
+            return super().clipped_moments(mean, low, high)
+        from ._clipping import count_clipped_moments
+
+        return count_clipped_moments(np.asarray(mean, dtype=np.float64) - self.offset_value,
+                                     1.0 / self.base.lam, self.offset_value,
+                                     self.gaussian_sigma, low, high)
+
     def white_noise_level(self, mean):
         return self.base.white_noise_level(np.asarray(mean) - self.offset_value) + \
             self.gaussian_sigma ** 2

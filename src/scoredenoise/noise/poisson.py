@@ -46,6 +46,12 @@ class Poisson(NoiseModel):
 
     def noise_level(self, mean):
         return np.maximum(mean, 0.0) / self.lam
+
+    def clipped_moments(self, mean, low, high):
+        from ._clipping import count_clipped_moments
+
+        return count_clipped_moments(mean, 1.0 / self.lam, 0.0, 0.0, low, high)
+
     def rescaled(self, k):
         return self.replace(lam=self.lam / k)
 

@@ -86,6 +86,8 @@ class PoissonGaussian(GaussianMixtureModel):
             raise NoiseModelError("poisson-gaussian: the gain is what the estimate measures; "
                                   "give offset= or read_noise= only")
         gain, icpt, cov = nlf.affine_fit()
+        if nlf.censored and gain > 0:  # refit with the exact clipped moments of the camera
+            gain, icpt, cov = self._censored_fit(nlf, known, gain, icpt, cov)
         if gain <= 0:
             raise NoiseModelError(
                 f"poisson-gaussian: the variance does not grow with the mean (slope "
@@ -123,9 +125,61 @@ class PoissonGaussian(GaussianMixtureModel):
                                     else math.sqrt(math.sqrt(max(var_r2, 0.0))))
             estimated = ("gain", "read_noise")
         fitted = self.replace(gain=gain, offset=offset, read_noise=read)
-        resid = nlf.variance - nlf.expected_variance(lambda m: gain * m + icpt)
+        resid = nlf.variance - nlf.model_variance(fitted)
         chi2 = float(np.sum((resid / nlf.stderr) ** 2)) / max(len(resid) - 2, 1)
         return NoiseEstimate(fitted, stderr, estimated, nlf, chi2, derived, notes)
+
+    def _censored_fit(self, nlf, known, gain, icpt, cov):
+        """Slope and intercept fitted with the camera's exact clipped moments
+        (:meth:`clipped_moments`): near a limit photon counts are far from the normal form
+        that :meth:`NoiseLevelFunction.affine_fit` uses (a photon-counting detector's zeros
+        are no clipping at all). The free parameters are the gain and the read noise (or the
+        offset, where the read noise is given): the read noise's bound 0, where photon
+        counters are, is then a smooth point of the fit. Returns the normal form's fit where
+        this one fails."""
+        from scipy.optimize import least_squares
+
+        if "read_noise" in known:
+            read = float(known["read_noise"])
+
+            def camera(theta):  # theta: log gain, offset
+                return self.replace(gain=math.exp(theta[0]), offset=theta[1], read_noise=read)
+
+            starts = [(read ** 2 - icpt) / gain]
+        else:
+            offset = float(known.get("offset", nlf.black_level))
+
+            def camera(theta):  # theta: log gain, read noise (its sign is immaterial)
+                return self.replace(gain=math.exp(theta[0]), offset=offset,
+                                    read_noise=abs(theta[1]))
+
+            # the normal form's read noise, and none (a photon counter's, which the normal
+            # form mistakes for clipped noise: between the two the fit has a ridge)
+            starts = [math.sqrt(max(icpt + gain * offset, 0.0)), 0.0]
+
+        def resid(theta):
+            return (nlf.variance - nlf.model_variance(camera(theta))) / nlf.stderr
+
+        best = None
+        for t0 in starts:
+            try:
+                r = least_squares(resid, [math.log(gain), t0], x_scale="jac")
+            except (ValueError, OverflowError, NoiseModelError):
+                continue
+            if r.success and (best is None or r.cost < best.cost):
+                best = r
+        if best is None:
+            return gain, icpt, cov
+        dof = max(len(best.fun) - 2, 1)
+        cov_t = np.linalg.pinv(best.jac.T @ best.jac) * max(
+            1.0, float(np.sum(best.fun ** 2)) / dof)
+        cam = camera(best.x)
+        g, t = cam.gain, best.x[1]
+        icpt = cam.read_noise ** 2 - g * cam.offset
+        # from (log gain, t) to (gain, intercept = read^2 - gain * offset)
+        d = (np.array([[g, 0.0], [-g * t, -g]]) if "read_noise" in known else
+             np.array([[g, 0.0], [-g * cam.offset, 2 * t]]))
+        return g, float(icpt), d @ cov_t @ d.T
 
     def _make_base(self):
         return Poisson(lam=1.0 / self.gain)
