@@ -774,9 +774,10 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
         raise ValueError("image is empty")
     px = {k: np.concatenate(v) for k, v in {
         "g": g_all, "m": m_all, "d2": d_all, "wn": wn_all, "wf": wf_all, "lv": lv_all,
-        "block": blk_all, "lim": y_all, "group": grp_all, "plane": pl_all}.items()}
+        "block": blk_all, "group": grp_all, "plane": pl_all}.items()}
     # clipping limits: given, the dtype's, and (clip="auto") those the data pile up at
-    values = px["lim"]
+    values = np.concatenate(y_all)
+    del y_all
     if isinstance(clip, str):
         clip_lim = _detected_limits(values, clip_lim)
     reached = [False, False]

@@ -20,11 +20,11 @@ def test_noise_benchmark_runs_end_to_end_tiny(tmp_path):
     assert set(saved["robustness"]["row 15 rayleigh+gaussian"]) == {"0.0", "0.05", "0.1", "0.2"}
 
 
-def test_noise_benchmark_stated_errors_and_large_stacks_tiny(tmp_path):
+def test_noise_benchmark_stated_errors_large_stacks_and_detectors_tiny(tmp_path):
     spec = importlib.util.spec_from_file_location("noise_bench", ROOT / "benchmarks" / "noise.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    mod.main(["--tiny", "--parts", "5,6", "--out", str(tmp_path / "n.json")])
+    mod.main(["--tiny", "--parts", "5,6,7", "--out", str(tmp_path / "n.json")])
     saved = json.loads((tmp_path / "n.json").read_text())
     assert [r["noise"] for r in saved["stated_errors"]] == ["poisson-gaussian",
                                                             "gaussian, same variance"]
@@ -32,3 +32,6 @@ def test_noise_benchmark_stated_errors_and_large_stacks_tiny(tmp_path):
     assert [(r["planes"], r["default"]) for r in large] == [(4, True), (4, False), (2, True),
                                                           (2, False)]
     assert all(r["peak_rss_gb"] >= r["rss_before_gb"] > 0 for r in large)
+    detectors = saved["detectors"]
+    assert len(detectors) == 7
+    assert all(len(r["gain"]) == len(r["gain_without"]) == 1 for r in detectors)
