@@ -953,8 +953,10 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
     """Noise level function from repeated frames of a static scene (photon transfer).
 
     Each pixel's temporal mean and temporal noise variance over the frames along ``axis`` are
-    grouped by mean level. Pixels that reach a clipping limit in any frame are left out.
-    Frames are read one at a time, so a dask or zarr stack larger than memory works.
+    grouped by mean level. Near a clipping limit they are those of the clipped data, which the
+    fit models (``censored``, as :func:`noise_level_function`); level sets with half or more
+    of their values at a limit are not used. Frames are read one at a time, so a dask or zarr
+    stack larger than memory works.
 
     Parameters
     ----------
@@ -963,7 +965,8 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
     axis : int
         The frames axis.
     clip : "auto", None or (low, high)
-        Clipping limits (``"auto"``: an integer dtype's limits).
+        Clipping limits (``"auto"``: an integer dtype's limits, and values the first frame
+        piles up at).
     n_bins : int
         Number of level sets.
     differences : bool
@@ -988,7 +991,7 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
         raise ValueError(f"photon transfer needs at least 3 frames along axis {axis}, got {n}")
     clip_lim = _clip_limits(stack, clip)
     s1 = s2 = sd2 = None
-    bad = None
+    at_limit = None
     ref = prev = None
     for t in range(n):
         # basic indexing reads one frame from numpy, dask and zarr alike (np.take would load
@@ -998,24 +1001,38 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
         if ref is None:
             ref = f  # shift for numerically stable sums
             s1, s2, sd2 = np.zeros_like(f), np.zeros_like(f), np.zeros_like(f)
-            bad = np.zeros(f.shape, bool)
+            at_limit = np.zeros(f.shape)
+            if isinstance(clip, str):
+                finite = f[np.isfinite(f)]
+                clip_lim = _detected_limits(finite, clip_lim)
+            reached = [False, False]
         else:
             sd2 += (f - prev) ** 2
         s1 += f - ref
         s2 += (f - ref) ** 2
         prev = f
         if clip_lim is not None:
-            bad |= (f <= clip_lim[0]) | (f >= clip_lim[1])
+            low, high = f <= clip_lim[0], f >= clip_lim[1]
+            reached = [reached[0] or bool(low.any()), reached[1] or bool(high.any())]
+            at_limit += low | high
     mean = ref + s1 / n
     var = sd2 / (2 * (n - 1)) if differences else (s2 - s1 ** 2 / n) / (n - 1)
-    ok = ~bad
+    ok = np.isfinite(mean) & np.isfinite(var)  # a pixel missing in a frame is left out
     if ok.sum() < 4 * _MIN_BIN:
-        raise ValueError(f"only {int(ok.sum())} pixels never reach the clipping limits "
-                         f"{clip_lim}; photon transfer needs more")
+        raise ValueError(f"only {int(ok.sum())} pixels have a value in every frame; photon "
+                         f"transfer needs at least {4 * _MIN_BIN}")
     mu, v = mean[ok], var[ok]
     edges = _level_edges(mu, n_bins)
     block = np.arange(mu.size)  # pixel time series are independent
-    M, V, SE, N = _binned(mu, mu, v, block, edges)
+    # near a reached limit the moments are those of the clipped data (fitted as such)
+    clip_lim = None if clip_lim is None or not any(reached) else (
+        clip_lim[0] if reached[0] else -math.inf, clip_lim[1] if reached[1] else math.inf)
+    M, V, SE, N, F = _binned(mu, mu, v, block, edges, at_limit=at_limit[ok] / n)
+    usable = F < _MAX_AT_LIMIT
+    M, V, SE, N = M[usable], V[usable], SE[usable], N[usable]
+    if M.size < 2:
+        raise ValueError("fewer than two usable intensity levels: the frames are too flat or "
+                         "too clipped for photon transfer")
     # the variance of the variance estimate for Gaussian noise, per pixel: 2 var^2 / (n - 1)
     # for the sample variance; (3m - 1) var^2 / m^2 for the mean of m = n - 1 squared
     # differences (neighbouring differences share a frame)
@@ -1023,7 +1040,8 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
     rel = math.sqrt((3 * m_ - 1) / m_ ** 2) if differences else math.sqrt(2.0 / (n - 1))
     SE = np.maximum(SE, V * rel / np.sqrt(N))
     return NoiseLevelFunction(M, V, SE, N, float(np.quantile(mu, 0.01)), "photon-transfer",
-                              clip_lim, fraction_used=float(ok.mean()))
+                              clip_lim, fraction_used=float(ok.mean()),
+                              censored=clip_lim is not None)
 
 
 def _chi2_scale(resid, se, n_params) -> float:
