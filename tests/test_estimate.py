@@ -211,6 +211,20 @@ def test_limits_the_data_pile_up_at_are_detected():
     assert sd.estimate_noise(counts, offset=0.0).nlf.clip is None
 
 
+def test_a_poor_fit_says_so():
+    """A burned-in annotation (a flat square far above the data, with sharp edges): the
+    estimate cannot be trusted, and its notes say so; a clean estimate has no such note."""
+    cam = get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=3.0)
+    y = cam.sample(_scene(512, peak=1500.0), rng=1)
+    clean = sd.estimate_noise(y, offset=100.0)
+    assert clean.chi2 < 2 and not any("does not explain" in n for n in clean.notes)
+    y[200:300, 200:300] = 5000.0
+    est = sd.estimate_noise(y, offset=100.0)
+    assert est.chi2 > 10
+    assert any("does not explain the measured variances" in n for n in est.notes)
+    assert "does not explain" in est.summary()
+
+
 def test_missing_values_are_left_out():
     """NaN and inf (outside a registered field, dead pixels): no statistic that includes one
     is used (before: 'array of sample points is empty')."""

@@ -530,6 +530,9 @@ _JACKKNIFE_SIDE = 4
 _JACKKNIFE_BLOCK = 32
 #: planes of a stack the jackknife runs on (its cost grows with the pixels)
 _JACKKNIFE_PLANES = 4
+#: reduced chi-square above which the estimate says that the model does not fit (0.1-1.2
+#: on the FMD frames and pairs and on Set12 with synthetic camera noise)
+_POOR_FIT = 4.0
 #: the pixels measured by default (about 70 bytes each are held), and the least allowed
 _MAX_PIXELS = 2 ** 23
 _MIN_PIXELS = 2 ** 16
@@ -1212,6 +1215,12 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
         nlf = noise_level_function(image, axes=axes, clip=clip, max_planes=max_planes,
                                    max_pixels=max_pixels, kernel=kernel)
     est = fit_noise_level(nlf, model, **known)
+    if est.chi2 > _POOR_FIT:
+        est.notes.append(
+            f"the model does not explain the measured variances (reduced chi2 {est.chi2:.1f}; "
+            f"on noisy images it is 0.1-1.2): structure that passes for noise (sharp edges, "
+            f"burned-in annotations), clipping that was not found (pass clip=), or noise of "
+            f"another kind; check the variance-against-mean plot before using these values")
     if correlation == "none" and frames_axis is None:
         est.notes.append("noise assumed white (correlation='none'): no correlation correction")
     if nlf.correlation_rejected:
