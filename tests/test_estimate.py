@@ -168,6 +168,10 @@ def test_photon_counting_zeros_are_not_taken_for_clipping():
         assert est.nlf.censored and est.nlf.clip[0] == 0.0
         assert est.params["gain"] == pytest.approx(1.0, rel=0.03)
         assert abs(est.params["gain"] - 1.0) < 3 * est.stderr["gain"]
+        if peak == 5.0:  # read noise about 0: its error is no share of it in the summary
+            assert est.stderr["read_noise"] > est.params["read_noise"]
+            line = next(t for t in est.summary().splitlines() if "read_noise" in t)
+            assert "+/-" in line and "%" not in line
         assert sd.estimate_noise(z, "poisson").params["lam"] == pytest.approx(1.0, rel=0.03)
     # an analog detector whose offset is 0: its read noise is clipped in the dark (before:
     # gain 1.91 +/- 0.03)

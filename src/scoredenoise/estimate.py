@@ -361,7 +361,9 @@ class NoiseEstimate:
                  f"reduced chi2 {self.chi2:.2f})"]
 
         def pm(value, se):
-            rel = f" ({100 * se / abs(value):.1f} %)" if value else ""
+            # as a share only where it is one (a value near 0, such as a photon counter's
+            # read noise, has an error of millions of per cent)
+            rel = f" ({100 * se / abs(value):.1f} %)" if se < abs(value) else ""
             return f"+/- {se:.3g}{rel}"
 
         for name, value in self.params.items():
