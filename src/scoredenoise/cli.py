@@ -233,8 +233,8 @@ def _cmd_estimate_noise(args) -> int:
             else:
                 est = estimate_noise(img.data, args.noise, axes=axes,
                                      correlation=args.correlation,
-                                     **({"max_pixels": args.max_pixels} if args.max_pixels
-                                        else {}), **known)
+                                     **({} if args.max_pixels is None
+                                        else {"max_pixels": args.max_pixels}), **known)
             results.append({"file": str(f), **est.to_dict()})
             if not args.json:
                 print(f"{f}:")

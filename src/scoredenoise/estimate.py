@@ -434,6 +434,13 @@ def _clip_limits(image, clip) -> tuple | None:
     return (-math.inf if lo is None else float(lo), math.inf if hi is None else float(hi))
 
 
+def _reached_limits(limits: tuple | None, reached) -> tuple | None:
+    """The clipping limits that the data reach (an unreached side infinite), or None."""
+    if limits is None or not any(reached):
+        return None
+    return (limits[0] if reached[0] else -math.inf, limits[1] if reached[1] else math.inf)
+
+
 #: a value is a clipping limit of the data when it is their lowest (highest), held by at
 #: least _SPIKE_MIN pixels and by more than _SPIKE_RATIO times as many as the next value
 _SPIKE_MIN = 20
@@ -482,17 +489,18 @@ def _plane_statistics(plane: np.ndarray):
     if min(y.shape) < 2 * _MARGIN + 4:
         raise ValueError(f"each plane must be at least {2 * _MARGIN + 4} pixels on a side to "
                          f"estimate noise, got {y.shape}")
-    finite = np.isfinite(y)
-    if not finite.all():  # missing values: any stand-in, none of their neighbours is used
-        y = np.where(finite, y, np.median(y[finite]) if finite.any() else 0.0)
+    missing = ~np.isfinite(y)
+    if missing.any():  # any stand-in: none of their neighbours is used
+        y = np.where(missing, np.median(y[~missing]) if not missing.all() else 0.0, y)
     d2, *white = _high_pass_energy(y)
     g = ndi.correlate(y, _ring_average(), mode="reflect")
     m = ndi.correlate(y, _FOOTPRINT, mode="reflect")
     ok = np.zeros(y.shape, bool)
     ok[_MARGIN:-_MARGIN, _MARGIN:-_MARGIN] = True
-    if not finite.all():
-        ok &= ~ndi.maximum_filter(~finite, size=2 * _MARGIN + 1)
-    return d2, np.stack(white), g, m, ok, np.where(finite, y, np.nan)
+    if missing.any():
+        ok &= ~ndi.maximum_filter(missing, size=2 * _MARGIN + 1)
+        y = np.where(missing, np.nan, y)
+    return d2, np.stack(white), g, m, ok, y
 
 
 #: level sets with at least this fraction of pixels at a clipping limit are not used
@@ -757,9 +765,10 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
         if yx[0] > yx[1]:
             plane = plane.T
         d2p, white, g, m, ok, yp = _plane_statistics(plane)
-        if np.isfinite(yp).any():
+        n_finite = int(np.isfinite(yp).sum())
+        if n_finite:
             extremes.append((np.nanmin(yp), np.nanmax(yp)))
-        n_total += int(np.isfinite(yp).sum())
+        n_total += n_finite
         rows, cols = np.nonzero(ok)
         lv = _surroundings(d2p)
         d_all.append(d2p[ok])
@@ -912,8 +921,7 @@ def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins, pv
     # only limits that the data reach are clipping; level sets near them keep the moments of
     # the clipped data (fitted as such), except where most pixels sit at the limit (the
     # clipped variance says little there)
-    clip_lim = None if clip_lim is None or not any(reached) else (
-        clip_lim[0] if reached[0] else -math.inf, clip_lim[1] if reached[1] else math.inf)
+    clip_lim = _reached_limits(clip_lim, reached)
     usable = F < _MAX_AT_LIMIT
     M, V, SE, N = M[usable], V[usable], SE[usable], N[usable]
     if M.size < 2:
@@ -997,6 +1005,7 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
     clip_lim = _clip_limits(stack, clip)
     s1 = s2 = sd2 = None
     at_limit = None
+    reached = [False, False]
     ref = prev = None
     for t in range(n):
         # basic indexing reads one frame from numpy, dask and zarr alike (np.take would load
@@ -1010,7 +1019,6 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
             if isinstance(clip, str):
                 finite = f[np.isfinite(f)]
                 clip_lim = _detected_limits(finite, clip_lim)
-            reached = [False, False]
         else:
             sd2 += (f - prev) ** 2
         s1 += f - ref
@@ -1030,8 +1038,7 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
     edges = _level_edges(mu, n_bins)
     block = np.arange(mu.size)  # pixel time series are independent
     # near a reached limit the moments are those of the clipped data (fitted as such)
-    clip_lim = None if clip_lim is None or not any(reached) else (
-        clip_lim[0] if reached[0] else -math.inf, clip_lim[1] if reached[1] else math.inf)
+    clip_lim = _reached_limits(clip_lim, reached)
     M, V, SE, N, F = _binned(mu, mu, v, block, edges, at_limit=at_limit[ok] / n)
     usable = F < _MAX_AT_LIMIT
     M, V, SE, N = M[usable], V[usable], SE[usable], N[usable]
