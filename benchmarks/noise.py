@@ -28,6 +28,12 @@
    draws each: a photon counter (no offset, no read noise) in uint8, an analog detector whose
    offset is 0 (read noise clipped at 0), a 12-bit camera saturating at 4095 in a 16-bit
    file, a float image zero-filled or NaN outside its field.
+8. Correlation kernels: the kernel of correlated models estimated from one 512x512 image
+   (the nine FMD averages as clean images, as part 2), with the model's other parameters,
+   against the truth; the main parameter beside it with the true kernel given and with the
+   paper's kernel assumed (before the kernel was estimated). Real data: on FMD fields 1-4,
+   the single-frame kernel of every 5th raw frame against the kernel from the 50 frames'
+   differences.
 
 Usage:
     python benchmarks/noise.py               # all parts, default CPU budget (~15 min, 2 cores)
@@ -36,6 +42,7 @@ Usage:
     python benchmarks/noise.py --parts 5     # stated errors against the spread (1.5 min)
     python benchmarks/noise.py --parts 6     # large stacks: time and memory (4 min, 8.5 GB)
     python benchmarks/noise.py --parts 7     # detector data: counts, clipping, fills
+    python benchmarks/noise.py --parts 8     # correlation kernels: synthetic and FMD (6 min)
     python benchmarks/noise.py --tiny        # smoke test
 Writes benchmarks/results/noise.json and prints Markdown tables.
 """
@@ -381,6 +388,101 @@ def part_detectors(cfg, out):
     out["detectors"] = rows
 
 
+_CROSS = ((0.0, 0.1, 0.0), (0.1, 0.6, 0.1), (0.0, 0.1, 0.0))
+_SCAN = ((0.15, 0.7, 0.15),)
+
+
+def _kernel_cases():
+    """(label, model name, parameters, main parameter, peak of the clean image, shape)."""
+    from scoredenoise.noise import PAPER_KERNEL
+
+    return [
+        ("gaussian-correlated, paper's kernel", "gaussian-correlated",
+         {"sigma": 10.0, "kernel": PAPER_KERNEL}, "sigma", 255.0, (3, 3)),
+        ("gaussian-correlated, cross kernel", "gaussian-correlated",
+         {"sigma": 10.0, "kernel": _CROSS}, "sigma", 255.0, (3, 3)),
+        ("poisson-correlated, scan-line kernel (1x3)", "poisson-correlated",
+         {"lam": 0.5, "kernel": _SCAN}, "lam", 200.0, (1, 3)),
+        ("row 14: poisson-correlated+gaussian, paper's kernel", "poisson-correlated+gaussian",
+         {"lam": 0.5, "sigma": 5.0, "kernel": PAPER_KERNEL}, "lam", 200.0, (3, 3)),
+        ("white noise fitted as gaussian-correlated", "gaussian",
+         {"sigma": 10.0}, "sigma", 255.0, (3, 3)),
+    ]
+
+
+def part_kernels(cfg, out):
+    """The correlation kernel estimated from one image (synthetic, known truth) and from one
+    FMD frame against the kernel of its field's 50 frames."""
+    from scoredenoise.estimate_kernel import estimate_noise_kernel
+    from scoredenoise.noise import PAPER_KERNEL
+
+    names = sorted((FMD / "gt").glob("*/avg50.png")) + \
+        sorted((need(DATA / "fmd_pairs") / "clean").glob("*.tif"))
+    clean = [gaussian_filter(imread(f).astype(np.float64), 1.0) for f in names]
+    if cfg.tiny:
+        clean = [c[:128, :128] for c in clean[:2]]
+    rows = []
+    print("\n| data | kernel error: median / max (largest weight error) | error / stated: rms "
+          "| main parameter error: kernel estimated | kernel known | paper's kernel assumed "
+          "| stated error (estimated / known) |\n|---|---|---|---|---|---|---|")
+    for label, name, params, main, peak, shape in _kernel_cases():
+        nm = sd.get_noise_model(name, **params)
+        fit_as = "gaussian-correlated" if name == "gaussian" else name
+        true_k = np.asarray(params.get("kernel", np.eye(1)), dtype=np.float64)
+        if true_k.shape != shape:  # white noise: the centred delta of the fitted shape
+            true_k = np.zeros(shape)
+            true_k[shape[0] // 2, shape[1] // 2] = 1.0
+        kerr, z, e_est, e_known, e_paper, se_est, se_known = [], [], [], [], [], [], []
+        for i, c in enumerate(clean):
+            y = nm.sample(10 + c / c.max() * peak, rng=50000 + i)
+            est = sd.estimate_noise(y, fit_as, kernel_shape=shape)
+            k = np.asarray(est.noise_model.kernel)
+            kerr.append(float(np.abs(k - true_k).max()))
+            z.append(float(np.sqrt(np.mean(((k - true_k) / est.kernel.stderr) ** 2))))
+            known = sd.estimate_noise(y, fit_as, kernel=true_k)
+            paper = sd.estimate_noise(y, fit_as, kernel=PAPER_KERNEL)
+            e_est.append(est.params[main] / params[main] - 1)
+            e_known.append(known.params[main] / params[main] - 1)
+            e_paper.append(paper.params[main] / params[main] - 1)
+            se_est.append(est.stderr[main] / params[main])
+            se_known.append(known.stderr[main] / params[main])
+        a = {k: np.asarray(v) for k, v in dict(e=e_est, k=e_known, p=e_paper).items()}
+        r = {"data": label, "kernel_error": kerr, "kernel_z_rms": z, "main": main,
+             "error_estimated": e_est, "error_known": e_known, "error_paper": e_paper,
+             "stderr_estimated": se_est, "stderr_known": se_known}
+        rows.append(r)
+
+        def pct(v):
+            return f"{100 * np.median(np.abs(v)):.1f} / {100 * np.abs(v).max():.1f} %"
+
+        print(f"| {label} | {np.median(kerr):.4f} / {max(kerr):.4f} | "
+              f"{np.sqrt(np.mean(np.square(z))):.2f} | {main}: {pct(a['e'])} | {pct(a['k'])} | "
+              f"{pct(a['p'])} | {100 * np.median(se_est):.1f} / "
+              f"{100 * np.median(se_known):.1f} % |", flush=True)
+    out["kernels"] = rows
+    # real data: FMD, one frame against its field's 50 frames
+    fmd = []
+    print("\n| FMD field | 50 frames: centre, left/right neighbour (reduced chi2) | one frame: "
+          "centre mean (spread), neighbour mean (spread) | stated error: centre, neighbour | "
+          "frames within 3 stated errors of the 50-frame kernel |\n|---|---|---|---|---|")
+    for fov in ((1,) if cfg.tiny else (1, 2, 3, 4)):
+        stack, _ = fmd_field(fov, crop=128 if cfg.tiny else None)
+        pt = estimate_noise_kernel(stack, frames_axis=0)
+        frames = range(0, len(stack), 5)
+        ks = [estimate_noise_kernel(stack[i]) for i in frames]
+        kc = np.array([k.kernel for k in ks])
+        se = np.array([k.stderr for k in ks])
+        within = int(np.sum(np.all(np.abs(kc - pt.kernel) < 3 * se, axis=(1, 2))))
+        fmd.append({"field": fov, "photon_transfer": pt.kernel.tolist(), "pt_chi2": pt.chi2,
+                    "frames": list(frames), "kernels": kc.tolist(), "stderr": se.tolist(),
+                    "within_3_se": within})
+        print(f"| {fov} | {pt.kernel[1, 1]:.3f}, {pt.kernel[1, 0]:.3f} ({pt.chi2:.1f}) | "
+              f"{kc[:, 1, 1].mean():.3f} ({kc[:, 1, 1].std():.3f}), {kc[:, 1, 0].mean():.3f} "
+              f"({kc[:, 1, 0].std():.3f}) | {np.median(se[:, 1, 1]):.3f}, "
+              f"{np.median(se[:, 1, 0]):.3f} | {within}/{len(ks)} |", flush=True)
+    out["kernels_fmd"] = fmd
+
+
 def _train(noisy, cfg, **kw):
     return sd.train(noisy, preset=cfg.preset, steps=cfg.steps, batch_size=8, patch_size=64,
                     seed=0, device=cfg.device, **kw)
@@ -475,7 +577,7 @@ def print_robustness(out):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--parts", default="1,2,3,4", help="comma-separated, of 1-7")
+    p.add_argument("--parts", default="1,2,3,4", help="comma-separated, of 1-8")
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--preset", default="default")
     p.add_argument("--draws", type=int, default=8)
@@ -514,6 +616,8 @@ def main(argv=None):
         part_large(cfg, out)
     if 7 in parts:
         part_detectors(cfg, out)
+    if 8 in parts:
+        part_kernels(cfg, out)
     print_robustness(out)
     return finish(out, cfg.out, t0)
 

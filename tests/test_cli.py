@@ -135,6 +135,37 @@ def test_estimate_noise_prints_parameters_and_json(tmp_path, capsys):
     assert res[0]["nlf"]["method"] == "photon-transfer"
 
 
+def test_estimate_noise_estimates_a_kernel_and_prints_it_for_denoise(tmp_path, capsys):
+    import json
+    import shlex
+
+    import tifffile
+
+    from scoredenoise.cli import _parse_params, main
+    from scoredenoise.noise import get_noise_model
+
+    scan = ((0.15, 0.7, 0.15),)
+    nm = get_noise_model("gaussian-correlated", sigma=6.0, kernel=scan)
+    x = np.tile(np.linspace(20.0, 200.0, 256), (256, 1))
+    tifffile.imwrite(tmp_path / "s.tif", nm.sample(x, rng=0).astype(np.float32))
+    assert main(["estimate-noise", str(tmp_path / "s.tif"), "--noise", "gaussian-correlated",
+                 "--kernel-shape", "1x3"]) == 0
+    text = capsys.readouterr().out
+    assert "noise correlation kernel 1x3" in text
+    line = next(ln for ln in text.splitlines() if "denoise with:" in ln)
+    args = shlex.split(line.split("denoise with:")[1])
+    params = _parse_params([a for a in args[3:] if a != "--param"])
+    np.testing.assert_allclose(params["kernel"], scan, atol=0.02)
+    get_noise_model("gaussian-correlated", **params)  # what denoise --param ... builds
+    assert main(["estimate-noise", str(tmp_path / "s.tif"), "--noise", "gaussian-correlated",
+                 "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res[0]["kernel"]["method"] == "single-image" and "kernel" in res[0]["estimated"]
+    assert main(["estimate-noise", str(tmp_path / "s.tif"), "--noise", "gaussian-correlated",
+                 "--kernel-shape", "3by3"]) == 2
+    assert "--kernel-shape takes HxW" in capsys.readouterr().err
+
+
 def test_batch_denoise_streams_on_a_local_cluster_with_a_summary(tmp_path, capsys):
     import tifffile
 

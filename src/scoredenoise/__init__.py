@@ -18,6 +18,7 @@ from .estimate import (
     photon_transfer,
     select_noise_parameters,
 )
+from .estimate_kernel import NoiseKernel, estimate_noise_kernel
 from .model import Cancelled, ModelFileError, ScoreModel, load_model
 from .noise import (
     NoiseModel,
@@ -40,6 +41,8 @@ __all__ = [
     "ChunkCache",
     "estimate_noise",
     "NoiseEstimate",
+    "estimate_noise_kernel",
+    "NoiseKernel",
     "noise_level_function",
     "photon_transfer",
     "select_noise_parameters",

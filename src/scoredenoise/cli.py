@@ -213,10 +213,19 @@ def _print_summary(rows, seconds) -> None:
 
 
 def _cmd_estimate_noise(args) -> int:
+    import numpy as np
+
     from .estimate import estimate_noise
     from .io import find_images, read_image
 
     known = _parse_params(args.param)
+    extra = {}
+    if args.kernel_shape:
+        try:
+            extra["kernel_shape"] = tuple(int(v) for v in args.kernel_shape.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"--kernel-shape takes HxW, e.g. 3x3 or 1x3, got "
+                             f"{args.kernel_shape!r}") from None
     files = find_images(args.images)
     results, failures = [], []
     for f in files:
@@ -229,18 +238,21 @@ def _cmd_estimate_noise(args) -> int:
                 if frames is None:
                     raise ValueError(f"--frames-axis {args.frames_axis} is not among the axes "
                                      f"{axes!r}; pass --axes or --frames-axis")
-                est = estimate_noise(img.data, args.noise, frames_axis=frames, **known)
+                est = estimate_noise(img.data, args.noise, frames_axis=frames, **extra,
+                                     **known)
             else:
                 est = estimate_noise(img.data, args.noise, axes=axes,
                                      correlation=args.correlation,
                                      **({} if args.max_pixels is None
-                                        else {"max_pixels": args.max_pixels}), **known)
+                                        else {"max_pixels": args.max_pixels}), **extra,
+                                     **known)
             results.append({"file": str(f), **est.to_dict()})
             if not args.json:
                 print(f"{f}:")
                 print(est.summary())
-                cli = " ".join(f"--param {k}={v:.6g}" for k, v in est.params.items()
-                               if not isinstance(v, list))
+                cli = " ".join(f"--param {k}={v:.6g}" if not isinstance(v, list) else
+                               f"--param {k}='{json.dumps(np.round(v, 5).tolist())}'"
+                               for k, v in est.params.items())
                 print(f"  denoise with: --noise {est.noise_model.name} {cli}\n")
         except Exception as exc:  # one bad file must not stop the others
             failures.append((f, f"{type(exc).__name__}: {exc}"))
@@ -366,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=int,
                    help="measure at most this many pixels of a file (evenly spaced planes, "
                         "tiles of a larger plane; default 8388608, about 3 GB of memory)")
+    p.add_argument("--kernel-shape", metavar="HxW",
+                   help="shape of the correlation kernel estimated for a correlated model "
+                        "(default: its kernel's, 3x3), e.g. 5x5 or 1x3 (along X)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_estimate_noise)
 

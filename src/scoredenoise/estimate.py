@@ -26,6 +26,9 @@ Every registered model with a known variance-against-mean relation
    minus any given as known) by weighted least squares on the NLF, with standard errors from
    the Jacobian (inflated by the reduced chi-square when the model does not fit exactly).
 
+A correlated model's kernel A (which the variances cannot give) is estimated first, from the
+noise's covariance between pixels (:mod:`scoredenoise.estimate_kernel`), unless given.
+
 The offset of ``poisson-gaussian`` is not identifiable from the variance: only the intercept
 ``read_noise**2 - gain * offset`` is. Unless ``offset`` or ``read_noise`` is given, the offset
 is taken as the darkest level of the data (the assumption that the darkest regions receive no
@@ -333,6 +336,9 @@ class NoiseEstimate:
         Reduced chi-square of the fit (about 1 when the model explains the data).
     given : tuple of str
         The parameters passed as known (fixed, not fitted).
+    kernel : NoiseKernel or None
+        For a correlated model whose kernel was estimated: the kernel fit
+        (:func:`scoredenoise.estimate_noise_kernel`), with the kernel's standard errors.
     """
 
     noise_model: NoiseModel
@@ -343,6 +349,7 @@ class NoiseEstimate:
     derived: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     given: tuple = ()
+    kernel: object = None
 
     @property
     def params(self) -> dict:
@@ -353,7 +360,8 @@ class NoiseEstimate:
         return {"noise_model": self.noise_model.to_dict(), "stderr": self.stderr,
                 "estimated": list(self.estimated), "given": list(self.given),
                 "derived": self.derived,
-                "notes": self.notes, "chi2": self.chi2, "nlf": self.nlf.to_dict()}
+                "notes": self.notes, "chi2": self.chi2, "nlf": self.nlf.to_dict(),
+                "kernel": self.kernel.to_dict() if self.kernel is not None else None}
 
     def summary(self) -> str:
         """A few lines for people: each parameter with its standard error, and the notes."""
@@ -379,6 +387,8 @@ class NoiseEstimate:
             if isinstance(value, (int, float)) and not name.endswith("_stderr"):
                 se = self.derived.get(f"{name}_stderr")
                 lines.append(f"  {name:<14} {value:12.5g} {pm(value, se) if se else ''}".rstrip())
+        if self.kernel is not None:
+            lines += ["  " + ln for ln in self.kernel.summary().splitlines()]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -836,6 +846,27 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
     return nlf
 
 
+def _robust_variance(g: np.ndarray, lv: np.ndarray, n_bins: int) -> np.ndarray:
+    """A texture-robust noise variance for each pixel: in level sets of the grouping level
+    ``g``, a low quantile of the surroundings' energy ``lv`` (textured pixels only raise it),
+    scaled by that quantile's value for pure noise, interpolated over the levels. Grouped by
+    ``g``, the test shares no pixel with the centre's window."""
+    cal = _calibration()
+    edges = _level_edges(g, n_bins)
+    idx = np.clip(np.searchsorted(edges, g, side="right") - 1, 0, len(edges) - 2)
+    order = np.argsort(idx, kind="stable")
+    cuts = np.searchsorted(idx[order], np.arange(len(edges)))
+    lev, rob = [], []
+    for lo, hi in itertools.pairwise(cuts):
+        if hi - lo >= 20:
+            sel = order[lo:hi]
+            lev.append(g[sel].mean())
+            rob.append(np.quantile(lv[sel], _QUANTILE) / cal["quantile"])
+    lev, rob = np.asarray(lev), np.asarray(rob)
+    o = np.argsort(lev)
+    return np.maximum(np.interp(g, lev[o], rob[o]), 1e-12)
+
+
 def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins, pv=None,
                      correlated=None):
     """The noise level function from the per-pixel statistics of :func:`noise_level_function`,
@@ -849,23 +880,8 @@ def _nlf_from_pixels(px: dict, *, n_total, clip_lim, reached, kernel, n_bins, pv
             f"too few unclipped pixels ({g.size}) to estimate the noise; use a larger image or "
             f"more planes, or check the clip limits ({clip_lim})")
     cal = _calibration()
-    if pv is None:
-        # 1. a texture-robust variance per level: a low quantile of the local variance
-        #    (textured pixels only raise it), scaled by that quantile's value for pure noise
-        edges = _level_edges(g, n_bins)
-        idx = np.clip(np.searchsorted(edges, g, side="right") - 1, 0, len(edges) - 2)
-        order = np.argsort(idx, kind="stable")
-        cuts = np.searchsorted(idx[order], np.arange(len(edges)))
-        #    (by the grouping level: the test then shares no pixel with the centre's window)
-        lev, rob = [], []
-        for lo, hi in itertools.pairwise(cuts):
-            if hi - lo >= 20:
-                sel = order[lo:hi]
-                lev.append(g[sel].mean())
-                rob.append(np.quantile(lv[sel], _QUANTILE) / cal["quantile"])
-        lev, rob = np.asarray(lev), np.asarray(rob)
-        o = np.argsort(lev)
-        pv = np.maximum(np.interp(g, lev[o], rob[o]), 1e-12)
+    if pv is None:  # 1. a texture-robust variance per level
+        pv = _robust_variance(g, lv, n_bins)
     # 2. correlation between neighbouring noise values (scanners, camera electronics) scales
     #    the high-pass estimate by a constant factor; the correlation-free variance (from the
     #    same structure-blind responses, weighted) does not see it. Their ratio over the smooth
@@ -1074,8 +1090,9 @@ def fit_noise_level(nlf: NoiseLevelFunction, model="poisson-gaussian", **known
     nlf : NoiseLevelFunction
         From :func:`noise_level_function` or :func:`photon_transfer`.
     model : str, dict or NoiseModel
-        The noise model; its non-estimable parameters (e.g. the correlation kernel) keep the
-        values given here.
+        The noise model; its non-estimable parameters keep the values given here, and so does
+        its correlation kernel, which the variances cannot give (:func:`estimate_noise`
+        estimates it from the image, :func:`scoredenoise.estimate_noise_kernel`).
     **known
         Parameters known beforehand; they are fixed, not fitted (e.g. ``offset=100``).
 
@@ -1093,12 +1110,13 @@ def fit_noise_level(nlf: NoiseLevelFunction, model="poisson-gaussian", **known
         est = custom(nlf, known)
         est.given = tuple(known)
         return est
-    free = [n for n in base.estimable if n not in known]
-    if not base.estimable:
+    meta = {p.name: p for p in base.parameters()}
+    scalar = [n for n in base.estimable if meta[n].kind != "kernel"]
+    free = [n for n in scalar if n not in known]
+    if not scalar:
         raise NoiseModelError(
             f"{base.name}: no parameter can be estimated from the variance; choose them with "
             f"scoredenoise.select_noise_parameters (blind selection with a trained model)")
-    meta = {p.name: p for p in base.parameters()}
     M, V, SE = nlf.mean, nlf.variance, nlf.stderr
     if not free:
         resid = V - nlf.model_variance(base)
@@ -1153,8 +1171,8 @@ def fit_noise_level(nlf: NoiseLevelFunction, model="poisson-gaussian", **known
 
 def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
                    clip="auto", frames_axis: int | None = None, max_planes: int = 32,
-                   max_pixels: int = _MAX_PIXELS, correlation: str = "auto", **known
-                   ) -> NoiseEstimate:
+                   max_pixels: int = _MAX_PIXELS, correlation: str = "auto",
+                   kernel_shape=None, **known) -> NoiseEstimate:
     """Estimate the noise-model parameters of a noisy image or stack.
 
     Parameters
@@ -1184,6 +1202,10 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
         it is significant (fine texture can pass for it, docs/noise-estimation.md);
         ``"none"``: the noise is known to be white, no correction. A model with a correlation
         kernel uses its kernel instead. Photon transfer does not need it.
+    kernel_shape : int or (int, int), optional
+        A correlated model's kernel is estimated from the noise's covariance
+        (:func:`scoredenoise.estimate_noise_kernel`) unless given as ``kernel=``; this is its
+        shape (default: the shape of the model's kernel, 3x3 for the paper's).
     **known
         Parameters known beforehand (fixed, not fitted), e.g. ``offset=100.0``.
 
@@ -1207,23 +1229,37 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
     if correlation not in ("auto", "none"):
         raise ValueError(f"correlation must be 'auto' (measure it) or 'none' (white noise), "
                          f"got {correlation!r}")
+    from .api import resolve_noise_model
+
+    nm = resolve_noise_model(model, **known)
+    given = tuple(known)
+    kname = next((p.name for p in nm.parameters() if p.kind == "kernel"), None)
+    if correlation == "none" and kname is not None:
+        raise ValueError(f"correlation='none' contradicts the correlation kernel of "
+                         f"{nm.name!r}; use a model without a kernel, or correlation='auto'")
+    kfit = None
+    if kname is not None and kname in nm.estimable and kname not in known:
+        kfit = _model_kernel(image, nm, known, kernel_shape, axes=axes, clip=clip,
+                             frames_axis=frames_axis, max_planes=max_planes,
+                             max_pixels=max_pixels)
+        known = {**known, kname: kfit.kernel}
+        nm = resolve_noise_model(model, **known)
+    elif kernel_shape is not None:
+        raise ValueError(f"kernel_shape is the shape of an estimated kernel, but "
+                         f"{nm.name!r} has " + ("its kernel given" if kname else "no kernel"))
     if frames_axis is not None:
         nlf = photon_transfer(image, axis=frames_axis, clip=clip)
     else:
-        from .api import resolve_noise_model
-
-        nm = resolve_noise_model(model, **known)
         kernels = [getattr(nm, p.name) for p in nm.parameters() if p.kind == "kernel"]
         kernel = kernels[0] if kernels and np.ndim(kernels[0]) == 2 else None
         if correlation == "none":
-            if kernel is not None:
-                raise ValueError(f"correlation='none' contradicts the correlation kernel of "
-                                 f"{nm.name!r}; use a model without a kernel, or "
-                                 f"correlation='auto'")
             kernel = np.ones((1, 1))  # white: the factor is exactly 1
         nlf = noise_level_function(image, axes=axes, clip=clip, max_planes=max_planes,
                                    max_pixels=max_pixels, kernel=kernel)
     est = fit_noise_level(nlf, model, **known)
+    if kfit is not None:
+        est.given, est.estimated, est.kernel = given, est.estimated + (kname,), kfit
+        _kernel_errors(est, nlf, model, known, kname)
     if est.chi2 > _POOR_FIT:
         est.notes.append(
             f"the model does not explain the measured variances (reduced chi2 {est.chi2:.1f}; "
@@ -1261,6 +1297,51 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
             est.derived[f"{key}_stderr"] = float(np.hypot(est.derived[f"{key}_stderr"],
                                                           spread))
     return est
+
+
+def _model_kernel(image, nm, known, shape, **kw):
+    """The correlation kernel of ``nm``'s noise from the image: of the model's kernel's shape
+    (or ``shape``), with the white part after it fitted where the model's white parameters
+    are to be estimated and taken from the model where not."""
+    from .estimate_kernel import estimate_noise_kernel
+
+    if shape is None:
+        own = np.shape(getattr(nm, next(p.name for p in nm.parameters() if p.kind == "kernel")))
+        if len(own) > 2:
+            raise ValueError(f"{nm.name}: a {len(own)}-D kernel cannot be estimated (2-D "
+                             f"kernels only); give it as kernel=")
+        shape = own if len(own) == 2 else (1,) + own
+    free_white = any(p in nm.estimable and p not in known for p in type(nm).white_params)
+    white = None if free_white else float(np.max(nm.white_noise_level(np.zeros(1))))
+    return estimate_noise_kernel(image, shape=shape, white=white, **kw)
+
+
+def _kernel_errors(est: NoiseEstimate, nlf, model, known, kname) -> None:
+    """Add the estimated kernel's uncertainty to the other parameters' standard errors: refit
+    with each of the kernel's jackknife replicates (the single-image variances divided by
+    their correlation factor instead of the estimate's) and add the spread in quadrature."""
+    import dataclasses
+
+    reps = est.kernel.replicates
+    if len(reps) < 8 or not est.stderr:
+        return
+    f0 = _correlation_factor(est.kernel.kernel, _HIGH_PASS)
+    fits = []
+    for k in reps:
+        scale = f0 / _correlation_factor(k, _HIGH_PASS) if nlf.correlation_from_kernel else 1.0
+        try:
+            fits.append(fit_noise_level(dataclasses.replace(
+                nlf, variance=nlf.variance * scale, stderr=nlf.stderr * scale),
+                model, **{**known, kname: k}).params)
+        except (NoiseModelError, ValueError):
+            continue
+    n = len(fits)
+    if n < 8:
+        return
+    for name in est.stderr:
+        v = np.array([f[name] for f in fits])
+        spread = float(np.sqrt((n - 1) / n * np.sum((v - v.mean()) ** 2)))
+        est.stderr[name] = float(np.hypot(est.stderr[name], spread))
 
 
 def _jackknife(est: NoiseEstimate, replicates, model, known, base=None) -> bool:
@@ -1381,10 +1462,10 @@ def select_noise_parameters(image, model, noise_model, *, score, params=None,
     from .api import denoise, resolve_noise_model
 
     nm = resolve_noise_model(noise_model)
-    params = tuple(params or nm.estimable)
+    meta = {p.name: p for p in nm.parameters()}
+    params = tuple(params or (p for p in nm.estimable if meta[p].kind == "float"))
     if not params:
         raise NoiseModelError(f"{nm.name}: name the parameters to search with params=")
-    meta = {p.name: p for p in nm.parameters()}
     for p in params:
         if p not in meta or meta[p].kind != "float":
             raise NoiseModelError(f"{nm.name}: cannot search {p!r}; choose from "

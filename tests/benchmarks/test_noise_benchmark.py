@@ -24,7 +24,7 @@ def test_noise_benchmark_stated_errors_large_stacks_and_detectors_tiny(tmp_path)
     spec = importlib.util.spec_from_file_location("noise_bench", ROOT / "benchmarks" / "noise.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    mod.main(["--tiny", "--parts", "5,6,7", "--out", str(tmp_path / "n.json")])
+    mod.main(["--tiny", "--parts", "5,6,7,8", "--out", str(tmp_path / "n.json")])
     saved = json.loads((tmp_path / "n.json").read_text())
     assert [r["noise"] for r in saved["stated_errors"]] == ["poisson-gaussian",
                                                             "gaussian, same variance"]

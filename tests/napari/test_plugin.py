@@ -213,6 +213,31 @@ def test_estimate_button_fills_the_fields_and_plots_the_fit(make_napari_viewer, 
     assert not noise.white.isVisibleTo(noise)
 
 
+def test_estimate_button_fills_a_correlated_models_kernel(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    cross = ((0.0, 0.1, 0.0), (0.1, 0.6, 0.1), (0.0, 0.1, 0.0))
+    nm = sd.get_noise_model("gaussian-correlated", sigma=8.0, kernel=cross)
+    x = np.tile(np.linspace(20.0, 200.0, 384), (384, 1))
+    viewer.add_image(nm.sample(x, rng=2).astype(np.float32), name="scanner")
+    _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
+    noise.set_params("gaussian-correlated")
+    assert noise.kernel_label.text().startswith("paper 3x3")
+    noise.layer.setCurrentText("scanner")
+    with qtbot.waitSignal(noise.session.noise_changed, timeout=60_000):
+        noise.estimate()
+    qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
+    # the estimated kernel is in the session's model (what Denoise solves with) and shown
+    np.testing.assert_allclose(noise.session.noise_model.kernel, cross, atol=0.03)
+    assert noise.session.noise_model.sigma == pytest.approx(8.0, rel=0.1)
+    assert noise.kernel_label.text().startswith("estimated 3x3")
+    assert "noise correlation kernel" in noise.fit_text.text()
+    noise.fields["sigma"].setValue(9.0)  # tuning a field keeps the kernel
+    np.testing.assert_allclose(noise.session.noise_model.kernel, cross, atol=0.03)
+    noise.set_params(kernel=None)  # the "Eq. 30" button: back to the paper's kernel
+    np.testing.assert_allclose(noise.session.noise_model.kernel, sd.noise.PAPER_KERNEL)
+    assert noise.kernel_label.text().startswith("paper 3x3")
+
+
 def test_exact_solve_box_only_for_count_mixtures(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
     _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")

@@ -43,7 +43,7 @@ from qtpy.QtWidgets import (
 import scoredenoise as sd
 from scoredenoise import _axes
 from scoredenoise.api import effective_noise_model
-from scoredenoise.noise import get_noise_model, list_noise_models
+from scoredenoise.noise import PAPER_KERNEL, get_noise_model, list_noise_models
 from scoredenoise.objectives import OBJECTIVES
 
 # ---------------------------------------------------------------------------------------------
@@ -433,6 +433,10 @@ class NoiseModelWidget(QWidget):
         self.error.setWordWrap(True)
         self.form = QFormLayout()
         self.fields: dict[str, QDoubleSpinBox] = {}
+        #: a correlated model's kernel: None for the model's default (the paper's, Eq. 30),
+        #: else the one estimated from a layer or set by a script
+        self.kernel = None
+        self.kernel_label = None
         self.exact = QCheckBox("exact solve (slower; for read noise below the gain)")
         self.exact.setToolTip(
             "solve the exact likelihood equation (a sum over photon counts) instead of the "
@@ -483,9 +487,20 @@ class NoiseModelWidget(QWidget):
         self.description.setText(f"{info['summary']} ({row})\n{info['formula']}")
         # a model with a correlation kernel takes the correlation from it
         self.white.setVisible(not any(p.kind == "kernel" for p in cls.parameters()))
+        self.kernel_label = None
+        k = np.asarray((values or {}).get("kernel", PAPER_KERNEL), dtype=float)
+        if k.ndim == 2 and not (k.shape == (3, 3) and np.allclose(k, PAPER_KERNEL)):
+            self.kernel = tuple(map(tuple, k))
         for p in cls.parameters():
             if p.kind == "kernel":
-                self.form.addRow(p.name, QLabel("paper 3x3 kernel (Eq. 30)"))
+                self.kernel_label = QLabel()
+                self.kernel_label.setWordWrap(True)
+                reset = QPushButton("Eq. 30")
+                reset.setToolTip("use the paper's 3x3 kernel (Eq. 30) instead of the "
+                                 "estimated one")
+                reset.clicked.connect(lambda: self.set_params(kernel=None))
+                self.form.addRow(p.name, _row(self.kernel_label, reset))
+                self._show_kernel()
                 continue
             box = QDoubleSpinBox()
             box.setDecimals(4)
@@ -501,8 +516,21 @@ class NoiseModelWidget(QWidget):
         self.exact.setVisible(bool(supports and supports()))
         self._changed()
 
+    def _show_kernel(self):
+        if self.kernel is None:
+            self.kernel_label.setText("paper 3x3 kernel (Eq. 30)")
+            self.kernel_label.setToolTip(str(PAPER_KERNEL))
+            return
+        k = np.asarray(self.kernel)
+        self.kernel_label.setText(f"estimated {k.shape[0]}x{k.shape[1]}: " + " / ".join(
+            " ".join(f"{v:.3f}" for v in row) for row in k))
+        self.kernel_label.setToolTip("correlation kernel estimated from the layer's noise "
+                                     "(rows, sum 1)")
+
     def _changed(self, *_):
         values = {k: b.value() for k, b in self.fields.items()}
+        if self.kernel is not None and self.kernel_label is not None:
+            values["kernel"] = self.kernel
         if self.exact.isVisibleTo(self) and self.exact.isChecked():
             values["exact"] = True
         try:
@@ -544,6 +572,8 @@ class NoiseModelWidget(QWidget):
     def _estimated(self, est):
         self.estimate_result = est
         params = {k: v for k, v in est.params.items() if k in self.fields}
+        if est.kernel is not None:  # a correlated model's kernel, estimated with the rest
+            params["kernel"] = est.params["kernel"]
         self.set_params(est.noise_model.name, **params)
         nlf = est.nlf
         grid = np.linspace(float(nlf.mean.min()), float(nlf.mean.max()), 64)
@@ -560,6 +590,13 @@ class NoiseModelWidget(QWidget):
         """Programmatic choice (used by scripts and tests)."""
         if name is not None and name != self.combo.currentText():
             self.combo.setCurrentText(name)
+        if "kernel" in values:  # None: back to the model's default (the paper's)
+            k = values.pop("kernel")
+            self.kernel = None if k is None else tuple(map(tuple, np.atleast_2d(
+                np.asarray(k, dtype=float))))
+            if self.kernel_label is not None:
+                self._show_kernel()
+            self._changed()
         for k, v in values.items():
             self.fields[k].setValue(v)
 

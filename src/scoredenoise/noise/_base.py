@@ -269,6 +269,10 @@ class NoiseModel:
     #: parameters that :func:`scoredenoise.estimate_noise` fits from the data's
     #: variance-against-mean relation (see :meth:`noise_level`); the others stay fixed
     estimable: ClassVar[tuple[str, ...]] = ()
+    #: parameters that :meth:`white_noise_level` depends on (the noise added after a
+    #: correlation kernel): :func:`scoredenoise.estimate_noise` fits that white part beside
+    #: the kernel where one of them is to be estimated, and takes it as known otherwise
+    white_params: ClassVar[tuple[str, ...]] = ()
 
     # ----- construction and metadata -------------------------------------------------------
 

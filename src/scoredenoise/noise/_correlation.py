@@ -185,8 +185,8 @@ class CorrelatedModel(NoiseModel):
         return self._base_model
 
     @property
-    def estimable(self) -> tuple[str, ...]:  # the base model's; the kernel stays fixed
-        return self.base_cls.estimable
+    def estimable(self) -> tuple[str, ...]:  # the base model's, and the kernel (from the
+        return self.base_cls.estimable + ("kernel",)  # noise's covariance, estimate_kernel)
 
     def noise_level(self, mean):
         # locally constant x: E y = sum(k) E z and Var y = sum(k^2) Var z

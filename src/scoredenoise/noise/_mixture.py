@@ -47,6 +47,7 @@ class GaussianMixtureModel(NoiseModel):
     #: base-model parameter name -> this model's field name, where they differ; None for a
     #: model that is not the plain mixture of its base (e.g. the camera model)
     base_field_map: ClassVar[dict | None] = {}
+    white_params: ClassVar[tuple[str, ...]] = ("sigma",)
     support: ClassVar[str] = "any real y"
     solver: ClassVar[str] = (
         "Algorithm 5: z = y - offset + sigma^2 s (Tweedie), then the base model's solver "

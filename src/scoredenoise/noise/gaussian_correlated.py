@@ -48,7 +48,8 @@ class GaussianCorrelated(NoiseModel):
     def operator(self) -> Correlation:
         return self._op
 
-    estimable = ("sigma",)
+    estimable = ("sigma", "kernel")
+    white_params = ("white_sigma",)
 
     def noise_level(self, mean):
         k = np.asarray(self.kernel, dtype=np.float64)

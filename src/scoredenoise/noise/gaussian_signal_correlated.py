@@ -50,7 +50,8 @@ class GaussianSignalCorrelated(NoiseModel):
     def operator(self) -> Correlation:
         return self._op
 
-    estimable = ("a", "b")
+    estimable = ("a", "b", "kernel")
+    white_params = ("white_sigma",)
 
     def noise_level(self, mean):
         # locally constant x: Var y_i = sum_j k_j^2 (a x + b)^2 (+ white noise)
