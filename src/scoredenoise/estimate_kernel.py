@@ -138,8 +138,9 @@ class NoiseKernel:
     def summary(self) -> str:
         """The kernel with its standard errors, a few lines for people."""
         h, w = self.kernel.shape
-        lines = [f"noise correlation kernel {h}x{w} ({self.method}, {self.n_pixels} pixels, "
-                 f"reduced chi2 {self.chi2:.2f}; sum 1)"]
+        head = (f"noise correlation kernel {h}x{w} ({self.method}, {self.n_pixels} pixels, "
+                f"reduced chi2 {self.chi2:.2f}; sum 1)")
+        lines = [head]
         for r in range(h):
             lines.append("  " + "  ".join(
                 f"{self.kernel[r, c]:7.4f} +/- {self.stderr[r, c]:.4f}" for c in range(w)))
@@ -284,7 +285,7 @@ def _bands(level: np.ndarray, n_bands: int) -> np.ndarray:
     return np.clip(np.searchsorted(edges, level, side="right") - 1, 0, n_bands - 1)
 
 
-def _single_image_moments(image, axes, clip, shape, max_planes, max_pixels):
+def _single_image_moments(image, axes, clip, max_planes, max_pixels):
     """Per pixel used: grouping level, surroundings' energy, the 15 responses (float32),
     jackknife group, and the centre value; plus the clip limits and what the data reach."""
     from numpy.lib.stride_tricks import sliding_window_view
@@ -474,7 +475,7 @@ def estimate_noise_kernel(image, *, shape=3, white=0.0, axes: str | None = None,
                          f"{max_pixels}")
     if frames_axis is None:
         shape = _check_shape(shape, _MAX_SIDE)
-        px, limits = _single_image_moments(image, axes, clip, shape, max_planes, max_pixels)
+        px, limits = _single_image_moments(image, axes, clip, max_planes, max_pixels)
         use = _select_single_image(px, limits)
         level, group, r = px["g"][use], px["group"][use], px["r"][use]
         del px
