@@ -1259,7 +1259,6 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
     est = fit_noise_level(nlf, model, **known)
     if kfit is not None:
         est.given, est.estimated, est.kernel = given, est.estimated + (kname,), kfit
-        _kernel_errors(est, nlf, model, known, kname)
     if est.chi2 > _POOR_FIT:
         est.notes.append(
             f"the model does not explain the measured variances (reduced chi2 {est.chi2:.1f}; "
@@ -1280,6 +1279,8 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
                          f"measured factor {nlf.correlation_factor:.3f} +/- "
                          f"{nlf.correlation_stderr:.3f}")
     if _jackknife(est, nlf.replicates, model, known, nlf.replicate_base):
+        if kfit is not None:  # the replicates keep the kernel: its own spread is added
+            _kernel_errors(est, nlf, model, known, kname)
         return est
     rel = nlf.correlation_stderr / nlf.correlation_factor
     if rel > 0:  # the factor scales every variance: refit at +-1 se and add in quadrature
@@ -1296,6 +1297,8 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
             spread = abs(fits[1].derived[key] - fits[0].derived[key]) / 2
             est.derived[f"{key}_stderr"] = float(np.hypot(est.derived[f"{key}_stderr"],
                                                           spread))
+    if kfit is not None:
+        _kernel_errors(est, nlf, model, known, kname)
     return est
 
 

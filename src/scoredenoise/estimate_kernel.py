@@ -501,7 +501,8 @@ def estimate_noise_kernel(image, *, shape=3, white=0.0, axes: str | None = None,
     if n_bands < 1 or n_used < 4 * _MIN_BIN:
         raise ValueError(f"too few usable pixels ({n_used}) to estimate a kernel: use a larger "
                          f"image, more planes or frames, or check the clip limits")
-    band = _bands(level, n_bands)
+    _, band = np.unique(_bands(level, n_bands), return_inverse=True)  # ties: no empty band
+    n_bands = int(band.max()) + 1
     n_groups = _JACKKNIFE_SIDE ** 2
     if method == "single-image":
         S, N = _band_moments(r, band, group, n_bands, n_groups)
