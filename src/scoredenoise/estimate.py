@@ -707,6 +707,20 @@ def _windows(plane_shape, n_planes, max_planes, max_pixels):
             for r0, c0 in corners]
 
 
+def _measured_planes(image, yx, lead, n_planes, max_planes, max_pixels):
+    """The 2-D (Y, X) planes or tiles that :func:`_windows` picks, read one at a time."""
+    shape = np.shape(image)
+    lead_shape = [shape[i] for i in lead]
+    for p, rows_win, cols_win in _windows((shape[yx[0]], shape[yx[1]]), n_planes, max_planes,
+                                          max_pixels):
+        index = [slice(None)] * len(shape)
+        for ax, i in zip(lead, np.unravel_index(p, lead_shape) if lead else ()):
+            index[ax] = int(i)
+        index[yx[0]], index[yx[1]] = rows_win, cols_win
+        plane = np.asarray(image[tuple(index)])
+        yield plane.T if yx[0] > yx[1] else plane
+
+
 def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins: int = 40,
                          max_planes: int = 32, max_pixels: int = _MAX_PIXELS,
                          kernel=None) -> NoiseLevelFunction:
@@ -759,21 +773,11 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
         raise ValueError(f"max_planes must be >= 1, got {max_planes}")
     axes, yx, lead, n_planes = _planes(image, axes)
     clip_lim = _clip_limits(image, clip)
-    shape = np.shape(image)
-    lead_shape = [shape[i] for i in lead]
 
     d_all, wn_all, wf_all, g_all, m_all, lv_all, blk_all, y_all = [], [], [], [], [], [], [], []
     grp_all, pl_all, extremes = [], [], []
     n_total = n_blocks = 0
-    for p, rows_win, cols_win in _windows((shape[yx[0]], shape[yx[1]]), n_planes, max_planes,
-                                          max_pixels):
-        index = [slice(None)] * len(shape)
-        for ax, i in zip(lead, np.unravel_index(p, lead_shape) if lead else ()):
-            index[ax] = int(i)
-        index[yx[0]], index[yx[1]] = rows_win, cols_win
-        plane = np.asarray(image[tuple(index)])
-        if yx[0] > yx[1]:
-            plane = plane.T
+    for plane in _measured_planes(image, yx, lead, n_planes, max_planes, max_pixels):
         d2p, white, g, m, ok, yp = _plane_statistics(plane)
         n_finite = int(np.isfinite(yp).sum())
         if n_finite:

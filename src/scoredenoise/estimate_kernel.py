@@ -54,12 +54,12 @@ from .estimate import (
     _calibration,
     _clip_limits,
     _detected_limits,
+    _measured_planes,
     _plane_statistics,
     _planes,
     _reached_limits,
     _robust_variance,
     _surroundings,
-    _windows,
 )
 from .noise import NoiseModelError
 from .noise._correlation import Correlation
@@ -292,21 +292,11 @@ def _single_image_moments(image, axes, clip, max_planes, max_pixels):
 
     axes, yx, lead, n_planes = _planes(image, axes)
     clip_lim = _clip_limits(image, clip)
-    full = np.shape(image)
-    lead_shape = [full[i] for i in lead]
     basis = np.asarray(_HIGH_PASS).reshape(len(_HIGH_PASS), -1).T  # (49, 15)
     half = _HIGH_PASS[0].shape[0] // 2
     out = {k: [] for k in ("g", "lv", "r", "group", "value")}
     extremes = []
-    for p, rows_win, cols_win in _windows((full[yx[0]], full[yx[1]]), n_planes, max_planes,
-                                          max_pixels):
-        index = [slice(None)] * len(full)
-        for ax, i in zip(lead, np.unravel_index(p, lead_shape) if lead else ()):
-            index[ax] = int(i)
-        index[yx[0]], index[yx[1]] = rows_win, cols_win
-        plane = np.asarray(image[tuple(index)])
-        if yx[0] > yx[1]:
-            plane = plane.T
+    for plane in _measured_planes(image, yx, lead, n_planes, max_planes, max_pixels):
         d2, _, g, _, ok, y = _plane_statistics(plane)
         if np.isfinite(y).any():
             extremes.append((np.nanmin(y), np.nanmax(y)))
