@@ -1243,7 +1243,7 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
                          f"{nm.name!r}; use a model without a kernel, or correlation='auto'")
     kfit = None
     if kname is not None and kname in nm.estimable and kname not in known:
-        kfit = _model_kernel(image, nm, known, kernel_shape, axes=axes, clip=clip,
+        kfit = _model_kernel(image, nm, kname, known, kernel_shape, axes=axes, clip=clip,
                              frames_axis=frames_axis, max_planes=max_planes,
                              max_pixels=max_pixels)
         known = {**known, kname: kfit.kernel}
@@ -1254,8 +1254,7 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
     if frames_axis is not None:
         nlf = photon_transfer(image, axis=frames_axis, clip=clip)
     else:
-        kernels = [getattr(nm, p.name) for p in nm.parameters() if p.kind == "kernel"]
-        kernel = kernels[0] if kernels and np.ndim(kernels[0]) == 2 else None
+        kernel = getattr(nm, kname) if kname and np.ndim(getattr(nm, kname)) == 2 else None
         if correlation == "none":
             kernel = np.ones((1, 1))  # white: the factor is exactly 1
         nlf = noise_level_function(image, axes=axes, clip=clip, max_planes=max_planes,
@@ -1306,14 +1305,14 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
     return est
 
 
-def _model_kernel(image, nm, known, shape, **kw):
+def _model_kernel(image, nm, kname, known, shape, **kw):
     """The correlation kernel of ``nm``'s noise from the image: of the model's kernel's shape
     (or ``shape``), with the white part after it fitted where the model's white parameters
     are to be estimated and taken from the model where not."""
     from .estimate_kernel import estimate_noise_kernel
 
     if shape is None:
-        own = np.shape(getattr(nm, next(p.name for p in nm.parameters() if p.kind == "kernel")))
+        own = np.shape(getattr(nm, kname))
         if len(own) > 2:
             raise ValueError(f"{nm.name}: a {len(own)}-D kernel cannot be estimated (2-D "
                              f"kernels only); give it as kernel=")

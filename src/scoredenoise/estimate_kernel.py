@@ -229,8 +229,9 @@ def _fit(S, n, A, spread, shape, white):
     non-negative ``c_b`` and ``w`` are solved linearly for each kernel tried).
 
     ``S``: measured moments per band, (bands, rows of A); ``n``: pixels per band;
-    ``spread(S)``: each moment's standard deviation per pixel (Gaussian noise); ``white``: None (``w`` fitted) or the known ``w``. Returns the kernel (sum 1), the band
-    variances for it, ``w``, and the reduced chi-square.
+    ``spread(S)``: each moment's standard deviation per pixel (Gaussian noise); ``white``:
+    None (``w`` fitted) or the known ``w``. Returns the kernel (sum 1), the band variances
+    for it, ``w``, and the reduced chi-square.
     """
     from scipy.optimize import least_squares, nnls
 
@@ -324,7 +325,7 @@ def _single_image_moments(image, axes, clip, max_planes, max_pixels):
 
 
 def _select_single_image(px, limits, n_bins=40):
-    """The smooth pixels away from reached clipping limits, their bands and groups."""
+    """The mask of the smooth pixels away from reached clipping limits."""
     g, lv = px["g"], px["lv"]
     pv = _robust_variance(g, lv, n_bins)
     use = lv < _calibration()["threshold"] * pv
@@ -334,19 +335,17 @@ def _select_single_image(px, limits, n_bins=40):
     return use
 
 
-def _band_moments(r, band, group, n_bands, n_groups):
-    """Sums of the products of the responses (upper triangle) per band and group."""
-    k = r.shape[1]
-    iu = np.triu_indices(k)
-    S = np.zeros((n_bands, n_groups, len(iu[0])))
-    N = np.zeros((n_bands, n_groups))
+def _band_sums(r, band, group, n_bands, n_groups, total):
+    """``total(rows of r)`` (a vector) and the pixel count for every band and group."""
+    S, N = None, np.zeros((n_bands, n_groups))
     for b in range(n_bands):
         for q in range(n_groups):
             sel = (band == b) & (group == q)
             if sel.any():
-                rb = r[sel].astype(np.float64)
-                S[b, q] = (rb.T @ rb)[iu]
-                N[b, q] = sel.sum()
+                t = total(r[sel].astype(np.float64))
+                if S is None:
+                    S = np.zeros((n_bands, n_groups, t.size))
+                S[b, q], N[b, q] = t, sel.sum()
     return S, N
 
 
@@ -360,7 +359,6 @@ def _frame_moments(stack, axis, clip, shape):
     clip_lim = _clip_limits(stack, clip)
     ay, ax = shape[0] - 1, shape[1] - 1
     prev = acc = total = bad = None
-    reached = [False, False]
     for t in range(nt):
         f = np.asarray(stack[(slice(None),) * (axis % len(np.shape(stack))) + (t,)],
                        dtype=np.float64)
@@ -378,9 +376,7 @@ def _frame_moments(stack, axis, clip, shape):
         total += f
         bad |= ~np.isfinite(f)
         if clip_lim is not None:
-            low, high = f <= clip_lim[0], f >= clip_lim[1]
-            reached = [reached[0] or bool(low.any()), reached[1] or bool(high.any())]
-            bad |= low | high
+            bad |= (f <= clip_lim[0]) | (f >= clip_lim[1])
         if prev is not None:
             d = f - prev
             h, w = d.shape[-2:]
@@ -494,15 +490,10 @@ def estimate_noise_kernel(image, *, shape=3, white=0.0, axes: str | None = None,
     _, band = np.unique(_bands(level, n_bands), return_inverse=True)  # ties: no empty band
     n_bands = int(band.max()) + 1
     n_groups = _JACKKNIFE_SIDE ** 2
-    if method == "single-image":
-        S, N = _band_moments(r, band, group, n_bands, n_groups)
-    else:  # the products are already per pixel: sum them
-        S = np.zeros((n_bands, n_groups, r.shape[1]))
-        N = np.zeros((n_bands, n_groups))
-        for b in range(n_bands):
-            for q in range(n_groups):
-                sel = (band == b) & (group == q)
-                S[b, q], N[b, q] = r[sel].sum(0), sel.sum()
+    if method == "single-image":  # the products of the responses (upper triangle)
+        S, N = _band_sums(r, band, group, n_bands, n_groups, lambda rb: (rb.T @ rb)[iu])
+    else:  # the products are already per pixel
+        S, N = _band_sums(r, band, group, n_bands, n_groups, lambda rb: rb.sum(0))
     levels = np.array([level[band == b].mean() for b in range(n_bands)])
     del r
 
