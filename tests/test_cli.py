@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from scoredenoise.cli import main
 from scoredenoise.noise import list_noise_models
@@ -245,3 +246,51 @@ def test_denoise_exact_solve_flag(tmp_path, capsys):
     rc = main(["denoise", str(img), "-m", str(m), "--noise", "gamma+gaussian", "--exact",
                "-o", str(tmp_path / "g"), "-q"])
     assert rc == 1 and "exact=True is available where" in capsys.readouterr().err
+
+
+def test_channels_estimated_and_denoised_each_with_its_own_noise(tmp_path, capsys):
+    """A two-detector file: estimate-noise prints one estimate per channel and a denoise
+    line with per-channel values, which denoise takes; denoise --estimate-noise estimates
+    each channel of each file itself and gives the same output."""
+    import shlex
+
+    from scoredenoise.cli import _channel_params, _parse_params
+    from scoredenoise.io import read_image
+    from scoredenoise.noise import get_noise_model
+
+    from .test_model import untrained
+
+    cams = [get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=2.0),
+            get_noise_model("poisson-gaussian", gain=8.0, offset=100.0, read_noise=2.0)]
+    x = 300 + 250 * np.sin(np.linspace(0, 6, 128))[None, :] * np.cos(
+        np.linspace(0, 4, 160))[:, None]
+    f = _tiff(tmp_path / "two.tif", np.stack([np.round(c.sample(x, rng=i)) for i, c in
+                                              enumerate(cams)]).astype(np.uint16), "CYX")
+    assert main(["estimate-noise", str(f), "--param", "offset=100"]) == 0
+    text = capsys.readouterr().out
+    assert "channel 0:" in text and "channel 1:" in text
+    line = next(ln for ln in text.splitlines() if "denoise with:" in ln)
+    args = shlex.split(line.split("denoise with:")[1])
+    noise, params = _channel_params(args[1], _parse_params(
+        [a for a in args[2:] if a != "--param"]))
+    assert [nm.gain for nm in noise] == pytest.approx([2.0, 8.0], rel=0.1)
+    assert params == {} and {nm.offset for nm in noise} == {100.0}
+    model = untrained(channels=2).save(tmp_path / "m.sdmodel")
+    assert main(["denoise", str(f), "-m", str(model), "--noise", "poisson-gaussian",
+                 *[a for a in args[2:]], "-o", str(tmp_path / "given"), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["denoise", str(f), "-m", str(model), "--noise", "poisson-gaussian",
+                 "--estimate-noise", "--param", "offset=100", "-o", str(tmp_path / "est"),
+                 "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "channel 0: gain 2" in out and "channel 1: gain " in out
+    given = read_image(tmp_path / "given" / "two_denoised.tif")
+    est = read_image(tmp_path / "est" / "two_denoised.tif")
+    gains = [d["params"]["gain"] for d in est.extra["scoredenoise"]["noise_model"]]
+    assert gains == pytest.approx([nm.gain for nm in noise], rel=1e-5)  # printed to 6 digits
+    np.testing.assert_allclose(est.data, given.data, rtol=1e-4, atol=1e-2)
+    assert [e["given"] for e in est.extra["scoredenoise"]["noise_estimate"]] == [["offset"]] * 2
+    rc = main(["denoise", str(f), "-m", str(model), "--noise", "poisson-gaussian",
+               "--param", "gain=[2,3,4]", "--param", "read_noise=[1,2]", "-o",
+               str(tmp_path / "bad"), "-q"])
+    assert rc == 2 and "one entry per channel" in capsys.readouterr().err

@@ -329,6 +329,32 @@ def test_photon_transfer_and_single_image_agree():
         photon_transfer(frames[:2])
 
 
+def test_each_channel_gets_its_own_estimate():
+    """Two detectors with their own gain and offset: a list, one estimate per channel, equal
+    to estimating each channel alone; channels last and repeated frames alike."""
+    cams = [get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=3.0),
+            get_noise_model("poisson-gaussian", gain=6.0, offset=20.0, read_noise=8.0)]
+    x = _scene(192, peak=500.0)
+    y = np.stack([cam.sample(x, rng=c) for c, cam in enumerate(cams)])  # CYX
+    est = sd.estimate_noise(y, axes="CYX")
+    assert isinstance(est, list) and len(est) == 2
+    for c, cam in enumerate(cams):  # within 3 stated errors (here 2.7 and 3 %)
+        assert abs(est[c].params["gain"] - cam.gain) < 3 * est[c].stderr["gain"]
+        assert est[c].params == sd.estimate_noise(y[c]).params
+    last = sd.estimate_noise(np.moveaxis(y, 0, -1), axes="YXC")
+    assert [e.params for e in last] == [e.params for e in est]
+    frames = np.stack([[cam.sample(x[:96, :96], rng=10 * t + c) for c, cam in
+                        enumerate(cams)] for t in range(12)])  # TCYX
+    pt = sd.estimate_noise(frames, axes="TCYX", frames_axis=0)
+    assert [e.nlf.method for e in pt] == ["photon-transfer"] * 2
+    for c, cam in enumerate(cams):
+        assert abs(pt[c].params["gain"] - cam.gain) < 3 * pt[c].stderr["gain"]
+    with pytest.raises(ValueError, match="frames_axis 1 is the channel axis C"):
+        sd.estimate_noise(frames, axes="TCYX", frames_axis=1)
+    with pytest.raises(ValueError, match="frames_axis 4 is out of range"):
+        sd.estimate_noise(frames, axes="TCYX", frames_axis=4)
+
+
 def test_photon_transfer_ignores_slow_drift():
     # illumination rising 20 % over the series (bleaching, lamp warm-up): the plain temporal
     # variance counts the drift as noise at bright pixels; differences of frames do not

@@ -166,3 +166,34 @@ def test_a_solution_far_outside_the_data_range_is_flagged():
         warnings.simplefilter("error", sd.ImplausibleSolutionWarning)
         out = sd.denoise(y, m, "gaussian", score=np.zeros_like(y), sigma=10.0)
     assert out.shape == y.shape
+
+
+def test_one_noise_model_per_channel():
+    """A list of noise models, one per channel: channel c is solved with model c only, in
+    memory, lazily and with a correlation operator's halo; a wrong count is a clear error."""
+    import dask.array as da
+
+    m = untrained(channels=2)
+    y = np.random.default_rng(5).uniform(5, 200, (2, 3, 96, 80)).astype(np.float32)
+    s = m.score(y, axes="CTYX")
+    models = [sd.get_noise_model("poisson-gaussian", gain=1.0, offset=0.0, read_noise=1.0),
+              sd.get_noise_model("gaussian-correlated", sigma=6.0)]
+    out = sd.denoise(y, m, models, score=s, axes="CTYX")
+    for c, nm in enumerate(models):  # the same model for both channels, channel c kept
+        np.testing.assert_array_equal(out[c], sd.denoise(y, m, nm, score=s, axes="CTYX")[c])
+    assert not np.allclose(out[0], sd.denoise(y, m, models[1], score=s, axes="CTYX")[0])
+    # estimates work as noise models, and lazily, chunk by chunk (the kernel's halo)
+    est = sd.estimate_noise(y, "gaussian", axes="CTYX")
+    assert len(est) == 2
+    lazy = sd.denoise(da.from_array(y, chunks=(2, 1, 48, 40)), m, models, axes="CTYX")
+    np.testing.assert_allclose(lazy.compute(), out, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        sd.denoise(y, m, est, score=s, axes="CTYX")[1],
+        sd.denoise(y, m, est[1].noise_model, score=s, axes="CTYX")[1], rtol=1e-6)
+    with pytest.raises(ValueError, match="1 noise model given .one per channel., but the "
+                                         "image has 2 channels"):
+        sd.denoise(y, m, models[:1], score=s, axes="CTYX")
+    with pytest.raises(ValueError, match="3 noise models given"):
+        sd.denoise(da.from_array(y), m, models + models[:1], axes="CTYX")
+    with pytest.raises(ValueError, match="empty list"):
+        sd.denoise(y, m, [], score=s, axes="CTYX")

@@ -237,3 +237,32 @@ def test_multichannel_time_lapse_streams_with_channels_whole(tmp_path):
     out = read_image(r.path)
     assert out.axes == "TCYX" and r.chunks_total == 3 * 2 * 2
     _within_bound(out.data, ref, y)
+
+
+def test_each_file_and_channel_gets_its_own_estimated_noise(tmp_path):
+    """estimate_noise=True: the noise model is estimated from each source, one per channel,
+    solved with, stored in the output's metadata and returned; the output equals denoising
+    with those estimates given."""
+    cams = [sd.get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=2.0),
+            sd.get_noise_model("poisson-gaussian", gain=8.0, offset=100.0, read_noise=2.0)]
+    x = 300 + 250 * np.sin(np.linspace(0, 6, 128))[None, :] * np.cos(
+        np.linspace(0, 4, 160))[:, None]
+    y = np.stack([cam.sample(x, rng=c) for c, cam in enumerate(cams)]).astype(np.float32)
+    m = untrained(channels=2)
+    r = denoise_to_file(y, tmp_path / "e.tif", m, "poisson-gaussian", axes="CYX",
+                        estimate_noise=True, offset=100.0, chunks={"Y": 64, "X": 64})
+    gains = [d["params"]["gain"] for d in r.noise_model]
+    assert gains == pytest.approx([2.0, 8.0], rel=0.1)
+    assert [e["given"] for e in r.noise_estimate] == [["offset"], ["offset"]]
+    md = read_image(r.path).extra["scoredenoise"]
+    assert md["noise_model"] == r.noise_model and len(md["noise_estimate"]) == 2
+    given = denoise_to_file(y, tmp_path / "g.tif", m, r.noise_model, axes="CYX",
+                            chunks={"Y": 64, "X": 64})
+    np.testing.assert_array_equal(read_image(r.path).data, read_image(given.path).data)
+    one = denoise_to_file(y, tmp_path / "o.tif", m, r.noise_model[0], axes="CYX")
+    assert not np.allclose(read_image(one.path).data[1], read_image(r.path).data[1])
+    with pytest.raises(ValueError, match="a denoiser model uses no noise model"):
+        denoise_to_file(y, tmp_path / "d.tif", untrained(channels=2, kind="denoiser"),
+                        axes="CYX", estimate_noise=True)
+    with pytest.raises(ValueError, match="give one, not a list"):
+        denoise_to_file(y, tmp_path / "d.tif", m, cams, axes="CYX", estimate_noise=True)

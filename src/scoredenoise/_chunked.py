@@ -32,14 +32,13 @@ class ChunkPlan:
 def chunk_plan(shape, chunksize, model, noise_model, *, axes=None, device="auto",
                precision="fp32", tile=None) -> ChunkPlan:
     """How to denoise an array of ``shape`` in chunks of about ``chunksize``."""
-    from .api import _solve_canonical, effective_noise_model
+    from .api import _solve_canonical, _check_channels, _has_operator
 
     axes = model.resolve_axes(axes, len(shape))
+    _check_channels(noise_model, shape, axes)
     m = model.network.config.multiple
     sp = [axes.index(a) for a in _axes.spatial_axes(model.dims)]
-    nm = effective_noise_model(model, noise_model) if noise_model is not None else None
-    op = getattr(nm, "operator", None) or getattr(getattr(nm, "base", None), "operator", None)
-    halo = model.halo + (A_MARGIN if op is not None else 0)
+    halo = model.halo + (A_MARGIN if _has_operator(noise_model) else 0)
     chunks = {}
     for a in sp:
         c = max(chunksize[a] // m * m, m) if shape[a] > m else shape[a]
@@ -158,21 +157,21 @@ def solve_dask(image, score, model, noise_model, *, axes=None):
     with a halo for a correlation operator A."""
     import dask.array as da
 
-    from .api import _solve_canonical, effective_noise_model
+    from .api import _solve_canonical, _check_channels, _has_operator
 
     axes = model.resolve_axes(axes, image.ndim)
-    nm = effective_noise_model(model, noise_model)
-    op = getattr(nm, "operator", None) or getattr(getattr(nm, "base", None), "operator", None)
+    _check_channels(noise_model, image.shape, axes)
+    op = _has_operator(noise_model)
     score = da.asarray(score).rechunk(image.chunks)
     sp = [axes.index(a) for a in _axes.spatial_axes(model.dims)]
-    depth = {a: min(A_MARGIN, image.shape[a]) if (a in sp and op is not None) else 0
+    depth = {a: min(A_MARGIN, image.shape[a]) if (a in sp and op) else 0
              for a in range(image.ndim)}
 
     def fn(y, s):
         return _solve_canonical(model, noise_model, y.astype(np.float32, copy=False),
                                 s.astype(np.float32, copy=False), axes)
 
-    if op is None:
+    if not op:
         return da.map_blocks(fn, image, score, dtype=np.float32)
     return da.map_overlap(fn, image, score, depth=depth, boundary="none", dtype=np.float32,
                           trim=True, align_arrays=False)

@@ -7,10 +7,11 @@ import warnings
 import numpy as np
 
 from . import _axes
+from .estimate import NoiseEstimate
 from .model import ProgressFn, ScoreModel
 from .noise import NoiseModel, get_noise_model, noise_model_from_dict
 
-__all__ = ["denoise", "resolve_noise_model", "effective_noise_model",
+__all__ = ["denoise", "resolve_noise_model", "resolve_noise_models", "effective_noise_model",
            "ImplausibleSolutionWarning"]
 
 
@@ -41,7 +42,10 @@ def _check_plausible(image: np.ndarray, out: np.ndarray) -> None:
 
 
 def resolve_noise_model(noise_model, **params) -> NoiseModel:
-    """A NoiseModel from an instance, a registered name (with ``params``) or a dict."""
+    """A NoiseModel from an instance, a registered name (with ``params``), a dict, or a
+    :class:`~scoredenoise.NoiseEstimate` (its ``noise_model``)."""
+    if isinstance(noise_model, NoiseEstimate):
+        noise_model = noise_model.noise_model
     if isinstance(noise_model, NoiseModel):
         return noise_model.replace(**params) if params else noise_model
     if isinstance(noise_model, dict):
@@ -49,21 +53,55 @@ def resolve_noise_model(noise_model, **params) -> NoiseModel:
         return nm.replace(**params) if params else nm
     if isinstance(noise_model, str):
         return get_noise_model(noise_model, **params)
-    raise TypeError(f"noise_model must be a NoiseModel, a registered name or a dict, got "
+    raise TypeError(f"noise_model must be a NoiseModel, a registered name, a dict or a "
+                    f"NoiseEstimate (or a list of them, one per channel), got "
                     f"{type(noise_model).__name__}")
 
 
-def effective_noise_model(model: ScoreModel, noise_model: NoiseModel,
-                          channel: int = 0) -> NoiseModel:
+def resolve_noise_models(noise_model, **params):
+    """:func:`resolve_noise_model`, or a tuple of NoiseModels for a list or tuple (one per
+    channel of the image, in order)."""
+    if isinstance(noise_model, (list, tuple)):
+        if not noise_model:
+            raise ValueError("noise_model is an empty list; give one noise model per channel")
+        return tuple(resolve_noise_model(m, **params) for m in noise_model)
+    return resolve_noise_model(noise_model, **params)
+
+
+def _check_channels(noise_model, shape, axes: str) -> None:
+    """A list of noise models must have one per channel (axis C) of an image of ``shape``."""
+    if not isinstance(noise_model, tuple):
+        return
+    n = shape[axes.index("C")] if "C" in axes else 1
+    if len(noise_model) != n:
+        k = len(noise_model)
+        raise ValueError(f"{k} noise model{'s' if k != 1 else ''} given (one per channel), but "
+                         f"the image has {n} channel{'s' if n != 1 else ''} (axes {axes!r}); "
+                         f"give one per channel, or a single noise model for all")
+
+
+def effective_noise_model(model: ScoreModel, noise_model, channel: int = 0) -> NoiseModel:
     """The noise model to solve with for one channel.
 
+    ``noise_model`` is one NoiseModel for every channel, or a tuple of them, one per channel.
     The network learned the score of the data plus Gaussian noise: the extra training noise
     (``model.extra_noise``) and the final AR-DAE perturbation sigma_a (normalised units, times
     the channel's scale). Both are removed by solving with the noise model plus that Gaussian
     (a mixture, Algorithm 5).
     """
+    if isinstance(noise_model, tuple):
+        noise_model = noise_model[channel]
     sigma = model.smoothing_sigma(channel)
     return noise_model.plus_gaussian(sigma) if sigma else noise_model
+
+
+def _has_operator(noise_model) -> bool:
+    """Whether a noise model (or any of a tuple, one per channel) has a correlation operator
+    A, which couples neighbouring pixels (chunks then need a halo for it)."""
+    models = noise_model if isinstance(noise_model, tuple) else (noise_model,)
+    return any((getattr(nm, "operator", None) or
+                getattr(getattr(nm, "base", None), "operator", None)) is not None
+               for nm in models)
 
 
 def _solve_canonical(model: ScoreModel, nm: NoiseModel, y: np.ndarray, s: np.ndarray,
@@ -89,8 +127,12 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
         gives a lazy dask array back, computed chunk by chunk.
     model : ScoreModel
         From :func:`scoredenoise.train` or :func:`scoredenoise.load_model`.
-    noise_model : NoiseModel, str or dict
-        The noise model (see ``scoredenoise noise-models``); a name takes ``**params``.
+    noise_model : NoiseModel, str, dict, NoiseEstimate, or a list of them
+        The noise model (see ``scoredenoise noise-models``); a name takes ``**params``. A
+        list gives one per channel (axis C) when the channels' noise differs (confocal
+        detectors with their own gains), e.g. the list that
+        ``scoredenoise.estimate_noise(image, axes="CYX")`` returns; ``**params`` then apply
+        to each.
     score : array, optional
         A score computed before with ``model.score(image)``: the network is then not run
         again, so switching noise model or parameters costs only the (cheap) solve. With a
@@ -122,11 +164,16 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
     ...                          gain=2.0, offset=100.0, read_noise=3.0)     # doctest: +SKIP
     >>> b = scoredenoise.denoise(noisy, model, "poisson-gaussian", score=s,
     ...                          gain=2.5, offset=100.0, read_noise=3.0)     # doctest: +SKIP
+
+    Two channels with their own noise, each estimated from the image:
+
+    >>> est = scoredenoise.estimate_noise(stack, axes="CYX")  # a list  # doctest: +SKIP
+    >>> c = scoredenoise.denoise(stack, model2, est, axes="CYX")         # doctest: +SKIP
     """
     if hasattr(image, "dask") or type(image).__module__.startswith("dask"):
         from ._chunked import denoise_dask, solve_dask
 
-        nm = resolve_noise_model(noise_model, **params) if model.kind == "score" else None
+        nm = resolve_noise_models(noise_model, **params) if model.kind == "score" else None
         if score is not None and nm is not None:  # a lazy (cached) score: only solve
             if tuple(np.shape(score)) != tuple(image.shape):
                 raise ValueError(f"score has shape {tuple(np.shape(score))} but the image "
@@ -139,7 +186,8 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
     if model.kind == "denoiser":
         return model.predict(image, axes=axes, device=device, precision=precision, tile=tile,
                              progress=progress)
-    nm = resolve_noise_model(noise_model, **params)
+    nm = resolve_noise_models(noise_model, **params)
+    _check_channels(nm, image.shape, axes)
     if score is None:
         score = model.score(image, axes=axes, device=device, precision=precision, tile=tile,
                             progress=progress)

@@ -49,6 +49,46 @@ def _parse_params(items) -> dict:
     return params
 
 
+def _channel_params(noise: str, params: dict):
+    """``--param`` values given per channel (a list for a number, a list of kernels for a
+    kernel) make one noise model per channel; otherwise ``(noise, params)`` as they are."""
+    import numpy as np
+
+    from .noise import get_noise_model
+
+    kinds = {p.name: p.kind for p in get_noise_model(noise).parameters()}
+    own_ndim = {k: 2 if kinds.get(k) == "kernel" else 0 for k in params}
+    per = {k: v for k, v in params.items() if np.ndim(v) == own_ndim[k] + 1}
+    if not per:
+        return noise, params
+    sizes = {len(v) for v in per.values()}
+    if len(sizes) > 1:
+        raise ValueError("--param values per channel must have one entry per channel, got "
+                         + ", ".join(f"{k}: {len(v)}" for k, v in per.items()))
+    n = sizes.pop()
+    same = {k: v for k, v in params.items() if k not in per}
+    return [get_noise_model(noise, **same, **{k: v[c] for k, v in per.items()})
+            for c in range(n)], {}
+
+
+def _denoise_options(est) -> str:
+    """The ``denoise`` options for an estimate, or a list of them (one per channel)."""
+    import numpy as np
+
+    ests = est if isinstance(est, list) else [est]
+    values = {k: [e.params[k] for e in ests] for k in ests[0].params}
+    opts = []
+    for k, v in values.items():
+        if all(np.array_equal(v[0], w) for w in v[1:]):  # the same for every channel
+            v = v[:1]
+        one = v[0] if len(v) == 1 else v
+        if np.ndim(one) == 0:
+            opts.append(f"--param {k}={one:.6g}")
+        else:
+            opts.append(f"--param {k}='{json.dumps(np.round(one, 5).tolist())}'")
+    return f"--noise {ests[0].noise_model.name} " + " ".join(opts)
+
+
 class _Bar:
     """tqdm progress bar adapter for the engine's progress callbacks."""
 
@@ -130,6 +170,13 @@ def _cmd_denoise(args) -> int:
     params = _parse_params(args.param)
     if args.exact:
         params["exact"] = True
+    noise = args.noise
+    if args.estimate_noise:
+        if any(isinstance(v, list) for v in params.values()):
+            raise ValueError("--estimate-noise: --param values are kept fixed, one for all "
+                             "channels; drop the per-channel lists")
+    else:
+        noise, params = _channel_params(noise, params)
     files = find_images(args.images)
     inputs = {f.resolve() for f in files}
     outdir = Path(args.output)
@@ -142,7 +189,8 @@ def _cmd_denoise(args) -> int:
             print(f"scoredenoise: failed: {f}: {rows[str(f)]['error']}", file=sys.stderr)
         else:
             jobs.append((f, out))
-    kwargs = dict(noise_model=args.noise, axes=args.axes, format=args.format,
+    kwargs = dict(noise_model=noise, estimate_noise=args.estimate_noise, axes=args.axes,
+                  format=args.format,
                   compression=args.compression, tile_size=args.tile_size,
                   dtype="input" if args.dtype == "input" else "float32",
                   resume=not args.no_resume, overwrite=args.overwrite, device=args.device,
@@ -156,6 +204,13 @@ def _cmd_denoise(args) -> int:
             print(f"scoredenoise: failed: {src}: {type(res).__name__}: {res}", file=sys.stderr)
         else:
             print(f"{src} -> {out}")
+            est = getattr(res, "noise_estimate", None) or (
+                res.get("noise_estimate") if isinstance(res, dict) else None)
+            for c, e in enumerate(est or []):
+                head = f"  channel {c}: " if len(est) > 1 else "  estimated: "
+                print(head + ", ".join(
+                    f"{k} {e['noise_model']['params'][k]:.4g} +/- {e['stderr'][k]:.2g}"
+                    for k in e["estimated"] if k in e["stderr"]))
 
     t0 = time.perf_counter()
     client = None
@@ -213,8 +268,6 @@ def _print_summary(rows, seconds) -> None:
 
 
 def _cmd_estimate_noise(args) -> int:
-    import numpy as np
-
     from .estimate import estimate_noise
     from .io import find_images, read_image
 
@@ -238,22 +291,25 @@ def _cmd_estimate_noise(args) -> int:
                 if frames is None:
                     raise ValueError(f"--frames-axis {args.frames_axis} is not among the axes "
                                      f"{axes!r}; pass --axes or --frames-axis")
-                est = estimate_noise(img.data, args.noise, frames_axis=frames, **extra,
-                                     **known)
+                est = estimate_noise(img.data, args.noise, axes=axes, frames_axis=frames,
+                                     **extra, **known)
             else:
                 est = estimate_noise(img.data, args.noise, axes=axes,
                                      correlation=args.correlation,
                                      **({} if args.max_pixels is None
                                         else {"max_pixels": args.max_pixels}), **extra,
                                      **known)
-            results.append({"file": str(f), **est.to_dict()})
+            if isinstance(est, list):  # one per channel
+                results.append({"file": str(f), "channels": [e.to_dict() for e in est]})
+            else:
+                results.append({"file": str(f), **est.to_dict()})
             if not args.json:
                 print(f"{f}:")
-                print(est.summary())
-                cli = " ".join(f"--param {k}={v:.6g}" if not isinstance(v, list) else
-                               f"--param {k}='{json.dumps(np.round(v, 5).tolist())}'"
-                               for k, v in est.params.items())
-                print(f"  denoise with: --noise {est.noise_model.name} {cli}\n")
+                for c, e in enumerate(est if isinstance(est, list) else [est]):
+                    if isinstance(est, list):
+                        print(f"channel {c}:")
+                    print(e.summary())
+                print(f"  denoise with: {_denoise_options(est)}\n")
         except Exception as exc:  # one bad file must not stop the others
             failures.append((f, f"{type(exc).__name__}: {exc}"))
     if args.json:
@@ -327,7 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--model", required=True, help="model file from 'train'")
     p.add_argument("--noise", default="gaussian", help="noise model (see 'noise-models')")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
-                   help="noise-model parameter, repeatable, e.g. --param gain=2.1")
+                   help="noise-model parameter, repeatable, e.g. --param gain=2.1; a list "
+                        "gives one value per channel, e.g. --param gain=[2.1,3.4]")
+    p.add_argument("--estimate-noise", action="store_true",
+                   help="estimate the --noise model's parameters from each file (each "
+                        "channel) before denoising it, as 'estimate-noise' does; --param "
+                        "values are kept fixed")
     p.add_argument("--exact", action="store_true",
                    help="poisson-gaussian, poisson+gaussian: solve the exact likelihood "
                         "equation (slower; better when the read noise is below the gain)")

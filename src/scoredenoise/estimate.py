@@ -666,8 +666,9 @@ def _planes(image, axes):
     if "C" in axes and np.shape(image)[axes.index("C")] > 1:
         raise ValueError(
             f"image has {np.shape(image)[axes.index('C')]} channels (axes {axes!r}); noise "
-            f"differs between channels: estimate each channel separately, e.g. "
-            f"image[..., c] with axes without C")
+            f"differs between channels: measure each channel separately (one channel's "
+            f"plane and axes without C), or use estimate_noise, which returns one estimate "
+            f"per channel")
     if "S" in axes and np.shape(image)[axes.index("S")] > 1 and axes[-1] == "S":
         raise ValueError(f"image has samples last (axes {axes!r}): pass one colour channel")
     yx = [axes.index("Y"), axes.index("X")]
@@ -1176,7 +1177,7 @@ def fit_noise_level(nlf: NoiseLevelFunction, model="poisson-gaussian", **known
 def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
                    clip="auto", frames_axis: int | None = None, max_planes: int = 32,
                    max_pixels: int = _MAX_PIXELS, correlation: str = "auto",
-                   kernel_shape=None, **known) -> NoiseEstimate:
+                   kernel_shape=None, **known) -> NoiseEstimate | list[NoiseEstimate]:
     """Estimate the noise-model parameters of a noisy image or stack.
 
     Parameters
@@ -1188,7 +1189,8 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
         Registered model whose parameters to estimate (``scoredenoise noise-models``); its
         ``estimable`` parameters are fitted, the others keep their given values.
     axes : str, optional
-        Axes letters of ``image`` (TCZYXS).
+        Axes letters of ``image`` (TCZYXS). With a channel axis C, each channel is estimated
+        on its own (confocal detectors, for one, have their own gains) and a list comes back.
     clip : "auto", None or (low, high)
         Clipping limits, modelled in the fit (``"auto"``: the integer dtype's limits, and
         values the data pile up at; see :func:`noise_level_function`).
@@ -1215,9 +1217,10 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
 
     Returns
     -------
-    NoiseEstimate
-        ``.noise_model`` for :func:`scoredenoise.denoise`, ``.stderr``, ``.summary()``, and
-        the measured noise level function ``.nlf`` for plotting.
+    NoiseEstimate, or a list of them (one per channel) when ``axes`` has C
+        ``.noise_model`` for :func:`scoredenoise.denoise` (which takes the list as well),
+        ``.stderr``, ``.summary()``, and the measured noise level function ``.nlf`` for
+        plotting.
 
     Examples
     --------
@@ -1233,6 +1236,23 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
     if correlation not in ("auto", "none"):
         raise ValueError(f"correlation must be 'auto' (measure it) or 'none' (white noise), "
                          f"got {correlation!r}")
+    if axes is not None and "C" in axes.upper():  # each channel has its own noise
+        axes = _axes.check_axes(axes, len(np.shape(image)), 2)
+        ch = axes.index("C")
+        if frames_axis is not None:
+            if not -len(axes) <= frames_axis < len(axes):
+                raise ValueError(f"frames_axis {frames_axis} is out of range for axes "
+                                 f"{axes!r}")
+            frames_axis %= len(axes)
+            if frames_axis == ch:
+                raise ValueError(f"frames_axis {frames_axis} is the channel axis C of axes "
+                                 f"{axes!r}; give the axis of the repeated frames")
+            frames_axis -= frames_axis > ch
+        kw = dict(axes=axes.replace("C", ""), clip=clip, frames_axis=frames_axis,
+                  max_planes=max_planes, max_pixels=max_pixels, correlation=correlation,
+                  kernel_shape=kernel_shape, **known)
+        return [estimate_noise(image[(slice(None),) * ch + (c,)], model, **kw)
+                for c in range(np.shape(image)[ch])]
     from .api import resolve_noise_model
 
     nm = resolve_noise_model(model, **known)

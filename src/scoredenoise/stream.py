@@ -156,6 +156,10 @@ class StreamResult:
     chunks_resumed: int
     shape: tuple
     dtype: str
+    #: the noise model solved with (a dict, or a list of dicts one per channel; None for a
+    #: denoiser model); with ``estimate_noise=True``, the estimates
+    noise_model: dict | list | None = None
+    noise_estimate: list | None = None
 
 
 def _model_digest(model: ScoreModel) -> str:
@@ -200,7 +204,8 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
                     dtype="float32", resume: bool = True, overwrite: bool = False,
                     device="auto", precision: str = "fp32", tile: int | None = None,
                     progress: ProgressFn | None = None, cancel=None,
-                    metadata: dict | None = None, **params) -> StreamResult:
+                    metadata: dict | None = None, estimate_noise: bool = False,
+                    **params) -> StreamResult:
     """Denoise a stack chunk by chunk into a TIFF or zarr file, with bounded memory.
 
     Parameters
@@ -238,6 +243,11 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
         its finished chunks for a resume.
     metadata : dict, optional
         Extra metadata stored in the output.
+    estimate_noise : bool
+        Estimate the noise model's parameters from this source first
+        (:func:`scoredenoise.estimate_noise`, one estimate per channel when the image has a C
+        axis), keeping those given in ``**params`` fixed: each file of a batch gets its own.
+        The estimates are stored in the output's metadata and in the result.
 
     Returns
     -------
@@ -248,9 +258,13 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     >>> model = scoredenoise.load_model("cells.sdmodel")                     # doctest: +SKIP
     >>> denoise_to_file("stack.tif", "out/stack_denoised.tif", model,
     ...                 "poisson-gaussian", gain=2.0, offset=100, read_noise=3)  # doctest: +SKIP
+    >>> r = denoise_to_file("other.tif", "out/other_denoised.tif", model,
+    ...                     "poisson-gaussian", estimate_noise=True)         # doctest: +SKIP
+    >>> r.noise_model["params"]                                              # doctest: +SKIP
     """
     from ._chunked import chunk_plan
-    from .api import resolve_noise_model
+    from .api import resolve_noise_models
+    from .estimate import estimate_noise as estimate
 
     output = Path(output)
     fmt = (format or ("zarr" if output.suffix.lower() == ".zarr" else "tiff")).lower()
@@ -268,15 +282,33 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     if fmt == "tiff" and axes[-2:] != "YX":
         raise ValueError(f"TIFF output needs Y and X as the last axes, got {axes!r}; write "
                          f"zarr (.zarr) or reorder the input")
-    nm = resolve_noise_model(noise_model, **params) if model.kind == "score" else None
+    estimates = None
+    if model.kind != "score":
+        if estimate_noise:
+            raise ValueError(f"estimate_noise: a {model.kind} model uses no noise model")
+        nm = None
+    elif estimate_noise:
+        if isinstance(noise_model, (list, tuple)):
+            raise ValueError("estimate_noise estimates one noise model (per channel where "
+                             "the image has C); give one, not a list")
+        est = estimate(img.data, noise_model, axes=axes, **params)
+        ests = est if isinstance(est, list) else [est]
+        nm = tuple(e.noise_model for e in ests) if isinstance(est, list) else est.noise_model
+        estimates = [e.to_dict() for e in ests]
+    else:
+        nm = resolve_noise_models(noise_model, **params)
+    nm_dict = None if nm is None else [m.to_dict() for m in nm] if isinstance(nm, tuple) \
+        else nm.to_dict()
     data = img.data
     plan = chunk_plan(data.shape, data.chunksize, model, nm, axes=axes, device=device,
                       precision=precision, tile=tile)
     data = data.rechunk(plan.chunks)
     out_dtype = np.dtype(img.dtype if dtype == "input" else dtype)
     job = {"source": _source_id(source), "model": _model_digest(model),
-           "noise_model": nm.to_dict() if nm is not None else None,
-           "exact_solve": bool(getattr(nm, "exact", False)), "axes": axes,
+           "noise_model": nm_dict,
+           "exact_solve": any(getattr(m, "exact", False)
+                              for m in (nm if isinstance(nm, tuple) else (nm,))),
+           "axes": axes,
            "shape": list(data.shape), "chunks": [list(c) for c in data.chunks],
            "depth": [plan.depth[a] for a in range(data.ndim)],
            "dtype": out_dtype.str, "format_version": 1}
@@ -314,7 +346,9 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     md = {"scoredenoise": {"source": job["source"].get("path", job["source"].get("array")),
                            "noise_model": job["noise_model"],
                            "exact_solve": job["exact_solve"], "model_kind": model.kind,
-                           "model_digest": job["model"], **(metadata or {})}}
+                           "model_digest": job["model"],
+                           **({"noise_estimate": estimates} if estimates else {}),
+                           **(metadata or {})}}
     if img.extra:
         md["source_metadata"] = img.extra
     if output.exists():  # overwrite was asked for
@@ -332,7 +366,7 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
                       metadata=md, compression=compression, tile_size=tile_size)
         shutil.rmtree(work)
     return StreamResult(output, len(blocks), computed, resumed, tuple(data.shape),
-                        out_dtype.name)
+                        out_dtype.name, nm_dict, estimates)
 
 
 def _key(b) -> str:
@@ -461,7 +495,8 @@ def _worker_denoise(blob: bytes, source, output, kwargs: dict) -> dict:
     t0 = time.perf_counter()
     r = denoise_to_file(source, output, _WORKER_MODELS[key], **kwargs)
     return {"chunks": r.chunks_total, "computed": r.chunks_computed,
-            "resumed": r.chunks_resumed, "seconds": time.perf_counter() - t0}
+            "resumed": r.chunks_resumed, "seconds": time.perf_counter() - t0,
+            "noise_model": r.noise_model, "noise_estimate": r.noise_estimate}
 
 
 def denoise_files(jobs, model: ScoreModel, *, client=None, on_done=None, **kwargs) -> list:
@@ -482,7 +517,8 @@ def denoise_files(jobs, model: ScoreModel, *, client=None, on_done=None, **kwarg
     Returns
     -------
     list of dict
-        Per file, in the order of ``jobs``: source, output, ok, error, chunks, seconds.
+        Per file, in the order of ``jobs``: source, output, ok, error, chunks, seconds, and
+        the noise model solved with (and its estimates with ``estimate_noise=True``).
     """
     import time
 
@@ -494,7 +530,8 @@ def denoise_files(jobs, model: ScoreModel, *, client=None, on_done=None, **kwarg
             try:
                 r = denoise_to_file(s, o, model, **kwargs)
                 row.update(ok=True, chunks=r.chunks_total, computed=r.chunks_computed,
-                           resumed=r.chunks_resumed, seconds=time.perf_counter() - t0)
+                           resumed=r.chunks_resumed, seconds=time.perf_counter() - t0,
+                           noise_model=r.noise_model, noise_estimate=r.noise_estimate)
                 res = r
             except Cancelled:
                 raise
