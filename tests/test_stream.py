@@ -222,7 +222,14 @@ def test_distributed_local_cluster_equals_serial(tmp_path):
                       dashboard_address=None) as cluster, Client(cluster) as client:
         rows = denoise_files(dist, m, client=client, noise_model="poisson-gaussian",
                              gain=1.0, offset=10.0)
+        # a worker estimates its file's noise (reading the TIFF in its own thread: the
+        # default scheduler would try to ship the file-backed graph to the cluster)
+        est = denoise_files([(paths[0], tmp_path / "est.tif")], m, client=client,
+                            noise_model="poisson-gaussian", estimate_noise=True, offset=10.0)
     assert all(r["ok"] for r in rows), rows
+    assert est[0]["ok"], est
+    assert est[0]["noise_estimate"][0]["noise_model"] == \
+        sd.estimate_noise(read_image(paths[0]).data, offset=10.0).noise_model.to_dict()
     for (_, a), (_, b) in zip(serial, dist):
         np.testing.assert_array_equal(read_image(a).data, read_image(b).data)
         assert json.loads(tifffile.TiffFile(b).pages[0].description)["axes"] == "TYX"

@@ -708,6 +708,21 @@ def _windows(plane_shape, n_planes, max_planes, max_pixels):
             for r0, c0 in corners]
 
 
+def _read(block, dtype=None) -> np.ndarray:
+    """A block of a numpy, zarr or dask array, in memory. Dask reads it in this thread: the
+    default scheduler would ship the graph to a dask.distributed cluster where one is active
+    (on a worker too), and a file-backed graph need not travel."""
+    if hasattr(block, "dask") and hasattr(block, "compute"):
+        block = block.compute(scheduler="synchronous")
+    return np.asarray(block, dtype=dtype)
+
+
+def _frame(stack, axis: int, t: int) -> np.ndarray:
+    """Frame ``t`` along ``axis``, as float64. Basic indexing reads one frame from numpy,
+    dask and zarr alike (np.take would load a whole zarr array)."""
+    return _read(stack[(slice(None),) * (axis % len(np.shape(stack))) + (t,)], np.float64)
+
+
 def _measured_planes(image, yx, lead, n_planes, max_planes, max_pixels):
     """The 2-D (Y, X) planes or tiles that :func:`_windows` picks, read one at a time."""
     shape = np.shape(image)
@@ -718,7 +733,7 @@ def _measured_planes(image, yx, lead, n_planes, max_planes, max_pixels):
         for ax, i in zip(lead, np.unravel_index(p, lead_shape) if lead else ()):
             index[ax] = int(i)
         index[yx[0]], index[yx[1]] = rows_win, cols_win
-        plane = np.asarray(image[tuple(index)])
+        plane = _read(image[tuple(index)])
         yield plane.T if yx[0] > yx[1] else plane
 
 
@@ -1029,10 +1044,7 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
     reached = [False, False]
     ref = prev = None
     for t in range(n):
-        # basic indexing reads one frame from numpy, dask and zarr alike (np.take would load
-        # a whole zarr array)
-        f = np.asarray(stack[(slice(None),) * (axis % len(np.shape(stack))) + (t,)],
-                       dtype=np.float64)
+        f = _frame(stack, axis, t)
         if ref is None:
             ref = f  # shift for numerically stable sums
             s1, s2, sd2 = np.zeros_like(f), np.zeros_like(f), np.zeros_like(f)

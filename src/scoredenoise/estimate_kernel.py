@@ -54,6 +54,7 @@ from .estimate import (
     _calibration,
     _clip_limits,
     _detected_limits,
+    _frame,
     _measured_planes,
     _plane_statistics,
     _planes,
@@ -360,8 +361,7 @@ def _frame_moments(stack, axis, clip, shape):
     ay, ax = shape[0] - 1, shape[1] - 1
     prev = acc = total = bad = None
     for t in range(nt):
-        f = np.asarray(stack[(slice(None),) * (axis % len(np.shape(stack))) + (t,)],
-                       dtype=np.float64)
+        f = _frame(stack, axis, t)
         if f.ndim < 2:
             raise ValueError("each frame must be at least 2-D (Y, X) to estimate a kernel")
         f = f.reshape((-1,) + f.shape[-2:])
