@@ -84,7 +84,9 @@ def _denoise_options(est) -> str:
         one = v[0] if len(v) == 1 else v
         if np.ndim(one) == 0:
             opts.append(f"--param {k}={one:.6g}")
-        else:
+        elif np.ndim(v[0]) == 0:  # a number per channel
+            opts.append(f"--param {k}='{json.dumps([float(f'{w:.6g}') for w in one])}'")
+        else:  # a kernel, or a kernel per channel
             opts.append(f"--param {k}='{json.dumps(np.round(one, 5).tolist())}'")
     return f"--noise {ests[0].noise_model.name} " + " ".join(opts)
 
