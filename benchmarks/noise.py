@@ -35,6 +35,13 @@
    the single-frame kernel of every 5th raw frame against the kernel from the 50 frames'
    differences.
 
+9. One noise model per channel: the FMD pairs' three confocal channels of BPAE cells (B, G,
+   R) as one three-channel image, and the same clean images through three simulated
+   detectors of gains 1, 4 and 16 ADU/e-. A three-channel score network is trained on each
+   noisy image and denoises it with each channel's own estimate (``estimate_noise`` with
+   ``axes="CYX"``), against one noise model for all channels: fitted to all channels' pixels
+   together, or channel 0's.
+
 Usage:
     python benchmarks/noise.py               # all parts, default CPU budget (~15 min, 2 cores)
     python benchmarks/noise.py --parts 1,2   # estimation only (about a minute)
@@ -43,6 +50,7 @@ Usage:
     python benchmarks/noise.py --parts 6     # large stacks: time and memory (4 min, 8.5 GB)
     python benchmarks/noise.py --parts 7     # detector data: counts, clipping, fills
     python benchmarks/noise.py --parts 8     # correlation kernels: synthetic and FMD (6 min)
+    python benchmarks/noise.py --parts 9     # one noise model per channel
     python benchmarks/noise.py --tiny        # smoke test
 Writes benchmarks/results/noise.json and prints Markdown tables.
 """
@@ -598,6 +606,51 @@ def part_natural_robustness(cfg, out):
                                                                             cfg)
 
 
+def part_channels(cfg, out):
+    """Each channel's own noise model against one for all channels (module docstring, 9)."""
+    pairs = need(DATA / "fmd_pairs")
+    crop = (slice(None), slice(0, 128), slice(0, 128)) if cfg.tiny else (slice(None),) * 3
+    noisy = np.stack([imread(pairs / "noisy" / f"BPAE_{c}.tif") for c in "BGR"])[crop]
+    clean = np.stack([imread(pairs / "clean" / f"BPAE_{c}.tif") for c in "BGR"])[crop]
+    clean = clean.astype(np.float64)
+    photons = gaussian_filter(clean, (0, 1, 1)) / 3.8  # FMD's gain: about 3.8 ADU/e-
+    gains = (1.0, 4.0, 16.0)
+    rng = np.random.default_rng(9)
+    synth = np.stack([g * rng.poisson(p) + 100.0 + rng.normal(0, 2.0 * g, p.shape)
+                      for g, p in zip(gains, photons)])
+    cases = {"FMD BPAE B, G, R (real)": (noisy.astype(np.float32), clean, None),
+             "gains 1, 4, 16 ADU/e- (synthetic)": (synth.astype(np.float32),
+                                                  np.stack([g * p + 100.0 for g, p in
+                                                            zip(gains, photons)]), gains)}
+    res = {}
+    for name, (y, x, true_gains) in cases.items():
+        model = _train(y, cfg, axes="CYX")
+        s = model.score(y, axes="CYX", device=cfg.device)
+        own = sd.estimate_noise(y, axes="CYX")
+        pooled = sd.estimate_noise(y, axes="ZYX")  # the channels' pixels as one image
+        choices = {"each channel's own": [e.noise_model for e in own],
+                   "one, fitted to all channels": [pooled.noise_model] * 3,
+                   "one, channel 0's": [own[0].noise_model] * 3}
+        row = {"gains_estimated": [e.params["gain"] for e in own],
+               "gain_pooled": pooled.params["gain"], "true_gains": true_gains,
+               "noisy": [psnr(y[c], x[c], float(np.ptp(x[c]))) for c in range(3)]}
+        for label, nms in choices.items():
+            d = sd.denoise(y, model, nms, score=s, axes="CYX")
+            row[label] = [psnr(in_data_units(d[c], nms[c]), x[c], float(np.ptp(x[c])))
+                          for c in range(3)]
+        res[name] = row
+        print(f"\n{name}: gains estimated per channel "
+              + ", ".join(f"{g:.3f}" for g in row["gains_estimated"])
+              + f"; fitted to all channels {row['gain_pooled']:.3f}", flush=True)
+        print("| noise model | " + " | ".join(f"channel {c}" for c in range(3)) + " | mean |")
+        print("|---|---|---|---|---|")
+        for label in ("noisy", *choices):
+            v = row[label]
+            print(f"| {label} | " + " | ".join(f"{p:.2f}" for p in v)
+                  + f" | {np.mean(v):.2f} |")
+    out["channels"] = res
+
+
 def print_robustness(out):
     rob = out.get("robustness", {})
     if not rob:
@@ -612,7 +665,7 @@ def print_robustness(out):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--parts", default="1,2,3,4", help="comma-separated, of 1-8")
+    p.add_argument("--parts", default="1,2,3,4", help="comma-separated, of 1-9")
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--preset", default="default")
     p.add_argument("--draws", type=int, default=8)
@@ -653,6 +706,8 @@ def main(argv=None):
         part_detectors(cfg, out)
     if 8 in parts:
         part_kernels(cfg, out)
+    if 9 in parts:
+        part_channels(cfg, out)
     print_robustness(out)
     return finish(out, cfg.out, t0)
 

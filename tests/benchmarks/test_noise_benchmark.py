@@ -24,7 +24,7 @@ def test_noise_benchmark_stated_errors_large_stacks_and_detectors_tiny(tmp_path)
     spec = importlib.util.spec_from_file_location("noise_bench", ROOT / "benchmarks" / "noise.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    mod.main(["--tiny", "--parts", "5,6,7,8", "--out", str(tmp_path / "n.json")])
+    mod.main(["--tiny", "--parts", "5,6,7,8,9", "--out", str(tmp_path / "n.json")])
     saved = json.loads((tmp_path / "n.json").read_text())
     assert [r["noise"] for r in saved["stated_errors"]] == ["poisson-gaussian",
                                                             "gaussian, same variance"]
@@ -35,3 +35,10 @@ def test_noise_benchmark_stated_errors_large_stacks_and_detectors_tiny(tmp_path)
     detectors = saved["detectors"]
     assert len(detectors) == 7
     assert all(len(r["gain"]) == len(r["gain_without"]) == 1 for r in detectors)
+    channels = saved["channels"]
+    assert len(channels) == 2
+    for row in channels.values():
+        assert len(row["gains_estimated"]) == 3
+        assert all(len(row[k]) == 3 for k in ("noisy", "each channel's own",
+                                              "one, fitted to all channels",
+                                              "one, channel 0's"))
