@@ -291,10 +291,9 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
         if isinstance(noise_model, (list, tuple)):
             raise ValueError("estimate_noise estimates one noise model (per channel where "
                              "the image has C); give one, not a list")
-        est = estimate(img.data, noise_model, axes=axes, **params)
-        ests = est if isinstance(est, list) else [est]
-        nm = tuple(e.noise_model for e in ests) if isinstance(est, list) else est.noise_model
-        estimates = [e.to_dict() for e in ests]
+        est = estimate(img.data, noise_model, axes=axes, **params)  # a list per channel
+        nm = resolve_noise_models(est)
+        estimates = [e.to_dict() for e in (est if isinstance(est, list) else [est])]
     else:
         nm = resolve_noise_models(noise_model, **params)
     nm_dict = None if nm is None else [m.to_dict() for m in nm] if isinstance(nm, tuple) \
