@@ -32,7 +32,7 @@ class ChunkPlan:
 def chunk_plan(shape, chunksize, model, noise_model, *, axes=None, device="auto",
                precision="fp32", tile=None) -> ChunkPlan:
     """How to denoise an array of ``shape`` in chunks of about ``chunksize``."""
-    from .api import _solve_canonical, _check_channels, _has_operator
+    from .api import _check_channels, _has_operator, _solve_canonical
 
     axes = model.resolve_axes(axes, len(shape))
     _check_channels(noise_model, shape, axes)
@@ -157,7 +157,7 @@ def solve_dask(image, score, model, noise_model, *, axes=None):
     with a halo for a correlation operator A."""
     import dask.array as da
 
-    from .api import _solve_canonical, _check_channels, _has_operator
+    from .api import _check_channels, _has_operator, _solve_canonical
 
     axes = model.resolve_axes(axes, image.ndim)
     _check_channels(noise_model, image.shape, axes)
