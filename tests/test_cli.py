@@ -294,3 +294,27 @@ def test_channels_estimated_and_denoised_each_with_its_own_noise(tmp_path, capsy
                "--param", "gain=[2,3,4]", "--param", "read_noise=[1,2]", "-o",
                str(tmp_path / "bad"), "-q"])
     assert rc == 2 and "one entry per channel" in capsys.readouterr().err
+
+
+def test_estimate_noise_shows_a_progress_bar_per_file(tmp_path, capsys):
+    """A bar per file counts the planes measured (stderr); -q and --json show none."""
+    import json
+
+    import tifffile
+
+    from scoredenoise.cli import main
+    from scoredenoise.noise import get_noise_model
+
+    cam = get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=3.0)
+    x = np.tile(np.linspace(0.0, 1500.0, 256), (256, 1))
+    tifffile.imwrite(tmp_path / "z.tif", np.round(np.stack(
+        [cam.sample(x, rng=i) for i in range(3)])).astype(np.uint16), photometric="minisblack")
+    assert main(["estimate-noise", str(tmp_path / "z.tif"), "--axes", "ZYX"]) == 0
+    captured = capsys.readouterr()
+    assert "z.tif" in captured.err and "3/3" in captured.err and "plane" in captured.err
+    assert "gain" in captured.out
+    assert main(["estimate-noise", str(tmp_path / "z.tif"), "--axes", "ZYX", "-q"]) == 0
+    assert "3/3" not in capsys.readouterr().err
+    assert main(["estimate-noise", str(tmp_path / "z.tif"), "--axes", "ZYX", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "3/3" not in captured.err and json.loads(captured.out)[0]["noise_model"]

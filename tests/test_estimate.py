@@ -690,3 +690,36 @@ def test_every_jackknife_replicate_leaves_pixels_out():
     nlf = noise_level_function(cam.sample(x, rng=7), axes="ZYX")
     assert 8 <= len(nlf.replicates) < 16
     assert all(r.count.sum() < nlf.count.sum() for r in nlf.replicates)
+
+
+def test_progress_counts_the_measured_planes_and_cancels():
+    """progress(done, total) follows the planes (tiles, frames) read, over both passes of a
+    correlated model and over channels; returning False stops with Cancelled; the estimate is
+    the same with progress as without."""
+    cam = get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=3.0)
+    x = _scene(256, 1500.0)
+    y = np.stack([cam.sample(x, rng=i) for i in range(4)])
+    calls = []
+    est = sd.estimate_noise(y, axes="ZYX", offset=100.0,
+                            progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(d, 4) for d in range(5)]
+    assert est.params == sd.estimate_noise(y, axes="ZYX", offset=100.0).params
+    calls.clear()  # two channels of two planes: one count over both
+    sd.estimate_noise(y.reshape(2, 2, 256, 256), axes="CZYX", offset=100.0,
+                      progress=lambda d, t: calls.append((d, t)))
+    assert {t for _, t in calls} == {4} and [d for d, _ in calls][-1] == 4
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    calls.clear()  # a correlated model whose kernel is estimated reads the planes twice
+    sd.estimate_noise(y[:2], "gaussian-correlated", axes="ZYX",
+                      progress=lambda d, t: calls.append((d, t)))
+    assert calls[0] == (0, 4) and calls[-1] == (4, 4)
+    calls.clear()  # photon transfer: frames
+    sd.estimate_noise(y, axes="TYX", frames_axis=0, offset=100.0,
+                      progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(d, 4) for d in range(5)]
+    with pytest.raises(sd.Cancelled, match="cancelled after 2 of 4"):
+        sd.estimate_noise(y, axes="ZYX", progress=lambda d, t: d < 2)
+    with pytest.raises(sd.Cancelled, match="cancelled after 1 of 4"):
+        sd.estimate_noise(y, axes="TYX", frames_axis=0, progress=lambda d, t: d < 1)
+    with pytest.raises(sd.Cancelled, match="cancelled after 0 of 4"):
+        sd.estimate_noise(y, "gaussian-correlated", axes="ZYX", progress=lambda d, t: False)

@@ -273,3 +273,18 @@ def test_each_file_and_channel_gets_its_own_estimated_noise(tmp_path):
                         axes="CYX", estimate_noise=True)
     with pytest.raises(ValueError, match="give one, not a list"):
         denoise_to_file(y, tmp_path / "d.tif", m, cams, axes="CYX", estimate_noise=True)
+
+
+def test_cancel_stops_the_noise_estimate_before_any_chunk(tmp_path):
+    """With estimate_noise=True the cancel event is checked between the planes measured:
+    a run cancelled there raises Cancelled and writes no output."""
+    import threading
+
+    cam = sd.get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=2.0)
+    y = np.stack([cam.sample(np.full((96, 96), 400.0), rng=i) for i in range(3)])
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled, match="cancelled after 0 of 3"):
+        denoise_to_file(y.astype(np.float32), tmp_path / "c.tif", untrained(),
+                        "poisson-gaussian", axes="ZYX", estimate_noise=True, cancel=stop)
+    assert not (tmp_path / "c.tif").exists()

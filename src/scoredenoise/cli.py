@@ -284,6 +284,9 @@ def _cmd_estimate_noise(args) -> int:
     files = find_images(args.images)
     results, failures = [], []
     for f in files:
+        bar = _Bar(Path(f).name, args.quiet or args.json,
+                   unit="frame" if args.photon_transfer else "plane")
+        extra["progress"] = bar
         try:
             img = read_image(f, lazy=True)
             axes = args.axes or img.axes
@@ -305,6 +308,7 @@ def _cmd_estimate_noise(args) -> int:
                 results.append({"file": str(f), "channels": [e.to_dict() for e in est]})
             else:
                 results.append({"file": str(f), **est.to_dict()})
+            bar.close()
             if not args.json:
                 print(f"{f}:")
                 for c, e in enumerate(est if isinstance(est, list) else [est]):
@@ -313,6 +317,7 @@ def _cmd_estimate_noise(args) -> int:
                     print(e.summary())
                 print(f"  denoise with: {_denoise_options(est)}\n")
         except Exception as exc:  # one bad file must not stop the others
+            bar.close()
             failures.append((f, f"{type(exc).__name__}: {exc}"))
     if args.json:
         print(json.dumps(results, indent=2))
@@ -444,7 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel-shape", metavar="HxW",
                    help="shape of the correlation kernel estimated for a correlated model "
                         "(default: its kernel's, 3x3), e.g. 5x5 or 1x3 (along X)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--json", action="store_true", help="machine-readable output (no "
+                                                        "progress bars)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_estimate_noise)
 
     p = sub.add_parser("demo", help="train and denoise on the bundled real fluorescence data",

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _axes
+from .model import ProgressFn, _report
 from .noise import NoiseModel, NoiseModelError
 from .noise._clipping import normal_clipped_moments as _censored_moments
 
@@ -723,23 +724,35 @@ def _frame(stack, axis: int, t: int) -> np.ndarray:
     return _read(stack[(slice(None),) * (axis % len(np.shape(stack))) + (t,)], np.float64)
 
 
-def _measured_planes(image, yx, lead, n_planes, max_planes, max_pixels):
-    """The 2-D (Y, X) planes or tiles that :func:`_windows` picks, read one at a time."""
+def _part(progress: ProgressFn | None, k: int, parts: int) -> ProgressFn | None:
+    """Progress of part ``k`` of ``parts`` equal parts (measurement passes over the same
+    planes or frames, channels of one shape) as progress of the whole."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(k * total + done, parts * total)
+
+
+def _measured_planes(image, yx, lead, n_planes, max_planes, max_pixels, progress=None):
+    """The 2-D (Y, X) planes or tiles that :func:`_windows` picks, read one at a time;
+    ``progress(done, total)`` after each has been used (False: :class:`Cancelled`)."""
     shape = np.shape(image)
     lead_shape = [shape[i] for i in lead]
-    for p, rows_win, cols_win in _windows((shape[yx[0]], shape[yx[1]]), n_planes, max_planes,
-                                          max_pixels):
+    windows = _windows((shape[yx[0]], shape[yx[1]]), n_planes, max_planes, max_pixels)
+    _report(progress, 0, len(windows))
+    for done, (p, rows_win, cols_win) in enumerate(windows, 1):
         index = [slice(None)] * len(shape)
         for ax, i in zip(lead, np.unravel_index(p, lead_shape) if lead else ()):
             index[ax] = int(i)
         index[yx[0]], index[yx[1]] = rows_win, cols_win
         plane = _read(image[tuple(index)])
         yield plane.T if yx[0] > yx[1] else plane
+        _report(progress, done, len(windows))
 
 
 def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins: int = 40,
                          max_planes: int = 32, max_pixels: int = _MAX_PIXELS,
-                         kernel=None) -> NoiseLevelFunction:
+                         kernel=None, progress: ProgressFn | None = None
+                         ) -> NoiseLevelFunction:
     """Measure the noise variance against the mean level from one noisy image or stack.
 
     Parameters
@@ -767,6 +780,9 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
     kernel : array_like, optional
         A known 2-D correlation kernel of the noise (the A of a correlated model): the
         correlation correction is then computed from it instead of estimated.
+    progress : callable, optional
+        ``progress(done, total)`` after each plane or tile measured; returning False stops
+        the measurement with :class:`scoredenoise.Cancelled`.
 
     Returns
     -------
@@ -793,7 +809,8 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
     d_all, wn_all, wf_all, g_all, m_all, lv_all, blk_all, y_all = [], [], [], [], [], [], [], []
     grp_all, pl_all, extremes = [], [], []
     n_total = n_blocks = 0
-    for plane in _measured_planes(image, yx, lead, n_planes, max_planes, max_pixels):
+    for plane in _measured_planes(image, yx, lead, n_planes, max_planes, max_pixels,
+                                  progress):
         d2p, white, g, m, ok, yp = _plane_statistics(plane)
         n_finite = int(np.isfinite(yp).sum())
         if n_finite:
@@ -998,7 +1015,8 @@ def _ratio_with_stderr(num, den, block) -> tuple[float, float]:
 
 
 def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
-                    differences: bool = True) -> NoiseLevelFunction:
+                    differences: bool = True, progress: ProgressFn | None = None
+                    ) -> NoiseLevelFunction:
     """Noise level function from repeated frames of a static scene (photon transfer).
 
     Each pixel's temporal mean and temporal noise variance over the frames along ``axis`` are
@@ -1023,6 +1041,9 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
         ``mean((y[t+1] - y[t])**2) / 2`` (as EMVA 1288 does with frame pairs): slow drift of
         the illumination, bleaching or focus between frames cancels. ``False``: the plain
         temporal variance (``ddof=1``), which counts such drift as noise.
+    progress : callable, optional
+        ``progress(done, total)`` after each frame read; returning False stops with
+        :class:`scoredenoise.Cancelled`.
 
     Examples
     --------
@@ -1043,6 +1064,7 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
     at_limit = None
     reached = [False, False]
     ref = prev = None
+    _report(progress, 0, n)
     for t in range(n):
         f = _frame(stack, axis, t)
         if ref is None:
@@ -1061,6 +1083,7 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
             low, high = f <= clip_lim[0], f >= clip_lim[1]
             reached = [reached[0] or bool(low.any()), reached[1] or bool(high.any())]
             at_limit += low | high
+        _report(progress, t + 1, n)
     mean = ref + s1 / n
     var = sd2 / (2 * (n - 1)) if differences else (s2 - s1 ** 2 / n) / (n - 1)
     ok = np.isfinite(mean) & np.isfinite(var)  # a pixel missing in a frame is left out
@@ -1189,7 +1212,8 @@ def fit_noise_level(nlf: NoiseLevelFunction, model="poisson-gaussian", **known
 def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
                    clip="auto", frames_axis: int | None = None, max_planes: int = 32,
                    max_pixels: int = _MAX_PIXELS, correlation: str = "auto",
-                   kernel_shape=None, **known) -> NoiseEstimate | list[NoiseEstimate]:
+                   kernel_shape=None, progress: ProgressFn | None = None,
+                   **known) -> NoiseEstimate | list[NoiseEstimate]:
     """Estimate the noise-model parameters of a noisy image or stack.
 
     Parameters
@@ -1224,6 +1248,10 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
         A correlated model's kernel is estimated from the noise's covariance
         (:func:`scoredenoise.estimate_noise_kernel`) unless given as ``kernel=``; this is its
         shape (default: the shape of the model's kernel, 3x3 for the paper's).
+    progress : callable, optional
+        ``progress(done, total)`` as planes, tiles or frames are measured (a correlated
+        model whose kernel is estimated reads them twice; channels one after another);
+        returning False stops with :class:`scoredenoise.Cancelled`.
     **known
         Parameters known beforehand (fixed, not fitted), e.g. ``offset=100.0``.
 
@@ -1263,8 +1291,10 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
         kw = dict(axes=axes.replace("C", ""), clip=clip, frames_axis=frames_axis,
                   max_planes=max_planes, max_pixels=max_pixels, correlation=correlation,
                   kernel_shape=kernel_shape, **known)
-        return [estimate_noise(image[(slice(None),) * ch + (c,)], model, **kw)
-                for c in range(np.shape(image)[ch])]
+        n_ch = np.shape(image)[ch]
+        return [estimate_noise(image[(slice(None),) * ch + (c,)], model,
+                               progress=_part(progress, c, n_ch), **kw)
+                for c in range(n_ch)]
     from .api import resolve_noise_model
 
     nm = resolve_noise_model(model, **known)
@@ -1274,23 +1304,26 @@ def estimate_noise(image, model="poisson-gaussian", *, axes: str | None = None,
         raise ValueError(f"correlation='none' contradicts the correlation kernel of "
                          f"{nm.name!r}; use a model without a kernel, or correlation='auto'")
     kfit = None
-    if kname is not None and kname in nm.estimable and kname not in known:
+    # the kernel's measurement reads the same planes (or frames) as the noise level's
+    passes = 2 if kname is not None and kname in nm.estimable and kname not in known else 1
+    if passes == 2:
         kfit = _model_kernel(image, nm, kname, known, kernel_shape, axes=axes, clip=clip,
                              frames_axis=frames_axis, max_planes=max_planes,
-                             max_pixels=max_pixels)
+                             max_pixels=max_pixels, progress=_part(progress, 0, 2))
         known = {**known, kname: kfit.kernel}
         nm = resolve_noise_model(model, **known)
     elif kernel_shape is not None:
         raise ValueError(f"kernel_shape is the shape of an estimated kernel, but "
                          f"{nm.name!r} has " + ("its kernel given" if kname else "no kernel"))
+    measured = _part(progress, passes - 1, passes)
     if frames_axis is not None:
-        nlf = photon_transfer(image, axis=frames_axis, clip=clip)
+        nlf = photon_transfer(image, axis=frames_axis, clip=clip, progress=measured)
     else:
         kernel = getattr(nm, kname) if kname and np.ndim(getattr(nm, kname)) == 2 else None
         if correlation == "none":
             kernel = np.ones((1, 1))  # white: the factor is exactly 1
         nlf = noise_level_function(image, axes=axes, clip=clip, max_planes=max_planes,
-                                   max_pixels=max_pixels, kernel=kernel)
+                                   max_pixels=max_pixels, kernel=kernel, progress=measured)
     est = fit_noise_level(nlf, model, **known)
     if kfit is not None:
         est.given, est.estimated, est.kernel = given, est.estimated + (kname,), kfit

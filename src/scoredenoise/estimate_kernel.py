@@ -62,6 +62,7 @@ from .estimate import (
     _robust_variance,
     _surroundings,
 )
+from .model import ProgressFn, _report
 from .noise import NoiseModelError
 from .noise._correlation import Correlation
 
@@ -287,7 +288,7 @@ def _bands(level: np.ndarray, n_bands: int) -> np.ndarray:
     return np.clip(np.searchsorted(edges, level, side="right") - 1, 0, n_bands - 1)
 
 
-def _single_image_moments(image, axes, clip, max_planes, max_pixels):
+def _single_image_moments(image, axes, clip, max_planes, max_pixels, progress=None):
     """Per pixel used: grouping level, surroundings' energy, the 15 responses (float32),
     jackknife group, and the centre value; plus the clip limits and what the data reach."""
     from numpy.lib.stride_tricks import sliding_window_view
@@ -298,7 +299,8 @@ def _single_image_moments(image, axes, clip, max_planes, max_pixels):
     half = _HIGH_PASS[0].shape[0] // 2
     out = {k: [] for k in ("g", "lv", "r", "group", "value")}
     extremes = []
-    for plane in _measured_planes(image, yx, lead, n_planes, max_planes, max_pixels):
+    for plane in _measured_planes(image, yx, lead, n_planes, max_planes, max_pixels,
+                                  progress):
         d2, _, g, _, ok, y = _plane_statistics(plane)
         if np.isfinite(y).any():
             extremes.append((np.nanmin(y), np.nanmax(y)))
@@ -350,7 +352,7 @@ def _band_sums(r, band, group, n_bands, n_groups, total):
     return S, N
 
 
-def _frame_moments(stack, axis, clip, shape):
+def _frame_moments(stack, axis, clip, shape, progress=None):
     """Photon transfer: per pixel, the temporal mean and the mean products of consecutive
     frame differences at every lag (halved: the noise covariance), with the jackknife group."""
     nt = np.shape(stack)[axis]
@@ -360,6 +362,7 @@ def _frame_moments(stack, axis, clip, shape):
     clip_lim = _clip_limits(stack, clip)
     ay, ax = shape[0] - 1, shape[1] - 1
     prev = acc = total = bad = None
+    _report(progress, 0, nt)
     for t in range(nt):
         f = _frame(stack, axis, t)
         if f.ndim < 2:
@@ -384,6 +387,7 @@ def _frame_moments(stack, axis, clip, shape):
                 j0, j1 = max(0, -dx), w - max(0, dx)
                 acc[i, :, :h - dy, j0:j1] += d[:, :h - dy, j0:j1] * d[:, dy:, j0 + dx:j1 + dx]
         prev = f
+        _report(progress, t + 1, nt)
     acc /= 2 * (nt - 1)
     mean = total / nt
     # a pixel is used where it and every pixel the lags reach are finite and never clipped
@@ -409,7 +413,8 @@ def _frame_moments(stack, axis, clip, shape):
 
 def estimate_noise_kernel(image, *, shape=3, white=0.0, axes: str | None = None,
                           clip="auto", frames_axis: int | None = None, max_planes: int = 32,
-                          max_pixels: int = _MAX_PIXELS) -> NoiseKernel:
+                          max_pixels: int = _MAX_PIXELS,
+                          progress: ProgressFn | None = None) -> NoiseKernel:
     """Estimate the correlation kernel of the noise from the data.
 
     Parameters
@@ -435,6 +440,9 @@ def estimate_noise_kernel(image, *, shape=3, white=0.0, axes: str | None = None,
     max_planes, max_pixels : int
         At most this many planes, and pixels in all, are measured (single-image; about 80
         bytes are held per pixel).
+    progress : callable, optional
+        ``progress(done, total)`` after each plane, tile or frame measured; returning False
+        stops with :class:`scoredenoise.Cancelled`.
 
     Returns
     -------
@@ -461,7 +469,8 @@ def estimate_noise_kernel(image, *, shape=3, white=0.0, axes: str | None = None,
                          f"{max_pixels}")
     if frames_axis is None:
         shape = _check_shape(shape, _MAX_SIDE)
-        px, limits = _single_image_moments(image, axes, clip, max_planes, max_pixels)
+        px, limits = _single_image_moments(image, axes, clip, max_planes, max_pixels,
+                                           progress)
         use = _select_single_image(px, limits)
         level, group, r = px["g"][use], px["group"][use], px["r"][use]
         del px
@@ -474,7 +483,7 @@ def estimate_noise_kernel(image, *, shape=3, white=0.0, axes: str | None = None,
         method = "single-image"
     else:
         shape = _check_shape(shape)
-        level, r, group, nt = _frame_moments(image, frames_axis, clip, shape)
+        level, r, group, nt = _frame_moments(image, frames_axis, clip, shape, progress)
         A = np.eye(len(_lags(shape)))
         # mean of m = nt - 1 products of differences sharing frames: (3m - 1) / m^2 per pixel
         m = nt - 1

@@ -239,8 +239,9 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     progress : callable(done, total), optional
         Called after each chunk.
     cancel : threading.Event or callable, optional
-        Checked between chunks; when set, the run stops with :class:`Cancelled` and leaves
-        its finished chunks for a resume.
+        Checked between chunks (and between the planes that ``estimate_noise`` measures);
+        when set, the run stops with :class:`Cancelled` and leaves its finished chunks for a
+        resume.
     metadata : dict, optional
         Extra metadata stored in the output.
     estimate_noise : bool
@@ -291,7 +292,8 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
         if isinstance(noise_model, (list, tuple)):
             raise ValueError("estimate_noise estimates one noise model (per channel where "
                              "the image has C); give one, not a list")
-        est = estimate(img.data, noise_model, axes=axes, **params)  # a list per channel
+        est = estimate(img.data, noise_model, axes=axes,  # a list per channel
+                       progress=lambda *_: not _check_cancel(cancel), **params)
         nm = resolve_noise_models(est)
         estimates = [e.to_dict() for e in (est if isinstance(est, list) else [est])]
     else:

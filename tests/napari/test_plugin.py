@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -251,3 +252,46 @@ def test_exact_solve_box_only_for_count_mixtures(make_napari_viewer, qtbot):
     noise.set_params("gamma+gaussian")  # Algorithm 5 only: no box, no error
     assert not noise.exact.isVisibleTo(noise) and noise.error.text() == ""
     assert not getattr(noise.session.noise_model, "exact", False)
+
+
+def test_estimate_shows_progress_and_cancels(make_napari_viewer, qtbot, monkeypatch):
+    """The Estimate button's bar counts the planes of a stack; Cancel stops the estimate
+    (a message, the fields keep their values) and the button works again."""
+    from scoredenoise._napari import _widgets
+
+    infos = []
+    monkeypatch.setattr(_widgets, "show_info", infos.append)
+    viewer = make_napari_viewer(show=True)
+    cam = sd.get_noise_model("poisson-gaussian", gain=2.5, offset=0.0, read_noise=4.0)
+    x = np.tile(np.linspace(0.0, 1500.0, 192), (192, 1))
+    viewer.add_image(np.stack([cam.sample(x, rng=i) for i in range(6)]).astype(np.float32),
+                     name="stack")
+    _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
+    noise.set_params("poisson-gaussian", gain=1.0)
+    noise.layer.setCurrentText("stack")
+    real, first = sd.estimate_noise, threading.Event()
+
+    def pause_after_first_plane(*args, progress, **kw):  # until Cancel is clicked
+        def wrapped(done, total):
+            if done == 1:
+                first.set()
+                noise._cancel.wait(30)
+            return progress(done, total)
+        return real(*args, progress=wrapped, **kw)
+
+    monkeypatch.setattr(sd, "estimate_noise", pause_after_first_plane)
+    noise.estimate()
+    assert noise.cancel_btn.isEnabled() and not noise.estimate_btn.isEnabled()
+    qtbot.waitUntil(first.is_set, timeout=60_000)
+    noise.cancel_btn.click()
+    qtbot.waitUntil(lambda: noise.estimate_btn.isEnabled(), timeout=60_000)
+    assert infos and "cancelled after 1 of 6" in infos[-1]
+    assert noise.estimate_result is None and noise.fields["gain"].value() == 1.0
+    assert not noise.cancel_btn.isEnabled()
+    monkeypatch.setattr(sd, "estimate_noise", real)
+    with qtbot.waitSignal(noise.session.noise_changed, timeout=60_000):
+        noise.estimate()
+    qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: noise.bar.value() == 6, timeout=5_000)
+    assert noise.bar.maximum() == 6
+    assert noise.fields["gain"].value() == pytest.approx(2.5, rel=0.05)

@@ -458,6 +458,15 @@ class NoiseModelWidget(QWidget):
         self.fit_text.setWordWrap(True)
         self.estimate_result = None
         self._estimate_worker = None
+        # progress and cancel of an estimate (a large stack takes tens of seconds)
+        self._cancel = threading.Event()
+        self._progress = _Progress()
+        self._progress.step.connect(self._on_step)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        self.cancel_btn.clicked.connect(self._cancel.set)
+        self.bar = QProgressBar()
+        self.bar.setTextVisible(True)
         lay = QVBoxLayout(self)
         lay.addWidget(self.combo)
         lay.addWidget(self.description)
@@ -465,6 +474,7 @@ class NoiseModelWidget(QWidget):
         lay.addWidget(self.exact)
         lay.addWidget(self.error)
         lay.addLayout(_row(self.layer, self.estimate_btn))
+        lay.addLayout(_row(self.bar, self.cancel_btn))
         lay.addWidget(self.white)
         lay.addWidget(self.plot)
         lay.addWidget(self.fit_text)
@@ -558,16 +568,29 @@ class NoiseModelWidget(QWidget):
             show_error(str(exc))
             return
         self.estimate_btn.setEnabled(False)
+        self.cancel_btn.setEnabled(True)
+        self.bar.setValue(0)
+        self._cancel.clear()
         self.fit_text.setText("estimating...")
         white = self.white.isVisibleTo(self) and self.white.isChecked()
+
+        def progress(done, total):  # worker thread: to the GUI thread, and cancel
+            self._progress.step.emit(done, total, None)
+            return not self._cancel.is_set()
+
         worker = create_worker(sd.estimate_noise, ly.data, model, axes=axes,
-                               correlation="none" if white else "auto",
+                               correlation="none" if white else "auto", progress=progress,
                                _connect={"errored": self._estimate_failed},
                                _start_thread=False)
         worker.returned.connect(self._estimated)
-        worker.finished.connect(lambda: self.estimate_btn.setEnabled(True))
+        worker.finished.connect(lambda: (self.estimate_btn.setEnabled(True),
+                                         self.cancel_btn.setEnabled(False)))
         self._estimate_worker = worker
         worker.start()
+
+    def _on_step(self, done, total, _):
+        self.bar.setRange(0, max(total, 1))
+        self.bar.setValue(done)
 
     def _estimated(self, est):
         self.estimate_result = est
@@ -584,7 +607,10 @@ class NoiseModelWidget(QWidget):
 
     def _estimate_failed(self, exc):
         self.fit_text.setText("")
-        show_error(f"noise estimation failed: {exc}")
+        if isinstance(exc, sd.Cancelled):  # the fields keep their values
+            show_info(f"noise estimation {exc}")
+        else:
+            show_error(f"noise estimation failed: {exc}")
 
     def set_params(self, name=None, **values):
         """Programmatic choice (used by scripts and tests)."""
