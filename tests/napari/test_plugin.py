@@ -295,3 +295,42 @@ def test_estimate_shows_progress_and_cancels(make_napari_viewer, qtbot, monkeypa
     qtbot.waitUntil(lambda: noise.bar.value() == 6, timeout=5_000)
     assert noise.bar.maximum() == 6
     assert noise.fields["gain"].value() == pytest.approx(2.5, rel=0.05)
+
+
+def test_multiscale_layer_estimates_trains_and_denoises_at_full_resolution(
+        make_napari_viewer, qtbot, monkeypatch):
+    """A pyramid layer (large images open as one): Estimate measures the finest level (the
+    coarser ones average the noise away: a quarter of the variance), Train trains on it, the
+    in-memory buttons point to the lazy layer, which denoises it."""
+    from scoredenoise._napari import _widgets
+
+    errors = []
+    monkeypatch.setattr(_widgets, "show_error", errors.append)
+    viewer = make_napari_viewer(show=True)
+    cam = sd.get_noise_model("poisson-gaussian", gain=2.5, offset=0.0, read_noise=4.0)
+    x = np.tile(np.linspace(0.0, 1500.0, 384), (384, 1))
+    y = cam.sample(x, rng=1).astype(np.float32)
+    half = y.reshape(192, 2, 192, 2).mean(axis=(1, 3))
+    viewer.add_image([y, half], multiscale=True, name="pyramid")
+    train, noise, den = _dock(viewer)
+    noise.set_params("poisson-gaussian", gain=1.0)
+    noise.layer.setCurrentText("pyramid")
+    with qtbot.waitSignal(noise.session.noise_changed, timeout=60_000):
+        noise.estimate()
+    qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
+    assert noise.fields["gain"].value() == pytest.approx(2.5, rel=0.05)
+    train.select(["pyramid"])
+    train.preset.setCurrentText("small")
+    train.steps.setValue(4)
+    train.patch.setValue(32)
+    _train(qtbot, train, 4)
+    assert train.session.model.meta["steps_done"] == 4
+    den.layer.setCurrentText("pyramid")
+    den.preview()
+    assert "is multiscale" in errors[-1] and "Lazy layer" in errors[-1]
+    assert "pyramid denoised" not in viewer.layers
+    den.lazy_layer()
+    lazy = viewer.layers["pyramid denoised (lazy)"]
+    assert lazy.data.shape == y.shape
+    expected = sd.denoise(y, train.session.model, noise.session.noise_model)
+    np.testing.assert_allclose(np.asarray(lazy.data), expected, rtol=1e-4, atol=1e-3)

@@ -94,6 +94,12 @@ def _fill_source_layers(combo, viewer):
         combo.setCurrentText(current)
 
 
+def full_resolution(layer):
+    """A layer's data at full resolution: the finest level of a multiscale (pyramid) layer,
+    whose noise is the camera's (coarser levels average it away), else the data."""
+    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+
+
 def layer_axes(layer, dims: int = 2) -> str:
     """Default axes of a layer: Y X last, leading axes frames (or Z for a 3D model)."""
     if layer.rgb:
@@ -324,7 +330,7 @@ class TrainWidget(QWidget):
                 ly = self.viewer.layers[n]
                 ax = self.axes.text().strip() or layer_axes(ly, dims)
                 layer_axes(ly, dims)  # RGB / too few dimensions: clear errors
-                data.append(ly.data)
+                data.append(full_resolution(ly))
                 axes.append(ax if len(ax) == ly.data.ndim else layer_axes(ly, dims))
         except ValueError as exc:
             show_error(str(exc))
@@ -578,7 +584,7 @@ class NoiseModelWidget(QWidget):
             self._progress.step.emit(done, total, None)
             return not self._cancel.is_set()
 
-        worker = create_worker(sd.estimate_noise, ly.data, model, axes=axes,
+        worker = create_worker(sd.estimate_noise, full_resolution(ly), model, axes=axes,
                                correlation="none" if white else "auto", progress=progress,
                                _connect={"errored": self._estimate_failed},
                                _start_thread=False)
@@ -727,16 +733,22 @@ class DenoiseWidget(QWidget):
         return y, model.predict(y, axes=_axes.spatial_axes(model.dims)) \
             if model.kind == "denoiser" else model.score(y, axes=_axes.spatial_axes(model.dims))
 
-    def _checked_source(self):
+    def _checked_source(self, in_memory=False):
         try:
-            return self._source()
+            ly, model = self._source()
         except ValueError as exc:
             show_error(str(exc))
             return None
+        if in_memory and getattr(ly, "multiscale", False):  # the result would be held whole
+            show_error(f"layer {ly.name!r} is multiscale (a pyramid of a large image): use "
+                       f"'Lazy layer', which computes the planes shown, or 'Denoise all to "
+                       f"file'")
+            return None
+        return ly, model
 
     def preview(self):
         """Score and solve the plane (or volume) shown; cached for live re-solving."""
-        src = self._checked_source()
+        src = self._checked_source(in_memory=True)
         if src is None:
             return
         ly, model = src
@@ -747,7 +759,7 @@ class DenoiseWidget(QWidget):
 
     def denoise_all(self):
         """Score every plane in a worker (progress, cancel), then solve."""
-        src = self._checked_source()
+        src = self._checked_source(in_memory=True)
         if src is None:
             return
         ly, model = src
@@ -784,7 +796,7 @@ class DenoiseWidget(QWidget):
 
         from scoredenoise.stream import default_chunks
 
-        data = ly.data[0] if getattr(ly, "multiscale", False) else ly.data
+        data = full_resolution(ly)
         if isinstance(data, da.Array):
             return data
         axes = "".join("T" if i < data.ndim - 2 else "YX"[i - data.ndim + 2]
