@@ -334,3 +334,36 @@ def test_multiscale_layer_estimates_trains_and_denoises_at_full_resolution(
     assert lazy.data.shape == y.shape
     expected = sd.denoise(y, train.session.model, noise.session.noise_model)
     np.testing.assert_allclose(np.asarray(lazy.data), expected, rtol=1e-4, atol=1e-3)
+
+
+def test_estimate_from_repeated_frames_by_photon_transfer(make_napari_viewer, qtbot,
+                                                          monkeypatch):
+    """'Repeated frames' fits each pixel's temporal variance against its temporal mean (free
+    of the scene's structure); a single image with the box checked gets a clear message."""
+    from scipy.ndimage import gaussian_filter
+
+    from scoredenoise._napari import _widgets
+
+    errors = []
+    monkeypatch.setattr(_widgets, "show_error", errors.append)
+    viewer = make_napari_viewer(show=True)
+    cam = sd.get_noise_model("poisson-gaussian", gain=3.0, offset=10.0, read_noise=2.0)
+    rng = np.random.default_rng(0)
+    scene = gaussian_filter(rng.uniform(0, 1200, (128, 128)), 1.0)  # fine structure
+    viewer.add_image(np.stack([cam.sample(scene, rng=i) for i in range(12)]), name="series")
+    viewer.add_image(cam.sample(scene, rng=99), name="one frame")
+    _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
+    noise.set_params("poisson-gaussian", gain=1.0, offset=10.0)
+    noise.frames.setChecked(True)
+    noise.layer.setCurrentText("one frame")
+    noise.estimate()
+    assert "needs at least 3 repeated frames" in errors[-1] and "(128, 128)" in errors[-1]
+    assert noise.estimate_btn.isEnabled() and noise.fields["gain"].value() == 1.0
+    noise.layer.setCurrentText("series")
+    with qtbot.waitSignal(noise.session.noise_changed, timeout=60_000):
+        noise.estimate()
+    qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
+    assert noise.estimate_result.nlf.method == "photon-transfer"
+    assert "photon-transfer" in noise.fit_text.text()
+    assert noise.fields["gain"].value() == pytest.approx(3.0, rel=0.05)
+    assert noise.bar.maximum() == 12

@@ -459,6 +459,12 @@ class NoiseModelWidget(QWidget):
             "unchecked: the noise correlation of scanners and some cameras is measured in the "
             "layer and corrected for where significant; check it when the noise is known to "
             "be white (fine texture can pass for correlation)")
+        self.frames = QCheckBox("layer holds repeated frames of a static scene "
+                                "(photon transfer)")
+        self.frames.setToolTip(
+            "a calibration series: the same field acquired again and again (first axis); the "
+            "fit uses each pixel's temporal mean and variance, free of any structure, instead "
+            "of one image's noise level function")
         self.plot = NoiseLevelPlot()
         self.fit_text = QLabel()
         self.fit_text.setWordWrap(True)
@@ -482,6 +488,7 @@ class NoiseModelWidget(QWidget):
         lay.addLayout(_row(self.layer, self.estimate_btn))
         lay.addLayout(_row(self.bar, self.cancel_btn))
         lay.addWidget(self.white)
+        lay.addWidget(self.frames)
         lay.addWidget(self.plot)
         lay.addWidget(self.fit_text)
         lay.addStretch()
@@ -573,6 +580,15 @@ class NoiseModelWidget(QWidget):
         except ValueError as exc:
             show_error(str(exc))
             return
+        extra = {}
+        if self.frames.isChecked():  # repeated frames along the first axis
+            n = ly.data.shape[0] if ly.data.ndim >= 3 else 0
+            if n < 3:
+                show_error(f"photon transfer needs at least 3 repeated frames along the first "
+                           f"axis, but layer {ly.name!r} has shape {tuple(ly.data.shape)}; "
+                           f"uncheck 'repeated frames' to estimate from one image")
+                return
+            extra["frames_axis"] = 0
         self.estimate_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
         self.bar.setValue(0)
@@ -586,7 +602,7 @@ class NoiseModelWidget(QWidget):
 
         worker = create_worker(sd.estimate_noise, full_resolution(ly), model, axes=axes,
                                correlation="none" if white else "auto", progress=progress,
-                               _connect={"errored": self._estimate_failed},
+                               **extra, _connect={"errored": self._estimate_failed},
                                _start_thread=False)
         worker.returned.connect(self._estimated)
         worker.finished.connect(lambda: (self.estimate_btn.setEnabled(True),
