@@ -286,7 +286,6 @@ def _cmd_estimate_noise(args) -> int:
     for f in files:
         bar = _Bar(Path(f).name, args.quiet or args.json,
                    unit="frame" if args.photon_transfer else "plane")
-        extra["progress"] = bar
         try:
             img = read_image(f, lazy=True)
             axes = args.axes or img.axes
@@ -297,10 +296,10 @@ def _cmd_estimate_noise(args) -> int:
                     raise ValueError(f"--frames-axis {args.frames_axis} is not among the axes "
                                      f"{axes!r}; pass --axes or --frames-axis")
                 est = estimate_noise(img.data, args.noise, axes=axes, frames_axis=frames,
-                                     **extra, **known)
+                                     progress=bar, **extra, **known)
             else:
                 est = estimate_noise(img.data, args.noise, axes=axes,
-                                     correlation=args.correlation,
+                                     correlation=args.correlation, progress=bar,
                                      **({} if args.max_pixels is None
                                         else {"max_pixels": args.max_pixels}), **extra,
                                      **known)

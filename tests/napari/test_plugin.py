@@ -357,7 +357,7 @@ def test_estimate_from_repeated_frames_by_photon_transfer(make_napari_viewer, qt
     noise.frames.setChecked(True)
     noise.layer.setCurrentText("one frame")
     noise.estimate()
-    assert "needs at least 3 repeated frames" in errors[-1] and "(128, 128)" in errors[-1]
+    assert "needs a stack of repeated frames" in errors[-1] and "(128, 128)" in errors[-1]
     assert noise.estimate_btn.isEnabled() and noise.fields["gain"].value() == 1.0
     noise.layer.setCurrentText("series")
     with qtbot.waitSignal(noise.session.noise_changed, timeout=60_000):

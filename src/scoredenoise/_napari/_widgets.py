@@ -582,11 +582,11 @@ class NoiseModelWidget(QWidget):
             return
         extra = {}
         if self.frames.isChecked():  # repeated frames along the first axis
-            n = ly.data.shape[0] if ly.data.ndim >= 3 else 0
-            if n < 3:
-                show_error(f"photon transfer needs at least 3 repeated frames along the first "
-                           f"axis, but layer {ly.name!r} has shape {tuple(ly.data.shape)}; "
-                           f"uncheck 'repeated frames' to estimate from one image")
+            if ly.data.ndim < 3:  # a 2-D layer would pass its rows for frames
+                show_error(f"photon transfer needs a stack of repeated frames (first axis), "
+                           f"but layer {ly.name!r} is one {ly.data.ndim}-D image of shape "
+                           f"{tuple(ly.data.shape)}; uncheck 'repeated frames' to estimate "
+                           f"from one image")
                 return
             extra["frames_axis"] = 0
         self.estimate_btn.setEnabled(False)
