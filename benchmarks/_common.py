@@ -31,14 +31,6 @@ def header(cfg) -> dict:
             "date": time.strftime("%Y-%m-%d")}
 
 
-def in_data_units(x, noise_model) -> "np.ndarray":
-    """A denoised image in the data's units: the solve returns the signal above the camera's
-    offset (poisson-gaussian), while references (averages of raw frames) include it."""
-    import numpy as np
-
-    return np.asarray(x, dtype=np.float64) + float(getattr(noise_model, "offset_value", 0.0))
-
-
 def save(out: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2))

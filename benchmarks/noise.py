@@ -71,7 +71,7 @@ from skimage.io import imread
 import scoredenoise as sd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _common module
-from _common import DATA, ROOT, finish, header, in_data_units, need
+from _common import DATA, ROOT, finish, header, need
 
 FMD = DATA / "fmd_confocal_bpae_b"
 
@@ -551,8 +551,8 @@ def _robustness(model, nm, pairs, cfg):
         vals = []
         for _ in range(draws):
             cand = _disturbed(nm, r, rng) if r else nm
-            vals.append(np.mean([psnr(in_data_units(sd.denoise(y, model, cand, score=s),
-                                                    cand), x) for y, s, x in scores]))
+            vals.append(np.mean([psnr(sd.denoise(y, model, cand, score=s), x)
+                                 for y, s, x in scores]))
         res[str(r)] = {"mean": float(np.mean(vals)), "min": float(np.min(vals))}
     return res
 
@@ -571,10 +571,10 @@ def part_fmd_cost_and_robustness(cfg, out):
         est = sd.estimate_noise(stack[i])
         rows.append({"frame": i, "estimated": est.noise_model.to_dict(),
                      "psnr_noisy": psnr(y, gt),
-                     "psnr_photon_transfer": psnr(in_data_units(
-                         sd.denoise(y, model, pt.noise_model, score=s), pt.noise_model), gt),
-                     "psnr_estimated": psnr(in_data_units(
-                         sd.denoise(y, model, est.noise_model, score=s), est.noise_model), gt)})
+                     "psnr_photon_transfer": psnr(
+                         sd.denoise(y, model, pt.noise_model, score=s), gt),
+                     "psnr_estimated": psnr(
+                         sd.denoise(y, model, est.noise_model, score=s), gt)})
     cost = float(np.mean([r["psnr_photon_transfer"] - r["psnr_estimated"] for r in rows]))
     out["fmd_cost"] = {"photon_transfer": pt.noise_model.to_dict(), "frames": rows,
                        "mean_cost_db": cost}
@@ -636,8 +636,7 @@ def part_channels(cfg, out):
                "noisy": [psnr(y[c], x[c], float(np.ptp(x[c]))) for c in range(3)]}
         for label, nms in choices.items():
             d = sd.denoise(y, model, nms, score=s, axes="CYX")
-            row[label] = [psnr(in_data_units(d[c], nms[c]), x[c], float(np.ptp(x[c])))
-                          for c in range(3)]
+            row[label] = [psnr(d[c], x[c], float(np.ptp(x[c]))) for c in range(3)]
         res[name] = row
         print(f"\n{name}: gains estimated per channel "
               + ", ".join(f"{g:.3f}" for g in row["gains_estimated"])

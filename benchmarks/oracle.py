@@ -114,7 +114,8 @@ def run_case(nm, images, rng):
         res["noisy"].append(psnr(y, clean))
         for name, (vals, probs) in (("local", local_support(x)), ("global", global_support(x))):
             s, mmse = oracle(nm, y.ravel(), vals, probs)
-            rule = np.asarray(nm.solve(y.ravel(), s)).reshape(clean.shape)
+            paper = nm.replace(exact=False) if exact else nm  # the paper's Algorithm 5
+            rule = np.asarray(paper.solve(y.ravel(), s)).reshape(clean.shape)
             res[f"rule_{name}"].append(psnr(rule, clean))
             if exact:  # the mixture's exact solve (exact=True) instead of Algorithm 5
                 xe = np.asarray(nm.replace(exact=True).solve(y.ravel(), s))

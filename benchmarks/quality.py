@@ -48,7 +48,7 @@ from skimage.io import imread
 import scoredenoise as sd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _common module
-from _common import DATA, ROOT, finish, header, in_data_units
+from _common import DATA, ROOT, finish, header
 from _common import save as _save
 
 ROWS = {
@@ -175,7 +175,7 @@ def real_output(name, y, models, cam, score, cfg):
         return y
     if name in ("ours", "ours_exact"):
         nm = cam.replace(exact=True) if name == "ours_exact" else cam
-        return in_data_units(sd.denoise(y, models["ours"], nm, score=score), nm)
+        return sd.denoise(y, models["ours"], nm, score=score)
     return sd.denoise(y, models[name], device=cfg.device)
 
 

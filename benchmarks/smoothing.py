@@ -29,7 +29,7 @@ import numpy as np
 import scoredenoise as sd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules
-from _common import ROOT, finish, header, in_data_units
+from _common import ROOT, finish, header
 from noise import fmd_field, psnr
 
 FACTORS = (0.0, 0.5, 1.0)
@@ -43,7 +43,7 @@ def _sweep(model, cases, noise_model):
     for k in FACTORS:
         for ex in sorted({0.0, ex0}):
             model.meta["sigma_a_final"], model.extra_noise = sa0 * k, ex
-            v = [psnr(in_data_units(sd.denoise(y, model, noise_model, score=s), noise_model),
+            v = [psnr(sd.denoise(y, model, noise_model, score=s),
                       x) for y, s, x in scores]
             rows.append({"sigma_a_factor": k, "extra_noise": ex,
                          "smoothing": model.smoothing_sigma(0), "psnr": float(np.mean(v))})

@@ -233,16 +233,18 @@ def test_denoise_exact_solve_flag(tmp_path, capsys):
     img = _tiff(tmp_path / "cam.tif", np.random.default_rng(0).poisson(
         3, (64, 64)).astype(np.float32) * 4 + 3)
     outs = {}
-    for flag in ([], ["--exact"]):
-        out = tmp_path / ("exact" if flag else "first")
+    # read noise below the gain: exact by default, Algorithm 5 with --first-order
+    for flag, exact in (([], True), (["--exact"], True), (["--first-order"], False)):
+        out = tmp_path / (flag[0][2:] if flag else "default")
         rc = main(["denoise", str(img), "-m", str(m), "--noise", "poisson-gaussian",
                    "--param", "gain=4", "--param", "offset=3", "--param", "read_noise=1",
                    "-o", str(out), "-q", *flag])
         assert rc == 0
         res = read_image(out / "cam_denoised.tif")
-        assert res.extra["scoredenoise"]["exact_solve"] is bool(flag)
-        outs[bool(flag)] = np.asarray(res.data)
-    assert not np.allclose(outs[True], outs[False])  # a different solver ran
+        assert res.extra["scoredenoise"]["exact_solve"] is exact
+        outs[tuple(flag)] = np.asarray(res.data)
+    assert np.allclose(outs[()], outs[("--exact",)])
+    assert not np.allclose(outs[()], outs[("--first-order",)])  # a different solver ran
     rc = main(["denoise", str(img), "-m", str(m), "--noise", "gamma+gaussian", "--exact",
                "-o", str(tmp_path / "g"), "-q"])
     assert rc == 1 and "exact=True is available where" in capsys.readouterr().err

@@ -30,7 +30,7 @@ class ChunkPlan:
 
 
 def chunk_plan(shape, chunksize, model, noise_model, *, axes=None, device="auto",
-               precision="fp32", tile=None) -> ChunkPlan:
+               precision="fp32", tile=None, units="input") -> ChunkPlan:
     """How to denoise an array of ``shape`` in chunks of about ``chunksize``."""
     from .api import _check_channels, _has_operator, _solve_canonical
 
@@ -55,7 +55,7 @@ def chunk_plan(shape, chunksize, model, noise_model, *, axes=None, device="auto"
         if model.kind == "denoiser":
             return model.predict(y, axes=axes, device=device, precision=precision, tile=t)
         s = model.score(y, axes=axes, device=device, precision=precision, tile=t)
-        return _solve_canonical(model, noise_model, y, s, axes)
+        return _solve_canonical(model, noise_model, y, s, axes, units)
 
     return ChunkPlan(chunks, depth, block_fn)
 
@@ -76,7 +76,7 @@ def _chunk_tile(block, spatial, tile: int | None, halo: int) -> int:
 
 
 def denoise_dask(image, model, noise_model, *, axes=None, device="auto", precision="fp32",
-                 tile=None):
+                 tile=None, units="input"):
     """Lazy dask result of :func:`scoredenoise.denoise` for a dask array ``image``.
 
     Spatial chunks are made multiples of the network's pooling grid, and each chunk is computed
@@ -87,7 +87,7 @@ def denoise_dask(image, model, noise_model, *, axes=None, device="auto", precisi
     import dask.array as da
 
     plan = chunk_plan(image.shape, image.chunksize, model, noise_model, axes=axes,
-                      device=device, precision=precision, tile=tile)
+                      device=device, precision=precision, tile=tile, units=units)
     image = image.rechunk(plan.chunks)
     return da.map_overlap(plan.block_fn, image, depth=plan.depth, boundary="none",
                           dtype=np.float32, trim=True)
@@ -152,7 +152,7 @@ def score_dask(image, model, *, axes=None, device="auto", precision="fp32", tile
                           trim=True)
 
 
-def solve_dask(image, score, model, noise_model, *, axes=None):
+def solve_dask(image, score, model, noise_model, *, axes=None, units="input"):
     """Lazy solve of a dask image with its (lazy or computed) score: element-wise per chunk,
     with a halo for a correlation operator A."""
     import dask.array as da
@@ -169,7 +169,7 @@ def solve_dask(image, score, model, noise_model, *, axes=None):
 
     def fn(y, s):
         return _solve_canonical(model, noise_model, y.astype(np.float32, copy=False),
-                                s.astype(np.float32, copy=False), axes)
+                                s.astype(np.float32, copy=False), axes, units)
 
     if not op:
         return da.map_blocks(fn, image, score, dtype=np.float32)

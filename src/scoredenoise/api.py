@@ -12,7 +12,22 @@ from .model import ProgressFn, ScoreModel
 from .noise import NoiseModel, get_noise_model, noise_model_from_dict
 
 __all__ = ["denoise", "resolve_noise_model", "resolve_noise_models", "effective_noise_model",
-           "ImplausibleSolutionWarning"]
+           "ImplausibleSolutionWarning", "UNITS"]
+
+#: what ``denoise(..., units=)`` returns: the clean image in the input's units (the camera
+#: offset included, comparable with the raw data and frame averages), or the signal above
+#: the offset (what the noise model's solve gives)
+UNITS = ("input", "signal")
+
+
+def check_units(units: str, kind: str = "score") -> str:
+    """``units`` validated for a model of ``kind``."""
+    if units not in UNITS:
+        raise ValueError(f"units must be one of {UNITS}, got {units!r}")
+    if units == "signal" and kind != "score":
+        raise ValueError("units='signal' (the signal above the camera offset) needs a noise "
+                         "model; a denoiser model returns the image in the input's units")
+    return units
 
 
 class ImplausibleSolutionWarning(UserWarning):
@@ -105,19 +120,33 @@ def _has_operator(noise_model) -> bool:
 
 
 def _solve_canonical(model: ScoreModel, nm: NoiseModel, y: np.ndarray, s: np.ndarray,
-                     axes: str):
-    """Solve per channel, with samples first and spatial axes last (A acts on those)."""
+                     axes: str, units: str = "input"):
+    """Solve per channel, with samples first and spatial axes last (A acts on those); in the
+    input's units (the camera offset added back) or as the signal above the offset."""
     yc, info = _axes.to_canonical(y, axes, model.dims)
     sc, _ = _axes.to_canonical(s, axes, model.dims)
     out = np.empty_like(yc, dtype=np.float32)
     for c in range(yc.shape[1]):
-        out[:, c] = effective_noise_model(model, nm, c).solve(yc[:, c], sc[:, c])
+        nm_c = effective_noise_model(model, nm, c)
+        out[:, c] = nm_c.solve(yc[:, c], sc[:, c])
+        if units == "input":
+            out[:, c] += getattr(nm_c, "offset_value", 0.0)
     return _axes.from_canonical(out, info)
 
 
+def _offsets(model: ScoreModel, nm, axes: str, shape) -> np.ndarray:
+    """The camera offset of each channel, broadcastable against an image of ``shape``."""
+    models = nm if isinstance(nm, tuple) else (nm,)
+    off = np.array([getattr(m, "offset_value", 0.0) for m in models], np.float32)
+    if off.size == 1 or "C" not in axes:
+        return off[:1].reshape((1,) * len(shape))
+    return off.reshape([-1 if a == "C" else 1 for a in axes])
+
+
 def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
-            axes: str | None = None, device="auto", precision: str = "fp32",
-            tile: int | None = None, progress: ProgressFn | None = None, **params):
+            axes: str | None = None, units: str = "input", device="auto",
+            precision: str = "fp32", tile: int | None = None,
+            progress: ProgressFn | None = None, **params):
     """Denoise ``image`` with a trained model and a noise model.
 
     Parameters
@@ -140,6 +169,11 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
     axes : str, optional
         Axes of ``image`` (TCZYXS letters); default: the model's training axes when the number
         of dimensions matches, else inferred.
+    units : {"input", "signal"}
+        ``"input"`` (default): the clean image in the input's units, comparable with the raw
+        data and frame averages (a camera model's ``offset`` included). ``"signal"``: the
+        signal above the camera offset (``poisson-gaussian``'s x; the same as ``"input"``
+        for models without an offset).
     device, precision, tile, progress
         Passed to :meth:`ScoreModel.score`.
     **params
@@ -170,6 +204,7 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
     >>> est = scoredenoise.estimate_noise(stack, axes="CYX")  # a list  # doctest: +SKIP
     >>> c = scoredenoise.denoise(stack, model2, est, axes="CYX")         # doctest: +SKIP
     """
+    check_units(units, model.kind)
     if hasattr(image, "dask") or type(image).__module__.startswith("dask"):
         from ._chunked import denoise_dask, solve_dask
 
@@ -178,9 +213,9 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
             if tuple(np.shape(score)) != tuple(image.shape):
                 raise ValueError(f"score has shape {tuple(np.shape(score))} but the image "
                                  f"{tuple(image.shape)}; compute it with model.score(image)")
-            return solve_dask(image, score, model, nm, axes=axes)
+            return solve_dask(image, score, model, nm, axes=axes, units=units)
         return denoise_dask(image, model, nm, axes=axes, device=device, precision=precision,
-                            tile=tile)
+                            tile=tile, units=units)
     image = np.asarray(image)
     axes = model.resolve_axes(axes, image.ndim)
     if model.kind == "denoiser":
@@ -195,6 +230,7 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
         raise ValueError(f"score has shape {np.shape(score)} but the image {image.shape}; "
                          f"compute it with model.score(image)")
     out = _solve_canonical(model, nm, image.astype(np.float32, copy=False),
-                           np.asarray(score, dtype=np.float32), axes)
-    _check_plausible(image, out)
+                           np.asarray(score, dtype=np.float32), axes, units)
+    _check_plausible(image, out if units == "input" else out + _offsets(model, nm, axes,
+                                                                          image.shape))
     return out.astype(np.float32, copy=False)

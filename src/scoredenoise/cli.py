@@ -170,8 +170,8 @@ def _cmd_denoise(args) -> int:
 
     model = load_model(args.model)
     params = _parse_params(args.param)
-    if args.exact:
-        params["exact"] = True
+    if args.exact or args.first_order:
+        params["exact"] = bool(args.exact)
     noise = args.noise
     if args.estimate_noise:
         if any(isinstance(v, list) for v in params.values()):
@@ -196,7 +196,7 @@ def _cmd_denoise(args) -> int:
                   compression=args.compression, tile_size=args.tile_size,
                   dtype="input" if args.dtype == "input" else "float32",
                   resume=not args.no_resume, overwrite=args.overwrite, device=args.device,
-                  precision=args.precision, tile=args.tile,
+                  precision=args.precision, tile=args.tile, units=args.units,
                   metadata={"version": __version__, "model": str(args.model)}, **params)
     if args.chunk:
         kwargs["chunks"] = _chunk_spec(args.chunk)
@@ -395,9 +395,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="estimate the --noise model's parameters from each file (each "
                         "channel) before denoising it, as 'estimate-noise' does; --param "
                         "values are kept fixed")
-    p.add_argument("--exact", action="store_true",
-                   help="poisson-gaussian, poisson+gaussian: solve the exact likelihood "
-                        "equation (slower; better when the read noise is below the gain)")
+    solver = p.add_mutually_exclusive_group()
+    solver.add_argument("--exact", action="store_true",
+                        help="poisson-gaussian, poisson+gaussian: always solve the exact "
+                             "likelihood equation (default: wherever the read noise is below "
+                             "3 photon steps, where the paper's Algorithm 5 is poor)")
+    solver.add_argument("--first-order", action="store_true",
+                        help="poisson-gaussian, poisson+gaussian: always solve with the "
+                             "paper's first-order Algorithm 5")
+    p.add_argument("--units", default="input", choices=["input", "signal"],
+                   help="the result in the input's units, comparable with the raw data "
+                        "(default; a camera model's offset included), or the signal above "
+                        "the camera offset; recorded in the output's metadata")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--dtype", default="float32", choices=["float32", "input"],
                    help="float32 (default) or the input's dtype (rounded and clipped)")

@@ -205,7 +205,7 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
                     device="auto", precision: str = "fp32", tile: int | None = None,
                     progress: ProgressFn | None = None, cancel=None,
                     metadata: dict | None = None, estimate_noise: bool = False,
-                    **params) -> StreamResult:
+                    units: str = "input", **params) -> StreamResult:
     """Denoise a stack chunk by chunk into a TIFF or zarr file, with bounded memory.
 
     Parameters
@@ -244,6 +244,9 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
         resume.
     metadata : dict, optional
         Extra metadata stored in the output.
+    units : {"input", "signal"}
+        As for :func:`scoredenoise.denoise`: the input's units (default) or the signal above
+        the camera offset; recorded in the output's metadata.
     estimate_noise : bool
         Estimate the noise model's parameters from this source first
         (:func:`scoredenoise.estimate_noise`, one estimate per channel when the image has a C
@@ -264,8 +267,10 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     >>> r.noise_model["params"]                                              # doctest: +SKIP
     """
     from ._chunked import chunk_plan
-    from .api import resolve_noise_models
+    from .api import check_units, resolve_noise_models
     from .estimate import estimate_noise as estimate
+
+    check_units(units, model.kind)
 
     output = Path(output)
     fmt = (format or ("zarr" if output.suffix.lower() == ".zarr" else "tiff")).lower()
@@ -302,13 +307,14 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
         else nm.to_dict()
     data = img.data
     plan = chunk_plan(data.shape, data.chunksize, model, nm, axes=axes, device=device,
-                      precision=precision, tile=tile)
+                      precision=precision, tile=tile, units=units)
     data = data.rechunk(plan.chunks)
     out_dtype = np.dtype(img.dtype if dtype == "input" else dtype)
     job = {"source": _source_id(source), "model": _model_digest(model),
            "noise_model": nm_dict,
-           "exact_solve": any(getattr(m, "exact", False)
+           "exact_solve": any(getattr(m, "uses_exact", False)
                               for m in (nm if isinstance(nm, tuple) else (nm,))),
+           "units": units,
            "axes": axes,
            "shape": list(data.shape), "chunks": [list(c) for c in data.chunks],
            "depth": [plan.depth[a] for a in range(data.ndim)],
@@ -347,6 +353,7 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     md = {"scoredenoise": {"source": job["source"].get("path", job["source"].get("array")),
                            "noise_model": job["noise_model"],
                            "exact_solve": job["exact_solve"], "model_kind": model.kind,
+                           "units": units,
                            "model_digest": job["model"],
                            **({"noise_estimate": estimates} if estimates else {}),
                            **(metadata or {})}}

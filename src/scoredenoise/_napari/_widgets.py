@@ -443,10 +443,12 @@ class NoiseModelWidget(QWidget):
         #: else the one estimated from a layer or set by a script
         self.kernel = None
         self.kernel_label = None
-        self.exact = QCheckBox("exact solve (slower; for read noise below the gain)")
+        self.exact = QCheckBox("always solve exactly")
         self.exact.setToolTip(
-            "solve the exact likelihood equation (a sum over photon counts) instead of the "
-            "paper's first-order Algorithm 5; seconds per plane instead of milliseconds")
+            "solve the exact likelihood equation (a sum over photon counts) also where the "
+            "read noise is 3 photon steps or more; by default it is solved exactly below "
+            "that, where the paper's first-order Algorithm 5 is poor, and by Algorithm 5 "
+            "above, where both agree (milliseconds a plane either way)")
         self.exact.stateChanged.connect(self._changed)
         # estimation from a layer
         self.viewer = napari_viewer

@@ -20,13 +20,14 @@ import numpy as np
 import torch
 
 from ._base import NoiseModel, param
+from ._count_table import BRACKET, solve_count_mixture
 
 __all__ = ["GaussianMixtureModel", "gaussian_sigma_param"]
 
 #: elements per block when evaluating the exact mixture likelihood (bounds memory)
 _BLOCK = 4096
-#: the exact solve looks for x within y - offset + this many (sigma + count spread)
-_BRACKET = 12.0
+#: ``exact=None`` solves exactly where sigma is below this many photon steps (1 / lam)
+EXACT_BELOW = 3.0
 
 
 def gaussian_sigma_param():
@@ -41,9 +42,11 @@ class GaussianMixtureModel(NoiseModel):
 
     base_cls: ClassVar[type[NoiseModel]]
     #: solve the exact likelihood equation instead of Algorithm 5's first-order approximation
-    #: (see ``_solve_exact``); not a noise parameter: a choice of solver, kept by ``replace``
-    #: and ``plus_gaussian`` but not by ``to_dict``
-    exact: bool = field(default=False, kw_only=True, repr=False)
+    #: (see ``_solve_exact``): True, False, or None (default) for the exact solve wherever it
+    #: is available and the Gaussian part is narrower than EXACT_BELOW photon steps, where
+    #: Algorithm 5's approximation fails (``uses_exact``). Not a noise parameter: a choice of
+    #: solver, kept by ``replace`` and ``plus_gaussian`` but not by ``to_dict``
+    exact: bool | None = field(default=None, kw_only=True, repr=False)
     #: base-model parameter name -> this model's field name, where they differ; None for a
     #: model that is not the plain mixture of its base (e.g. the camera model)
     base_field_map: ClassVar[dict | None] = {}
@@ -58,8 +61,22 @@ class GaussianMixtureModel(NoiseModel):
         """Whether ``exact=True`` (the exact solve, a sum over counts) is available."""
         return bool(getattr(cls.base_cls, "exact_mixture_solve", False))
 
+    @property
+    def uses_exact(self) -> bool:
+        """Whether ``solve`` uses the exact equation: ``exact``, or where it is None, the
+        exact solve wherever it is available and sigma < EXACT_BELOW photon steps (beyond,
+        Algorithm 5 is as good: oracle benchmark, docs/benchmarks.md)."""
+        if self.exact is not None:
+            return bool(self.exact)
+        return self.supports_exact() and self.gaussian_sigma < EXACT_BELOW / self.base.lam
+
     def _check(self) -> None:
         object.__setattr__(self, "_base_model", self._make_base())
+        if self.exact not in (None, True, False):
+            from ._base import NoiseModelError
+
+            raise NoiseModelError(f"{self.name}: exact must be True, False or None (automatic), "
+                                  f"got {self.exact!r}")
         if self.exact and not self.supports_exact():
             from ._base import NoiseModelError
 
@@ -126,7 +143,7 @@ class GaussianMixtureModel(NoiseModel):
         return y - self.offset_value + self.gaussian_sigma ** 2 * s
 
     def _solve(self, y, s):
-        if self.exact:
+        if self.uses_exact and self.gaussian_sigma > 0:
             return self._solve_exact(y, s)
         return self.base._solve(self._z_bar(y, s), s)
 
@@ -153,8 +170,18 @@ class GaussianMixtureModel(NoiseModel):
             d[sel] = lam * var / (sig2 * xf[sel].clamp(min=1e-12))
         return f.reshape(y.shape), d.reshape(y.shape)
 
-    def _solve_exact(self, y, s, max_iter: int = 100):
-        """Root of the exact likelihood equation f(x, y) = s by bracketed Newton, x >= 0.
+    def _solve_exact(self, y, s):
+        """Root of the exact likelihood equation f(x, y) = s, x >= 0, from a table of the
+        equation built once per parameter set (:mod:`._count_table`: tens of milliseconds a
+        512x512 plane of integer data; :meth:`_solve_exact_newton` is the per-pixel
+        reference)."""
+        x = solve_count_mixture(y.double(), s.double(), step=1.0 / self.base.lam,
+                                offset=self.offset_value, sigma=self.gaussian_sigma)
+        return x.to(y.dtype)
+
+    def _solve_exact_newton(self, y, s, max_iter: int = 100):
+        """Root of the exact likelihood equation f(x, y) = s by bracketed Newton, x >= 0
+        (the reference solver; seconds a 512x512 plane).
 
         Algorithm 5 replaces f by the base model's score at z_bar = E[z|y] (Tweedie), which is
         accurate only where sigma is large against the spacing and spread of z: with a
@@ -176,7 +203,7 @@ class GaussianMixtureModel(NoiseModel):
         # stays below s up to it, the score asks for more than the data allow, every step
         # raises lo, and x converges to that bound
         yz = (yd - self.offset_value).clamp(min=0)
-        hi = yz + _BRACKET * (scale + torch.sqrt(yz / lam))
+        hi = yz + BRACKET * (scale + torch.sqrt(yz / lam))
         lo = torch.zeros_like(yd)
         # start from Tweedie's z_bar (Algorithm 5's first step), inside the bracket
         x = (yd - self.offset_value + self.gaussian_sigma ** 2 * sd).clamp(min=1e-3 * scale)
@@ -202,7 +229,7 @@ class GaussianMixtureModel(NoiseModel):
         return x.reshape(shape).to(dt)
 
     def _equation_score(self, x, y, s):
-        if self.exact:  # the exact equation that _solve_exact solves
+        if self.uses_exact and self.gaussian_sigma > 0:  # the equation _solve_exact solves
             return self._score(x, y)
         # Eq. (22): grad_y log p(y|x) ~ f_z(x, z_bar)
         return self.base._score(x, self._z_bar(y, s))

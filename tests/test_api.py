@@ -1,0 +1,74 @@
+"""The public denoise function: units of the result."""
+
+import dask.array as da
+import numpy as np
+import pytest
+
+import scoredenoise as sd
+from scoredenoise.io import read_image
+from scoredenoise.model import ScoreModel
+from scoredenoise.network import build_network
+
+
+@pytest.fixture(scope="module")
+def model():
+    import torch
+
+    torch.manual_seed(0)
+    return ScoreModel(build_network("small"), offset=[100.0], scale=[50.0])
+
+
+@pytest.fixture(scope="module")
+def camera_image():
+    cam = sd.get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=3.0)
+    x = np.linspace(5, 200, 64 * 64).reshape(64, 64)
+    return cam, np.asarray(cam.sample(x, rng=0), np.float32)
+
+
+def test_result_is_in_the_input_units_by_default(model, camera_image):
+    cam, y = camera_image
+    s = model.score(y)
+    data = sd.denoise(y, model, cam, score=s)
+    signal = sd.denoise(y, model, cam, score=s, units="signal")
+    np.testing.assert_allclose(data - cam.offset, signal, atol=1e-4)
+    # the input's units: a raw frame's level, not the signal above the 100 ADU offset
+    assert abs(np.median(data) - np.median(y)) < 20
+    # models without an offset give the same either way
+    g = sd.denoise(y, model, "gaussian", score=s, sigma=10.0)
+    np.testing.assert_array_equal(g, sd.denoise(y, model, "gaussian", score=s, sigma=10.0,
+                                                units="signal"))
+
+
+def test_units_per_channel_and_lazily(model, camera_image):
+    cam, y = camera_image
+    two = np.stack([y, y - 50.0])
+    m2 = ScoreModel(build_network("small", channels=2), offset=[100.0, 50.0],
+                    scale=[50.0, 50.0])
+    cams = [cam, cam.replace(offset=50.0)]
+    data = sd.denoise(two, m2, cams, axes="CYX")
+    signal = sd.denoise(two, m2, cams, axes="CYX", units="signal")
+    np.testing.assert_allclose(data[0] - 100.0, signal[0], atol=1e-4)
+    np.testing.assert_allclose(data[1] - 50.0, signal[1], atol=1e-4)
+    lazy = sd.denoise(da.from_array(two, chunks=(2, 32, 32)), m2, cams, axes="CYX",
+                      units="signal")
+    np.testing.assert_allclose(lazy.compute(), signal, atol=1e-3)
+
+
+def test_units_are_checked(model, camera_image):
+    cam, y = camera_image
+    with pytest.raises(ValueError, match=r"units must be one of \('input', 'signal'\)"):
+        sd.denoise(y, model, cam, units="adu")
+    den = ScoreModel(build_network("small"), offset=[0.0], scale=[1.0], kind="denoiser")
+    with pytest.raises(ValueError, match="units='signal'.*needs a noise model"):
+        sd.denoise(y, den, units="signal")
+
+
+def test_file_records_its_units(model, camera_image, tmp_path):
+    cam, y = camera_image
+    a = sd.denoise_to_file(y, tmp_path / "a.tif", model, cam)
+    b = sd.denoise_to_file(y, tmp_path / "b.tif", model, cam, units="signal")
+    ra, rb = read_image(a.path), read_image(b.path)
+    assert ra.extra["scoredenoise"]["units"] == "input"
+    assert rb.extra["scoredenoise"]["units"] == "signal"
+    offset = ra.extra["scoredenoise"]["noise_model"]["params"]["offset"]
+    np.testing.assert_allclose(np.asarray(ra.data) - offset, np.asarray(rb.data), atol=1e-4)
