@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import scoredenoise as sd
-from scoredenoise.training import PatchSampler, lr_schedule, sigma_a_schedule
+from scoredenoise.training import PatchSampler, auto_extra_noise, lr_schedule, sigma_a_schedule
 
 
 def test_sigma_a_schedule_is_the_papers():
@@ -68,6 +68,36 @@ def test_quantisation_step_and_auto_extra_noise():
     assert PatchSampler(cont, patch_size=16).quantisation_step() == 0.0
     m = sd.train(ints, preset="small", steps=2, patch_size=16, batch_size=2)
     assert m.extra_noise == 1.0
+
+
+def _photon_frames(gain, read, n=2, size=160, seed=0):
+    """Integer camera frames of a textured scene: Poisson counts times gain plus read noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    clean = 2 + 30 * (np.sin(xx / 11.0) * np.cos(yy / 7.0)) ** 2  # photons
+    return [np.round(gain * rng.poisson(clean) + 100 + rng.normal(0, read, clean.shape))
+            .astype(np.uint16) for _ in range(n)]
+
+
+def test_auto_extra_noise_smooths_photon_counts_to_half_a_step():
+    """Photon counts 8 ADU apart with 1 ADU read noise: a comb; "auto" adds the Gaussian that
+    brings the read noise to half a photon step, sqrt(4^2 - 1) = 3.87 ADU."""
+    frames = _photon_frames(8.0, 1.0)
+    s = PatchSampler(frames, patch_size=16)
+    gain, read = s.camera()
+    assert abs(gain / 8.0 - 1) < 0.15 and read < 2.5
+    extra = auto_extra_noise(s)
+    assert abs(extra - np.sqrt((0.5 * gain) ** 2 - read ** 2)) < 1e-9
+    assert 3.0 < extra < 4.7
+    m = sd.train(frames, preset="small", steps=2, patch_size=16, batch_size=2)
+    assert m.extra_noise == extra
+    # read noise already above half a step: only the lattice's 1 ADU
+    wide = _photon_frames(4.0, 3.0)
+    assert auto_extra_noise(PatchSampler(wide, patch_size=16)) == 1.0
+    # continuous data: nothing
+    cont = [f.astype(np.float32) + np.random.default_rng(1).random(f.shape, np.float32)
+            for f in frames]
+    assert auto_extra_noise(PatchSampler(cont, patch_size=16)) == 0.0
 
 
 def test_checkpoint_resume_equals_uninterrupted(tmp_path):

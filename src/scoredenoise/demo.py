@@ -37,7 +37,8 @@ def _to_uint8(a):
     return np.clip(np.rint(a), 0, 255).astype(np.uint8)
 
 
-def run_demo(outdir: Path, *, steps: int = 600, device="auto", quiet: bool = False) -> dict:
+def run_demo(outdir: Path, *, steps: int | None = None, device="auto",
+             quiet: bool = False) -> dict:
     """Train on the bundled frames, denoise frame 0, write TIFF + PNG, print PSNR."""
     from . import denoise, train
     from .cli import _Bar
@@ -49,8 +50,9 @@ def run_demo(outdir: Path, *, steps: int = 600, device="auto", quiet: bool = Fal
           f"BPAE nuclei), ground truth = mean of 50 frames")
     t0 = time.perf_counter()
     bar = _Bar("train", quiet)
-    model = train(frames.astype(np.float32), axes="SYX", preset="default", steps=steps,
-                  seed=0, device=device, progress=bar)
+    model = train(frames, axes="SYX", seed=0, device=device, progress=bar,
+                  **({} if steps is None else {"steps": steps}))
+    steps = model.meta["steps_done"]
     bar.close()
     t_train = time.perf_counter() - t0
     model.save(outdir / "demo.sdmodel")

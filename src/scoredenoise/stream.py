@@ -552,7 +552,10 @@ def denoise_files(jobs, model: ScoreModel, *, client=None, on_done=None, **kwarg
     from distributed import as_completed
 
     kwargs.pop("progress", None)  # per-chunk callbacks do not cross processes
-    blob = client.scatter(model.to_bytes(), broadcast=True)
+    # hash=False: a unique key per call. Scattering the same bytes again would reuse the
+    # content-hashed key of an earlier call's future while the scheduler is releasing it, and
+    # the tasks then fail with "lost dependencies" (dask/distributed#8576).
+    blob = client.scatter(model.to_bytes(), broadcast=True, hash=False)
     futures = {client.submit(_worker_denoise, blob, s, o, kwargs, pure=False): i
                for i, (s, o) in enumerate(jobs)}
     for fut in as_completed(futures):

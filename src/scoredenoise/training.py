@@ -29,7 +29,8 @@ from .network import PRESETS, build_network
 from .objectives import OBJECTIVES as _OBJECTIVES
 from .objectives import LossContext, get_objective
 
-__all__ = ["train", "PatchSampler", "sigma_a_schedule", "OBJECTIVES"]
+__all__ = ["train", "PatchSampler", "sigma_a_schedule", "OBJECTIVES", "TRAIN_STEPS",
+           "auto_extra_noise"]
 
 #: the registered training objectives (see :mod:`scoredenoise.objectives`)
 OBJECTIVES = tuple(_OBJECTIVES)
@@ -235,6 +236,27 @@ class PatchSampler:
         k = (u - u[0]) / step
         return step if np.allclose(k, np.rint(k), atol=1e-3) else 0.0
 
+    def camera(self, max_images: int = 4) -> tuple[float, float] | None:
+        """The photon step (gain) and read noise of Poisson-Gaussian data: the medians of
+        :func:`scoredenoise.estimate_noise` over up to ``max_images`` of the images (evenly
+        spaced; each measured on at most its default number of pixels), or None where the
+        data are not photon counts (the variance does not grow with the mean, or no fit)."""
+        from .estimate import estimate_noise  # the estimator sits above the trainer
+
+        picks = np.unique(np.linspace(0, len(self.sources) - 1, max_images).round().astype(int))
+        gains, reads = [], []
+        for i in picks:
+            src = self.sources[int(i)]
+            try:
+                nm = estimate_noise(src.array, axes=src.axes, max_pixels=2 ** 20).noise_model
+            except ValueError:  # not Poisson-Gaussian, or too flat to measure
+                continue
+            gains.append(nm.gain)
+            reads.append(nm.read_noise)
+        if not gains:
+            return None
+        return float(np.median(gains)), float(np.median(reads))
+
     def normalisation(self, n_patches: int = 64, rng=None) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel (offset, scale) from the 0.1 and 99.9 percentiles of random patches."""
         rng = np.random.default_rng(0) if rng is None else rng
@@ -248,6 +270,35 @@ class PatchSampler:
 
 # ---------------------------------------------------------------------------------------------
 # training
+
+
+#: default training steps: about 4 minutes for the default preset on 2 CPU cores, where the
+#: score model has reached its plateau on the real benchmark sets (docs/benchmarks.md)
+TRAIN_STEPS = 1000
+
+#: photon-count data are smoothed in training to this many photon steps (the gain) in all,
+#: read noise included: their density is a comb of counts one step apart, whose score the
+#: network cannot learn; a Gaussian of half a step leaves a smooth density (the comb's first
+#: Fourier coefficient falls to exp(-2 pi^2 / 4) = 0.7 %). Removed exactly by the exact
+#: Poisson-Gaussian solve, as a larger read noise
+PHOTON_SMOOTHING = 0.5
+
+
+def auto_extra_noise(sampler: PatchSampler) -> float:
+    """``extra_noise="auto"``: the Gaussian noise added to the training data.
+
+    Continuous data: none. Data on a lattice (integer camera data: step 1 ADU): the lattice
+    step (de-quantisation), and for photon counts (a Poisson-Gaussian noise level function
+    measured on the data) at least what brings the Gaussian part, read noise included, to
+    ``PHOTON_SMOOTHING`` photon steps, so that the comb of counts is smoothed too."""
+    q = sampler.quantisation_step()
+    if q == 0 or sampler.channels != 1:
+        return q
+    cam = sampler.camera()
+    if cam is None:
+        return q
+    gain, read = cam
+    return float(max(q, math.sqrt(max((PHOTON_SMOOTHING * gain) ** 2 - read ** 2, 0.0))))
 
 
 def _defaults(dims, patch_size, batch_size):
@@ -282,7 +333,8 @@ def _optimizer_state(tensors: dict, saved: dict) -> dict:
     return {"state": state, "param_groups": saved["param_groups"]}
 
 
-def train(images, *, axes=None, dims: int = 2, preset: str = "default", steps: int = 2000,
+def train(images, *, axes=None, dims: int = 2, preset: str = "default",
+          steps: int = TRAIN_STEPS,
           patch_size=None, batch_size: int | None = None, lr: float | None = None,
           weight_decay: float = 1e-4, val_fraction: float = 0.0, val_every: int | None = None,
           augment: bool = True, extra_noise="auto", objective: str = "score",
@@ -316,22 +368,28 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default", steps: i
         (the paper's trick for non-Gaussian noise, appendix B: sigma = 5 on 0-255 for Poisson
         data with lam = 0.2, i.e. one step of the lattice of values). It is removed at denoising
         time by solving with the noise model plus this Gaussian (a mixture). ``"auto"`` (default)
-        uses the quantisation step of the data when their values lie on a lattice (integer
-        camera data: 1 ADU) and 0 for continuous data: the score of lattice-valued data is not
-        defined as sigma_a -> 0, and AR-DAE then learns the lattice instead of the image.
+        uses 0 for continuous data; for data on a lattice (integer camera data: 1 ADU) the
+        lattice step, and for photon counts (a Poisson-Gaussian noise level function measured
+        on the images by :func:`scoredenoise.estimate_noise`) at least what brings the Gaussian
+        part, read noise included, to half a photon step (:func:`auto_extra_noise`): the
+        density of lattice values, and of photon counts a gain apart, is a comb whose score the
+        network cannot learn. The exact Poisson-Gaussian solve removes it exactly.
     objective : {"score", "neighbor2neighbor", "iddp", "supervised", "noise2noise"}
         The method (score), a related self-supervised method (noisy images only), or a
         direct baseline needing ``targets``; see :mod:`scoredenoise.objectives`.
     targets : sequence of arrays, optional
         Clean images (supervised) or second noisy frames (noise2noise), aligned with images.
     sigma_a : (float, float)
-        AR-DAE perturbation, annealed linearly from the first to the second value in stages of
-        ``anneal_every`` steps, held at the last for the final ``anneal_every`` steps
-        (normalised units, data range about 1). The paper anneals to 1e-6 (``(0.05, 1e-6)``
-        with ``lr=1e-4`` reproduces its schedule); the default stops at 0.02 and removes that
-        residual smoothing at solve time as a Gaussian mixture, which measured 4-6 dB better
-        on real FMD data at CPU budgets (docs/training.md): as sigma_a -> 0 the variance of the
-        AR-DAE gradient grows like the score's Jacobian and training degrades the model.
+        AR-DAE perturbation (normalised units, data range about 1), annealed linearly from the
+        first to the second value in stages of ``anneal_every`` steps, held at the last for the
+        final ``anneal_every`` steps. The network learns the score of the data smoothed by
+        that Gaussian, which the solve removes exactly as part of the noise model (a mixture).
+        The paper anneals to 1e-6 (``(0.05, 1e-6)`` with ``lr=1e-4`` reproduces its
+        schedule); the default stops at 0.02: towards 0 the AR-DAE gradient's variance grows
+        and the score degrades (real FMD frames: 4 dB lower at 1e-3), while holding 0.05
+        throughout gives the same PSNR there at the end of training and 1.2 dB less on
+        correlated Gaussian noise (Set12, Table 1 row 2), where a white smoothing hides the
+        high frequencies the correlated noise leaves clean (docs/training.md).
     device : "auto", "cpu", "cuda", ...
     precision : {"fp32", "bf16", "fp16"}
         Autocast precision of the network (see docs/benchmarks.md for its cost).
@@ -405,7 +463,7 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default", steps: i
     if obj.kind != "score":
         extra_noise = 0.0
     elif extra_noise == "auto":
-        extra_noise = model.extra_noise if model is not None else sampler.quantisation_step()
+        extra_noise = model.extra_noise if model is not None else auto_extra_noise(sampler)
     extra_noise = float(extra_noise)
 
     if model is not None:

@@ -82,6 +82,14 @@ def test_train_denoise_live_resolve_and_screenshot(make_napari_viewer, qtbot, tm
     assert not calls and not np.allclose(out.data[1], before)
     assert out.metadata["scoredenoise"]["noise_model_chosen"]["params"]["gain"] == 6.0
 
+    # results in the layer's own units by default; the signal above the offset on request
+    before = out.data[1].copy()
+    assert out.metadata["scoredenoise"]["units"] == "input"
+    den.signal.setChecked(True)
+    np.testing.assert_allclose(out.data[1], before - 3.5, atol=1e-3)
+    assert out.metadata["scoredenoise"]["units"] == "signal" and not calls
+    den.signal.setChecked(False)
+
     # whole layer in a worker, with progress
     den.all_btn.click()
     qtbot.waitUntil(lambda: den.all_btn.isEnabled(), timeout=120_000)

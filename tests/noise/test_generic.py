@@ -29,6 +29,9 @@ PARAMS = {
     "gaussian-signal-correlated": dict(a=0.1, b=10.0),
     "gaussian-correlated": dict(sigma=25.0, white_sigma=4.0),
 }
+# emccd's solve inverts a quadrature table: invariant under rescaling up to the rounding of its
+# sums over photon counts and pulse-height nodes (relative 1e-8), not to the last digits
+RESCALE_RTOL = {"emccd": 1e-7}
 
 
 def make(name):
@@ -130,7 +133,8 @@ def test_rescaling_units(name, rng):
     k = 4096 / 255
     mk = m.rescaled(k)
     x_true, y, s = admissible_case(m, rng)
-    np.testing.assert_allclose(mk.solve(k * y, s / k), k * m.solve(y, s), rtol=1e-9)
+    np.testing.assert_allclose(mk.solve(k * y, s / k), k * m.solve(y, s),
+                               rtol=RESCALE_RTOL.get(name, 1e-9))
     if not is_correlated_mixture(m):
         xs, ys = x_true[:4, :4], y[:4, :4]
         if isinstance(m, CorrelatedModel) or "correlated" in m.name:

@@ -678,6 +678,12 @@ class DenoiseWidget(QWidget):
         self.layer = QComboBox()
         self.live = QCheckBox("update when the noise model changes")
         self.live.setChecked(True)
+        self.signal = QCheckBox("signal above the camera offset")
+        self.signal.setToolTip(
+            "unchecked (default): results in the layer's own units, comparable with the raw "
+            "data (a camera model's offset included); checked: the signal above the camera "
+            "offset. Recorded in the result's metadata")
+        self.signal.stateChanged.connect(self._noise_changed)
         self.preview_btn = QPushButton("Denoise current plane")
         self.all_btn = QPushButton("Denoise whole layer")
         self.lazy_btn = QPushButton("Lazy layer (computed as you browse)")
@@ -701,6 +707,7 @@ class DenoiseWidget(QWidget):
         form.addRow("image layer", self.layer)
         lay.addLayout(form)
         lay.addWidget(self.live)
+        lay.addWidget(self.signal)
         lay.addLayout(_row(self.preview_btn, self.all_btn))
         lay.addWidget(QLabel("Large stacks"))
         lay.addWidget(self.lazy_btn)
@@ -841,10 +848,12 @@ class DenoiseWidget(QWidget):
     def _lazy_resolve(self):
         lz = self.lazy
         model, nm = self.session.model, self.session.noise_model
-        out = sd.denoise(lz["image"], model, nm, score=lz["score"], axes=lz["axes"])
+        units = self.units()
+        out = sd.denoise(lz["image"], model, nm, score=lz["score"], axes=lz["axes"],
+                         units=units)
         name = f"{lz['source']} denoised (lazy)"
         score_model = model.kind == "score"
-        md = {"scoredenoise": {"source": lz["source"], "lazy": True,
+        md = {"scoredenoise": {"source": lz["source"], "lazy": True, "units": units,
                                "noise_model": effective_noise_model(model, nm).to_dict()
                                if score_model else None,
                                "noise_model_chosen": nm.to_dict() if score_model else None,
@@ -889,6 +898,7 @@ class DenoiseWidget(QWidget):
         def run():
             return sd.denoise_to_file(
                 source, path, model, nm, axes=axes, overwrite=True, cancel=self._cancel,
+                units=self.units(),
                 progress=lambda d, t: self._progress.step.emit(d, t, None),
                 metadata={"model": self.session.model_source, "napari_layer": ly.name})
 
@@ -925,6 +935,13 @@ class DenoiseWidget(QWidget):
         else:
             show_error(f"denoising failed: {exc}")
 
+    def units(self) -> str:
+        """The units of the results: the input's, or the signal above the camera offset
+        (score models only: a direct denoiser gives the input's)."""
+        model = self.session.model
+        signal = self.signal.isChecked() and model is not None and model.kind == "score"
+        return "signal" if signal else "input"
+
     def _noise_changed(self, *_):
         if self.live.isChecked() and self.lazy is not None and \
                 f"{self.lazy['source']} denoised (lazy)" in self.viewer.layers:
@@ -942,7 +959,7 @@ class DenoiseWidget(QWidget):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", sd.ImplausibleSolutionWarning)
                 solved = {idx: (s if model.kind == "denoiser" else
-                                sd.denoise(y, model, nm, score=s,
+                                sd.denoise(y, model, nm, score=s, units=self.units(),
                                            axes=_axes.spatial_axes(model.dims)))
                           for (name, idx), (y, s) in self.cache.items() if name == ly.name}
         except ValueError as exc:
@@ -967,7 +984,7 @@ class DenoiseWidget(QWidget):
         out.metadata["scoredenoise"].update(
             noise_model=effective_noise_model(model, nm).to_dict(),
             noise_model_chosen=nm.to_dict(), model=self.session.model_source,
-            planes_done=len(solved))
+            planes_done=len(solved), units=self.units())
         out.refresh()
         self.status.setText(f"{nm.name}: {len(solved)} plane(s) solved in "
                             f"{1000 * self.last_solve_seconds:.0f} ms (network not rerun)")

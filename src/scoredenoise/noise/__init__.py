@@ -21,6 +21,7 @@ from ._base import (
     noise_model_from_dict,
 )
 from ._correlation import PAPER_KERNEL, Correlation
+from .emccd import Emccd
 from .gamma import Gamma
 from .gamma_correlated import GammaCorrelated
 from .gamma_correlated_plus_gaussian import GammaCorrelatedGaussian
@@ -46,5 +47,5 @@ __all__ = [
     "Gamma", "GammaCorrelated", "Poisson", "PoissonCorrelated", "Rayleigh",
     "RayleighCorrelated", "GammaGaussian", "GammaCorrelatedGaussian",
     "PoissonGaussianMixture", "PoissonCorrelatedGaussian", "RayleighGaussian",
-    "RayleighCorrelatedGaussian", "PoissonGaussian",
+    "RayleighCorrelatedGaussian", "PoissonGaussian", "Emccd",
 ]

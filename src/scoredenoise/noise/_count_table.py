@@ -27,7 +27,7 @@ from collections import OrderedDict
 
 import torch
 
-__all__ = ["solve_count_mixture", "BRACKET"]
+__all__ = ["solve_count_mixture", "BRACKET", "MonotoneRows", "lam_nodes", "value_rows"]
 
 #: the root is looked for in x <= y - offset + BRACKET * (sigma + step + sqrt((y - offset) step))
 BRACKET = 12.0
@@ -79,65 +79,81 @@ def _moments(yz, lam, step, s2):
     return m, v
 
 
-class _Table:
-    """m(lam; y) on rows of y and nodes of lam, with the slopes dlam/dm, flattened for search."""
+class MonotoneRows:
+    """Per row of y, an increasing function v(lam) tabulated on nodes of lam with its slope
+    dlam/dv, inverted per pixel: one binary search over the flattened table (rows side by
+    side, each shifted to start at 0) and a monotone cubic Hermite interpolation."""
+
+    def __init__(self, lam: torch.Tensor, value: torch.Tensor, slope: torch.Tensor):
+        value = torch.cummax(value, dim=1).values  # rounding must not break the order
+        self.lam, self.slope, self.nodes = lam, slope, lam.shape[1]
+        self.base = value[:, 0].clone()
+        self.rise = value - self.base[:, None]
+        self.top = self.rise[:, -1]
+        self.span = float(self.top.max()) + 1.0
+        idx = torch.arange(lam.shape[0], dtype=lam.dtype, device=lam.device)[:, None]
+        self.keys = (idx * self.span + self.rise).reshape(-1)
+
+    def invert(self, row: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """lam with v(lam; row) = target, clamped to the row's nodes, per pixel."""
+        j = self.nodes
+        t = target - self.base[row]
+        top = self.top[row]
+        tc = torch.minimum(t.clamp(min=0), top)
+        pos = torch.searchsorted(self.keys, row.to(self.keys.dtype) * self.span + tc)
+        base = row * j
+        i1 = (pos - base).clamp(1, j - 1) + base
+        i0 = i1 - 1
+        v, lam, d = self.rise.reshape(-1), self.lam.reshape(-1), self.slope.reshape(-1)
+        v0, v1, l0, l1 = v[i0], v[i1], lam[i0], lam[i1]
+        h = (v1 - v0).clamp(min=1e-300)
+        sec = (l1 - l0) / h
+        # monotone cubic Hermite (Fritsch-Carlson: slopes at most 3x the secant)
+        d0 = torch.minimum(d[i0].clamp(min=0), 3 * sec)
+        d1 = torch.minimum(d[i1].clamp(min=0), 3 * sec)
+        f = ((tc - v0) / h).clamp(0, 1)
+        f2, f3 = f * f, f * f * f
+        out = ((2 * f3 - 3 * f2 + 1) * l0 + (f3 - 2 * f2 + f) * h * d0
+               + (3 * f2 - 2 * f3) * l1 + (f3 - f2) * h * d1)
+        return torch.where(t >= top, l1, out)
+
+
+def lam_nodes(lam_hi: torch.Tensor, nodes: int = NODES) -> torch.Tensor:
+    """Nodes of lam per row up to ``lam_hi``: 0, then uniform in sqrt(lam), and below the
+    first sqrt node decades down to 1e-8 of it (where y is far above a tiny rate, the
+    posterior count rises from 0 to what y reads within them)."""
+    u = torch.linspace(0.0, 1.0, nodes - _DECADES, dtype=lam_hi.dtype, device=lam_hi.device)
+    low = u[1] ** 2 * 10.0 ** torch.arange(-_DECADES, 0, dtype=lam_hi.dtype,
+                                           device=lam_hi.device)
+    return lam_hi[:, None] * torch.cat([u[:1], low, u[1:] ** 2])
+
+
+class _Table(MonotoneRows):
+    """m(lam; y) = E[k | y, lam] on rows of y and nodes of lam, with the slopes dlam/dm."""
 
     def __init__(self, rows: torch.Tensor, step: float, offset: float, sigma: float,
                  nodes: int = NODES):
-        self.step, self.offset, self.s2 = step, offset, sigma * sigma
+        s2 = sigma * sigma
         yz = rows - offset
         yp = yz.clamp(min=0)
         # the reference solver's bracket, in counts
-        lam_hi = (yp + BRACKET * (sigma + step + torch.sqrt(yp * step))) / step
-        # uniform in sqrt(lam), and below its first node decades down to 1e-8 of it: where
-        # y is far above a tiny rate, m rises from 0 to the count that y reads within them
-        u = torch.linspace(0.0, 1.0, nodes - _DECADES, dtype=rows.dtype, device=rows.device)
-        low = u[1] ** 2 * 10.0 ** torch.arange(-_DECADES, 0, dtype=rows.dtype,
-                                               device=rows.device)
-        grid = torch.cat([u[:1], low, u[1:] ** 2])
-        lam = lam_hi[:, None] * grid
+        lam = lam_nodes((yp + BRACKET * (sigma + step + torch.sqrt(yp * step))) / step, nodes)
         m = torch.empty_like(lam)
         v = torch.empty_like(lam)
         r0 = 0
         while r0 < rows.numel():  # chunks of rows, sized by their count window
-            _, width = _count_window(yz[r0:r0 + 1, None], lam[r0:r0 + 1], step, self.s2)
+            _, width = _count_window(yz[r0:r0 + 1, None], lam[r0:r0 + 1], step, s2)
             r1 = min(rows.numel(), r0 + max(1, _CHUNK // (nodes * max(width, 1) * 4)))
-            m[r0:r1], v[r0:r1] = _moments(yz[r0:r1, None], lam[r0:r1], step, self.s2)
+            m[r0:r1], v[r0:r1] = _moments(yz[r0:r1, None], lam[r0:r1], step, s2)
             r0 = r1
         m[:, 0] = 0.0  # lam = 0: no count
-        m = torch.cummax(m, dim=1).values  # rounding must not break the order
         # dlam/dm = lam / Var[k] (d m / d log lam = Var[k]); the first node's is the secant
         slope = lam / v.clamp(min=1e-300)
         slope[:, 0] = lam[:, 1] / (m[:, 1] - m[:, 0]).clamp(min=1e-300)
-        self.rows, self.lam, self.m, self.slope, self.nodes = rows, lam, m, slope, nodes
-        self.span = float(m[:, -1].max()) + 1.0
-        idx = torch.arange(rows.numel(), dtype=rows.dtype, device=rows.device)[:, None]
-        self.keys = (idx * self.span + m).reshape(-1)
-
-    def invert(self, row: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """lam with m(lam; rows[row]) = target (clamped to the row's nodes), per pixel."""
-        j = self.nodes
-        top = self.m[row, -1]
-        t = torch.minimum(target.clamp(min=0), top)
-        pos = torch.searchsorted(self.keys, row.to(self.keys.dtype) * self.span + t)
-        base = row * j
-        i1 = (pos - base).clamp(1, j - 1) + base
-        i0 = i1 - 1
-        m, lam, d = self.m.reshape(-1), self.lam.reshape(-1), self.slope.reshape(-1)
-        m0, m1, l0, l1 = m[i0], m[i1], lam[i0], lam[i1]
-        h = (m1 - m0).clamp(min=1e-300)
-        sec = (l1 - l0) / h
-        # monotone cubic Hermite (Fritsch-Carlson: slopes at most 3x the secant)
-        d0 = torch.minimum(d[i0], 3 * sec)
-        d1 = torch.minimum(d[i1], 3 * sec)
-        f = ((t - m0) / h).clamp(0, 1)
-        f2, f3 = f * f, f * f * f
-        out = ((2 * f3 - 3 * f2 + 1) * l0 + (f3 - 2 * f2 + f) * h * d0
-               + (3 * f2 - 2 * f3) * l1 + (f3 - f2) * h * d1)
-        return torch.where(target >= top, l1, out)
+        super().__init__(lam, m, slope)
 
 
-def _rows(y: torch.Tensor):
+def value_rows(y: torch.Tensor, grid: int = GRID_ROWS):
     """Rows of the table for data ``y`` and the row of each pixel: ``(rows, index, exact,
     key)``. The data's own values where they are few (``exact``: integer camera data, lattice
     data), else a grid of rows (each pixel then starts from its nearest row and is polished
@@ -149,7 +165,7 @@ def _rows(y: torch.Tensor):
     values, inverse = torch.unique(y, return_inverse=True)
     if values.numel() <= VALUE_ROWS:
         return values, inverse, True, None
-    n = GRID_ROWS
+    n = grid
     rows = torch.linspace(lo, hi, n, dtype=y.dtype, device=y.device)
     index = torch.round((y - lo) / max(hi - lo, 1e-300) * (n - 1)).long()
     return rows, index, False, ("grid", lo, hi, n)
@@ -191,7 +207,7 @@ def solve_count_mixture(y: torch.Tensor, s: torch.Tensor, *, step: float, offset
     """
     shape = y.shape
     yd, sd = y.reshape(-1), s.reshape(-1)
-    rows, index, exact, key = _rows(yd)
+    rows, index, exact, key = value_rows(yd)
     ck = None if key is None else (key, step, offset, sigma, str(y.device))
     table = _cache.get(ck) if ck is not None else None
     if table is None:

@@ -1,0 +1,47 @@
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _module(name):
+    spec = importlib.util.spec_from_file_location(f"{name}_bench",
+                                                  ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_convergence_benchmark_runs_end_to_end_tiny(tmp_path):
+    out = tmp_path / "c.json"
+    _module("convergence").main(["--tiny", "--datasets", "pairs", "--out", str(out)])
+    res = json.loads(out.read_text())["datasets"]["pairs"]
+    for method in ("ours", "neighbor2neighbor"):
+        d = res["defaults"][method]
+        assert d["steps"] == 4 and len(d["images"]) == 5 and np.isfinite(d["psnr"])
+        pts = res["curve"][method]
+        assert len(pts) >= 2 and [p["step"] for p in pts] == sorted(p["step"] for p in pts)
+    # ours: the same score also solved with emccd, without retraining
+    assert len(res["defaults"]["ours"]["emccd"]["images"]) == 5
+    assert "emccd" not in res["defaults"]["neighbor2neighbor"]
+    assert out.with_suffix(".png").stat().st_size > 10_000
+
+
+def test_recipe_benchmark_runs_end_to_end_tiny(tmp_path):
+    out = tmp_path / "r.json"
+    _module("recipe").main(["--tiny", "--datasets", "pairs", "--variants", "default,held 0.05",
+                            "--out", str(out)])
+    rows = json.loads(out.read_text())["datasets"]["pairs"]
+    assert set(rows) >= {"noisy", "default", "held 0.05", "sigma_a kept"}
+    assert len(rows["default"]["psnr"]) == 5
+
+
+def test_exact_solve_benchmark_runs_end_to_end_tiny(tmp_path):
+    out = tmp_path / "e.json"
+    _module("exact_solve").main(["--tiny", "--out", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["data"] for r in rows} == {"uint8 frame", "float frame", "uint8 frame, emccd"}
+    assert all(r["cached_ms"] >= 0 for r in rows)
