@@ -74,7 +74,7 @@ def _photon_frames(gain, read, n=2, size=160, seed=0):
     """Integer camera frames of a textured scene: Poisson counts times gain plus read noise."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size]
-    clean = 2 + 30 * (np.sin(xx / 11.0) * np.cos(yy / 7.0)) ** 2  # photons
+    clean = 30 * (np.sin(xx / 11.0) * np.cos(yy / 7.0)) ** 2  # photons, with dark pixels
     return [np.round(gain * rng.poisson(clean) + 100 + rng.normal(0, read, clean.shape))
             .astype(np.uint16) for _ in range(n)]
 

@@ -236,11 +236,12 @@ class PatchSampler:
         k = (u - u[0]) / step
         return step if np.allclose(k, np.rint(k), atol=1e-3) else 0.0
 
-    def camera(self, max_images: int = 4) -> tuple[float, float] | None:
+    def camera(self, max_images: int = 2,
+               max_pixels: int = 2 ** 16) -> tuple[float, float] | None:
         """The photon step (gain) and read noise of Poisson-Gaussian data: the medians of
         :func:`scoredenoise.estimate_noise` over up to ``max_images`` of the images (evenly
-        spaced; each measured on at most its default number of pixels), or None where the
-        data are not photon counts (the variance does not grow with the mean, or no fit)."""
+        spaced; each measured on at most ``max_pixels``, so a lazy stack is barely read),
+        or None where the data are not photon counts (the variance does not grow with the mean, or no fit)."""
         from .estimate import estimate_noise  # the estimator sits above the trainer
 
         picks = np.unique(np.linspace(0, len(self.sources) - 1, max_images).round().astype(int))
@@ -248,7 +249,7 @@ class PatchSampler:
         for i in picks:
             src = self.sources[int(i)]
             try:
-                nm = estimate_noise(src.array, axes=src.axes, max_pixels=2 ** 20).noise_model
+                nm = estimate_noise(src.array, axes=src.axes, max_pixels=max_pixels).noise_model
             except ValueError:  # not Poisson-Gaussian, or too flat to measure
                 continue
             gains.append(nm.gain)
