@@ -5,8 +5,8 @@ and the per-pixel Newton reference, side by side in one run, with their differen
 A real FMD confocal frame (uint8, field 4) and its estimated ``poisson-gaussian`` parameters;
 the score is the exact likelihood score at the 50-frame average (the network's score costs
 the same to solve; the solve is what the plugin's live re-solve repeats). Also float data
-(the same frame plus uniform dither: no value repeats, so rows come from a grid and every
-pixel is polished by Newton) and ``emccd``.
+(the same frame plus uniform dither: no value repeats; the table is over eta = log rate +
+step y / sigma^2 and serves any value alike) and ``emccd``.
 
 Usage:
     python benchmarks/exact_solve.py            # about a minute

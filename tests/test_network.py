@@ -52,3 +52,23 @@ def test_bad_config():
         UNetConfig(dims=4)
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         build_network("huge")
+
+
+def test_sigma_conditioned_network_takes_sigma_per_sample():
+    net = build_network("small", sigma_input=True).eval()
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        both = net(x, torch.tensor([0.02, 0.2]))
+        one = net(x[:1], 0.02)
+        other = net(x[1:], 0.2)
+    torch.testing.assert_close(both, torch.cat([one, other]))
+    assert not torch.allclose(net(x[:1], 0.02), net(x[:1], 0.2))  # sigma changes the output
+    with pytest.raises(ValueError, match="needs sigma"):
+        net(x)
+    with pytest.raises(ValueError, match="sigma_a must be > 0"):
+        net(x, 0.0)
+    with pytest.raises(ValueError, match="not sigma-conditioned; drop sigma"):
+        build_network("small")(x, 0.1)
+    # the sigma channel costs one more input channel of the first convolution only
+    assert network_info(net)["parameters"] - network_info(build_network("small"))[
+        "parameters"] == 16 * 9

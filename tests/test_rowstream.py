@@ -104,3 +104,12 @@ def test_one_streamed_image_can_be_cancelled_between_bands():
                       meta={"sigma_a_final": 0.01})
     with pytest.raises(sd.Cancelled, match="cancelled after 2 of 4"):  # 128-row bands
         m.score(np.ones((512, 512), np.float32), device="cpu", progress=lambda d, t: d < 2)
+
+
+def test_streamed_pass_of_a_sigma_conditioned_network():
+    torch.manual_seed(0)
+    net = build_network("small", sigma_input=True).eval()
+    x = torch.randn(1, 1, 70, 45)
+    with torch.inference_mode():
+        torch.testing.assert_close(stream_forward(net, x, rows=8, sigma=0.07), net(x, 0.07),
+                                   rtol=1e-5, atol=1e-5)

@@ -19,7 +19,7 @@ from .estimate import (
     select_noise_parameters,
 )
 from .estimate_kernel import NoiseKernel, estimate_noise_kernel
-from .model import Cancelled, ModelFileError, ScoreModel, load_model
+from .model import Cancelled, ModelFileError, Score, ScoreModel, load_model
 from .noise import (
     NoiseModel,
     NoiseModelError,
@@ -27,6 +27,7 @@ from .noise import (
     list_noise_models,
     noise_model_from_dict,
 )
+from .smoothing import select_sigma_a
 from .stream import denoise_files, denoise_to_file, open_image
 from .training import train
 
@@ -48,6 +49,8 @@ __all__ = [
     "select_noise_parameters",
     "load_model",
     "ScoreModel",
+    "Score",
+    "select_sigma_a",
     "ModelFileError",
     "Cancelled",
     "NoiseModel",

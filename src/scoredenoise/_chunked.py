@@ -30,8 +30,10 @@ class ChunkPlan:
 
 
 def chunk_plan(shape, chunksize, model, noise_model, *, axes=None, device="auto",
-               precision="fp32", tile=None, units="input") -> ChunkPlan:
-    """How to denoise an array of ``shape`` in chunks of about ``chunksize``."""
+               precision="fp32", tile=None, units="input", sigma_a=None) -> ChunkPlan:
+    """How to denoise an array of ``shape`` in chunks of about ``chunksize``; a
+    sigma-conditioned score is evaluated at ``sigma_a`` in every chunk (chosen once for the
+    whole array: :meth:`ScoreModel.resolve_sigma_a`)."""
     from .api import _check_channels, _has_operator, _solve_canonical
 
     axes = model.resolve_axes(axes, len(shape))
@@ -54,8 +56,9 @@ def chunk_plan(shape, chunksize, model, noise_model, *, axes=None, device="auto"
         t = _chunk_tile(block, sp, tile, halo)
         if model.kind == "denoiser":
             return model.predict(y, axes=axes, device=device, precision=precision, tile=t)
-        s = model.score(y, axes=axes, device=device, precision=precision, tile=t)
-        return _solve_canonical(model, noise_model, y, s, axes, units)
+        s = model.predict(y, axes=axes, device=device, precision=precision, tile=t,
+                          sigma_a=sigma_a)
+        return _solve_canonical(model, noise_model, y, s, axes, units, sigma_a)
 
     return ChunkPlan(chunks, depth, block_fn)
 
@@ -76,7 +79,7 @@ def _chunk_tile(block, spatial, tile: int | None, halo: int) -> int:
 
 
 def denoise_dask(image, model, noise_model, *, axes=None, device="auto", precision="fp32",
-                 tile=None, units="input"):
+                 tile=None, units="input", sigma_a=None):
     """Lazy dask result of :func:`scoredenoise.denoise` for a dask array ``image``.
 
     Spatial chunks are made multiples of the network's pooling grid, and each chunk is computed
@@ -123,10 +126,10 @@ class ChunkCache:
 
 
 def score_dask(image, model, *, axes=None, device="auto", precision="fp32", tile=None,
-               cache: ChunkCache | None = None):
-    """Lazy score of a dask array: chunks with a halo of the receptive field, each computed
-    once while ``cache`` keeps it (so a viewer that comes back to a plane, or a new noise
-    model, does not run the network again)."""
+               cache: ChunkCache | None = None, sigma_a=None):
+    """Lazy score of a dask array at ``sigma_a``: chunks with a halo of the receptive field,
+    each computed once while ``cache`` keeps it (so a viewer that comes back to a plane, or a
+    new noise model, does not run the network again)."""
     import dask.array as da
 
     plan = chunk_plan(image.shape, image.chunksize, model, None, axes=axes, device=device,
@@ -143,7 +146,8 @@ def score_dask(image, model, *, axes=None, device="auto", precision="fp32", tile
                 return hit
         y = block.astype(np.float32, copy=False)
         t = _chunk_tile(block, sp, tile, model.halo)
-        s = model.score(y, axes=axes, device=device, precision=precision, tile=t)
+        s = model.predict(y, axes=axes, device=device, precision=precision, tile=t,
+                          sigma_a=sigma_a)
         if cache is not None and key is not None:
             cache.put(key, s)
         return s
@@ -152,9 +156,9 @@ def score_dask(image, model, *, axes=None, device="auto", precision="fp32", tile
                           trim=True)
 
 
-def solve_dask(image, score, model, noise_model, *, axes=None, units="input"):
-    """Lazy solve of a dask image with its (lazy or computed) score: element-wise per chunk,
-    with a halo for a correlation operator A."""
+def solve_dask(image, score, model, noise_model, *, axes=None, units="input", sigma_a=None):
+    """Lazy solve of a dask image with its (lazy or computed) score, evaluated at
+    ``sigma_a``: element-wise per chunk, with a halo for a correlation operator A."""
     import dask.array as da
 
     from .api import _check_channels, _has_operator, _solve_canonical
@@ -169,7 +173,7 @@ def solve_dask(image, score, model, noise_model, *, axes=None, units="input"):
 
     def fn(y, s):
         return _solve_canonical(model, noise_model, y.astype(np.float32, copy=False),
-                                s.astype(np.float32, copy=False), axes, units)
+                                s.astype(np.float32, copy=False), axes, units, sigma_a)
 
     if not op:
         return da.map_blocks(fn, image, score, dtype=np.float32)

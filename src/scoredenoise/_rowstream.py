@@ -168,15 +168,15 @@ def band_rows(row_pixels: int, multiple: int, target_pixels: int = 1 << 16) -> i
 
 
 def stream_forward(net, x: torch.Tensor, *, rows: int | None = None,
-                   progress=None) -> torch.Tensor:
-    """``net(x)`` for a :class:`scoredenoise.network.UNet`, computed in bands of ``rows`` rows
-    along the first spatial axis of ``x`` (``(N, C, *spatial)``; default :func:`band_rows`);
-    ``progress(done, total)`` is called after each band with input rows. The caller picks the
-    memory layout (channels-last on the CPU is fastest)."""
+                   progress=None, sigma=None) -> torch.Tensor:
+    """``net(x, sigma)`` for a :class:`scoredenoise.network.UNet`, computed in bands of
+    ``rows`` rows along the first spatial axis of ``x`` (``(N, C, *spatial)``; default
+    :func:`band_rows`); ``progress(done, total)`` is called after each band with input rows.
+    The caller picks the memory layout (channels-last on the CPU is fastest)."""
     cfg = net.config
     m = cfg.multiple
     spatial = x.shape[2:]
-    x = pad_to_multiple(x, m)  # as the network's forward pads
+    x = pad_to_multiple(net.with_sigma(x, sigma), m)  # as the network's forward pads
     total = x.shape[2]
     rows = rows or band_rows(math.prod(x.shape[3:]), m)
     depth = cfg.depth

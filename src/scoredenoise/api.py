@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _axes
 from .estimate import NoiseEstimate
-from .model import ProgressFn, ScoreModel
+from .model import ProgressFn, ScoreModel, score_sigma_a
 from .noise import NoiseModel, get_noise_model, noise_model_from_dict
 
 __all__ = ["denoise", "resolve_noise_model", "resolve_noise_models", "effective_noise_model",
@@ -95,18 +95,19 @@ def _check_channels(noise_model, shape, axes: str) -> None:
                          f"give one per channel, or a single noise model for all")
 
 
-def effective_noise_model(model: ScoreModel, noise_model, channel: int = 0) -> NoiseModel:
+def effective_noise_model(model: ScoreModel, noise_model, channel: int = 0,
+                          sigma_a: float | None = None) -> NoiseModel:
     """The noise model to solve with for one channel.
 
     ``noise_model`` is one NoiseModel for every channel, or a tuple of them, one per channel.
     The network learned the score of the data plus Gaussian noise: the extra training noise
-    (``model.extra_noise``) and the final AR-DAE perturbation sigma_a (normalised units, times
-    the channel's scale). Both are removed by solving with the noise model plus that Gaussian
-    (a mixture, Algorithm 5).
+    (``model.extra_noise``) and the AR-DAE perturbation sigma_a the score was evaluated at
+    (normalised units, times the channel's scale; the model's default unless given). Both are
+    removed by solving with the noise model plus that Gaussian (a mixture).
     """
     if isinstance(noise_model, tuple):
         noise_model = noise_model[channel]
-    sigma = model.smoothing_sigma(channel)
+    sigma = model.smoothing_sigma(channel, sigma_a)
     return noise_model.plus_gaussian(sigma) if sigma else noise_model
 
 
@@ -120,18 +121,31 @@ def _has_operator(noise_model) -> bool:
 
 
 def _solve_canonical(model: ScoreModel, nm: NoiseModel, y: np.ndarray, s: np.ndarray,
-                     axes: str, units: str = "input"):
+                     axes: str, units: str = "input", sigma_a: float | None = None):
     """Solve per channel, with samples first and spatial axes last (A acts on those); in the
-    input's units (the camera offset added back) or as the signal above the offset."""
+    input's units (the camera offset added back) or as the signal above the offset. ``s``
+    was evaluated at ``sigma_a`` (the model's default if None)."""
     yc, info = _axes.to_canonical(y, axes, model.dims)
-    sc, _ = _axes.to_canonical(s, axes, model.dims)
+    sc, _ = _axes.to_canonical(np.asarray(s), axes, model.dims)
     out = np.empty_like(yc, dtype=np.float32)
     for c in range(yc.shape[1]):
-        nm_c = effective_noise_model(model, nm, c)
+        nm_c = effective_noise_model(model, nm, c, sigma_a)
         out[:, c] = nm_c.solve(yc[:, c], sc[:, c])
         if units == "input":
             out[:, c] += getattr(nm_c, "offset_value", 0.0)
     return _axes.from_canonical(out, info)
+
+
+def _given_sigma_a(model: ScoreModel, score, sigma_a) -> float | None:
+    """The sigma_a a given score was evaluated at: its own (a :class:`Score` or a lazy
+    score from ``model.score``), else ``sigma_a`` when a number, else the model's default
+    (None)."""
+    own = score_sigma_a(score)
+    if own is not None:
+        return own
+    if model.conditioned and sigma_a not in ("auto", None):
+        return float(sigma_a)
+    return None
 
 
 def _offsets(model: ScoreModel, nm, axes: str, shape) -> np.ndarray:
@@ -144,7 +158,7 @@ def _offsets(model: ScoreModel, nm, axes: str, shape) -> np.ndarray:
 
 
 def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
-            axes: str | None = None, units: str = "input", device="auto",
+            axes: str | None = None, units: str = "input", sigma_a="auto", device="auto",
             precision: str = "fp32", tile: int | None = None,
             progress: ProgressFn | None = None, **params):
     """Denoise ``image`` with a trained model and a noise model.
@@ -165,7 +179,10 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
     score : array, optional
         A score computed before with ``model.score(image)``: the network is then not run
         again, so switching noise model or parameters costs only the (cheap) solve. With a
-        dask image, a lazy score from ``model.score(dask_image, cache=...)`` works too.
+        dask image, a lazy score from ``model.score(dask_image, cache=...)`` works too. The
+        smoothing the score was evaluated at (its ``sigma_a``) is removed whatever noise
+        model it is solved with; a plain array is taken to be at ``sigma_a`` (a number) or
+        the model's ``sigma_a_default``.
     axes : str, optional
         Axes of ``image`` (TCZYXS letters); default: the model's training axes when the number
         of dimensions matches, else inferred.
@@ -174,6 +191,11 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
         data and frame averages (a camera model's ``offset`` included). ``"signal"``: the
         signal above the camera offset (``poisson-gaussian``'s x; the same as ``"input"``
         for models without an offset).
+    sigma_a : "auto" or float
+        Where a sigma-conditioned score network is evaluated (:meth:`ScoreModel.score`):
+        ``"auto"`` (default) chooses it for this image and noise model by Stein's unbiased
+        risk estimate (:func:`scoredenoise.select_sigma_a`); a number (normalised units)
+        sets it. Unconditioned models have a fixed one.
     device, precision, tile, progress
         Passed to :meth:`ScoreModel.score`.
     **params
@@ -213,9 +235,14 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
             if tuple(np.shape(score)) != tuple(image.shape):
                 raise ValueError(f"score has shape {tuple(np.shape(score))} but the image "
                                  f"{tuple(image.shape)}; compute it with model.score(image)")
-            return solve_dask(image, score, model, nm, axes=axes, units=units)
+            return solve_dask(image, score, model, nm, axes=axes, units=units,
+                              sigma_a=_given_sigma_a(model, score, sigma_a))
+        sig = None
+        if nm is not None and model.conditioned:  # chosen once for the whole array
+            sig = model.resolve_sigma_a(image, sigma_a, nm, axes=axes, device=device,
+                                        precision=precision)
         return denoise_dask(image, model, nm, axes=axes, device=device, precision=precision,
-                            tile=tile, units=units)
+                            tile=tile, units=units, sigma_a=sig)
     image = np.asarray(image)
     axes = model.resolve_axes(axes, image.ndim)
     if model.kind == "denoiser":
@@ -224,13 +251,14 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
     nm = resolve_noise_models(noise_model, **params)
     _check_channels(nm, image.shape, axes)
     if score is None:
-        score = model.score(image, axes=axes, device=device, precision=precision, tile=tile,
-                            progress=progress)
+        score = model.score(image, axes=axes, sigma_a=sigma_a, noise_model=nm, device=device,
+                            precision=precision, tile=tile, progress=progress)
     elif np.shape(score) != image.shape:
         raise ValueError(f"score has shape {np.shape(score)} but the image {image.shape}; "
                          f"compute it with model.score(image)")
     out = _solve_canonical(model, nm, image.astype(np.float32, copy=False),
-                           np.asarray(score, dtype=np.float32), axes, units)
+                           np.asarray(score, dtype=np.float32), axes, units,
+                           _given_sigma_a(model, score, sigma_a))
     _check_plausible(image, out if units == "input" else out + _offsets(model, nm, axes,
                                                                           image.shape))
     return out.astype(np.float32, copy=False)

@@ -109,7 +109,9 @@ class _Bar:
                 "step" if logs is not None else "tile"), dynamic_ncols=True)
         self.bar.n = done
         if logs:
-            post = {"loss": f"{logs['loss']:.4f}", "sigma_a": f"{logs['sigma_a']:.1e}"}
+            post = {"loss": f"{logs['loss']:.4f}"}
+            if logs.get("sigma_a") is not None:  # an annealed (unconditioned) schedule
+                post["sigma_a"] = f"{logs['sigma_a']:.1e}"
             if "val_loss" in logs:
                 post["val"] = f"{logs['val_loss']:.4f}"
             self.bar.set_postfix(post, refresh=False)
@@ -142,7 +144,9 @@ def _cmd_train(args) -> int:
                   steps=args.steps, patch_size=args.patch_size, batch_size=args.batch_size,
                   lr=args.lr, val_fraction=args.val_fraction, augment=not args.no_augment,
                   extra_noise=(args.extra_noise if args.extra_noise == "auto"
-                               else float(args.extra_noise)), device=args.device, precision=args.precision,
+                               else float(args.extra_noise)),
+                  conditioned=not args.unconditioned, device=args.device,
+                  precision=args.precision,
                   seed=args.seed, progress=bar, checkpoint=args.checkpoint,
                   checkpoint_every=args.checkpoint_every, resume=args.resume)
     bar.close()
@@ -160,6 +164,18 @@ def _output_path(src: Path, outdir: Path, inputs: set, fmt: str = "tiff") -> Pat
     if out.resolve() in inputs:
         raise ValueError(f"refusing to overwrite the input {out}; choose another --output")
     return out
+
+
+def _sigma_a_arg(text: str):
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise ValueError(f"--sigma-a must be 'auto' or a number > 0, got {text!r}")
+    return value
 
 
 def _cmd_denoise(args) -> int:
@@ -198,6 +214,7 @@ def _cmd_denoise(args) -> int:
                   dtype="input" if args.dtype == "input" else "float32",
                   resume=not args.no_resume, overwrite=args.overwrite, device=args.device,
                   precision=args.precision, tile=args.tile, units=args.units,
+                  sigma_a=_sigma_a_arg(args.sigma_a),
                   metadata={"version": __version__, "model": str(args.model)}, **params)
     if args.chunk:
         kwargs["chunks"] = _chunk_spec(args.chunk)
@@ -351,7 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--axes", help="axes of the images, letters from TCZYXS (default: from "
                                       "the file's metadata)")
         p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
-        p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+        p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16", "fp16"],
+                       help="autocast precision of the network (train: default auto, bf16 "
+                            "where the device computes it natively; denoise: fp32)")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
     p = sub.add_parser("train", help="train a score model on noisy images",
@@ -383,8 +402,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="checkpoint file, written every --checkpoint-every")
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--resume", help="continue from this checkpoint")
+    p.add_argument("--unconditioned", action="store_true",
+                   help="the paper's network: sigma_a annealed 0.05 -> 0.02 and fixed, instead "
+                        "of a sigma-conditioned network evaluated where SURE is lowest for "
+                        "each image")
     common(p)
-    p.set_defaults(func=_cmd_train)
+    p.set_defaults(func=_cmd_train, precision="auto")
 
     p = sub.add_parser("denoise", help="denoise images with a model and a noise model",
                        description="Denoise images; writes OUTDIR/<name>_denoised.tif with the "
@@ -411,6 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the result in the input's units, comparable with the raw data "
                         "(default; a camera model's offset included), or the signal above "
                         "the camera offset; recorded in the output's metadata")
+    p.add_argument("--sigma-a", default="auto",
+                   help="where a sigma-conditioned score network is evaluated (normalised "
+                        "units): auto (default) chooses it for each file by Stein's unbiased "
+                        "risk estimate under its noise model; recorded in the metadata")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--dtype", default="float32", choices=["float32", "input"],
                    help="float32 (default) or the input's dtype (rounded and clipped)")

@@ -24,7 +24,7 @@ from ._rowstream import band_rows, stream_forward
 from ._version import __version__
 from .network import UNet, UNetConfig, network_info
 
-__all__ = ["ScoreModel", "load_model", "ModelFileError", "Cancelled"]
+__all__ = ["ScoreModel", "Score", "load_model", "ModelFileError", "Cancelled"]
 
 FORMAT = "scoredenoise-model"
 FORMAT_VERSION = 1
@@ -44,6 +44,35 @@ class ModelFileError(ValueError):
 
 class Cancelled(RuntimeError):
     """Raised when a progress callback asks to stop (returns False)."""
+
+
+class Score(np.ndarray):
+    """A score array (numpy) that remembers the sigma_a its network was evaluated at.
+
+    :meth:`ScoreModel.score` returns one; :func:`scoredenoise.denoise` (``score=``) reads
+    ``sigma_a`` to remove that smoothing, whatever noise model it then solves with. Slices
+    keep it; ``numpy.asarray(score)`` gives a plain array without it.
+    """
+
+    sigma_a: float | None
+
+    def __new__(cls, array, sigma_a: float | None):
+        obj = np.asarray(array).view(cls)
+        obj.sigma_a = None if sigma_a is None else float(sigma_a)
+        return obj
+
+    def __array_finalize__(self, obj):
+        self.sigma_a = getattr(obj, "sigma_a", None)
+
+    def __reduce__(self):  # pickles (dask workers) as the plain array plus sigma_a
+        return (Score, (np.asarray(self), self.sigma_a))
+
+
+def score_sigma_a(score) -> float | None:
+    """The sigma_a a score was evaluated at (:class:`Score`, or a lazy score from
+    :meth:`ScoreModel.score`), or None for a plain array."""
+    sig = getattr(score, "sigma_a", None)
+    return None if sig is None else float(sig)
 
 
 def _report(progress: ProgressFn | None, done: int, total: int) -> None:
@@ -105,14 +134,42 @@ class ScoreModel:
         return network_info(self.network)
 
     @property
+    def conditioned(self) -> bool:
+        """Whether the network is sigma-conditioned: it gives the score at any sigma_a of its
+        training range (``sigma_range``), chosen per image (:meth:`score`)."""
+        return bool(self.network.config.sigma_input)
+
+    @property
+    def sigma_range(self) -> tuple[float, float]:
+        """The sigma_a range a conditioned network was trained over (normalised units)."""
+        from .smoothing import SIGMA_RANGE
+
+        lo, hi = self.meta.get("sigma_range", SIGMA_RANGE)
+        return float(lo), float(hi)
+
+    @property
     def sigma_a_final(self) -> float:
         """The AR-DAE perturbation at the end of training (normalised units)."""
         return float(self.meta.get("sigma_a_final", 0.0))
 
-    def smoothing_sigma(self, channel: int = 0) -> float:
+    @property
+    def sigma_a_default(self) -> float:
+        """The sigma_a a score is evaluated at when none is chosen for the image: for a
+        conditioned network the one selected on its training data at the end of training
+        (the middle of its range, in log, for a checkpoint), else the final sigma_a."""
+        if not self.conditioned:
+            return self.sigma_a_final
+        if "sigma_a_default" in self.meta:
+            return float(self.meta["sigma_a_default"])
+        lo, hi = self.sigma_range
+        return float(math.sqrt(lo * hi))
+
+    def smoothing_sigma(self, channel: int = 0, sigma_a: float | None = None) -> float:
         """Std (data units) of the Gaussian noise the learned score includes beyond the data's
-        own: the extra training noise and the final sigma_a. Removed at solve time."""
-        sa = self.sigma_a_final * float(self.scale[min(channel, self.scale.size - 1)])
+        own: the extra training noise and sigma_a (``sigma_a_default`` unless given), removed
+        at solve time."""
+        sig = self.sigma_a_default if sigma_a is None else float(sigma_a)
+        sa = sig * float(self.scale[min(channel, self.scale.size - 1)])
         return float(np.hypot(self.extra_noise, sa))
 
     @property
@@ -146,8 +203,11 @@ class ScoreModel:
     def predict(self, image, *, axes: str | None = None, device="auto",
                 precision: str = "fp32", tile: int | None = None,
                 progress: ProgressFn | None = None,
-                batch_size: int | None = None) -> np.ndarray:
+                batch_size: int | None = None, sigma_a: float | None = None) -> np.ndarray:
         """Raw network output in data units: the score (kind "score") or the clean image.
+
+        ``sigma_a`` (normalised units): where a sigma-conditioned network is evaluated
+        (default ``sigma_a_default``); see :meth:`score`.
 
         The result equals one whole-image pass of the network, computed with bounded memory:
 
@@ -164,6 +224,14 @@ class ScoreModel:
         axes = self.resolve_axes(axes, image.ndim)
         canon, info = _axes.to_canonical(image, axes, self.dims)
         self._check_channels(canon.shape[1], axes)
+        if self.conditioned:
+            sigma_a = self.sigma_a_default if sigma_a is None else float(sigma_a)
+            if not sigma_a > 0:
+                raise ValueError(f"sigma_a must be > 0, got {sigma_a}")
+        elif sigma_a is not None:
+            raise ValueError("this model's network is not sigma-conditioned (trained with "
+                             "conditioned=False or by an older scoredenoise): its score is "
+                             "fixed; drop sigma_a")
         dev = resolve_device(device)
         net = self.network.to(dev).eval()
         cuda = dev.type == "cuda"
@@ -215,9 +283,10 @@ class ScoreModel:
                         t = t.contiguous(memory_format=torch.channels_last)
                     with autocast(dev, precision):
                         if stream:
-                            r = stream_forward(net, t, rows=rows, progress=band_done)
+                            r = stream_forward(net, t, rows=rows, progress=band_done,
+                                               sigma=sigma_a)
                         else:
-                            r = net(t)
+                            r = net(t, sigma_a)
                     r = r.float().cpu().numpy()
                     inner = tuple(slice(c.start - g.start, c.stop - g.start)
                                   for c, g in zip(core, region))
@@ -232,13 +301,43 @@ class ScoreModel:
             out = out * sc + off
         return _axes.from_canonical(out, info)
 
-    def score(self, image, *, axes: str | None = None, device="auto", precision: str = "fp32",
-              tile: int | None = None, progress: ProgressFn | None = None,
-              batch_size: int | None = None, cache=None):
+    def resolve_sigma_a(self, image, sigma_a="auto", noise_model=None, *, axes=None,
+                        device="auto", precision: str = "fp32", progress=None) -> float:
+        """The sigma_a to evaluate the network at for ``image``: ``"auto"`` chooses it on the
+        image by SURE (:func:`scoredenoise.select_sigma_a`, under ``noise_model`` if given)
+        for a conditioned network; a number is used as given; an unconditioned network has
+        its fixed one."""
+        if not self.conditioned:
+            if sigma_a not in ("auto", None):
+                raise ValueError("this model's network is not sigma-conditioned: its score "
+                                 "is fixed; drop sigma_a")
+            return self.sigma_a_final
+        if sigma_a in ("auto", None):
+            from .smoothing import select_sigma_a  # the selection solves: it sits above
+
+            return select_sigma_a(self, image, noise_model, axes=axes, device=device,
+                                  precision=precision, progress=progress)
+        sigma_a = float(sigma_a)
+        if not sigma_a > 0:
+            raise ValueError(f"sigma_a must be > 0 or 'auto', got {sigma_a}")
+        return sigma_a
+
+    def score(self, image, *, axes: str | None = None, sigma_a="auto", noise_model=None,
+              device="auto", precision: str = "fp32", tile: int | None = None,
+              progress: ProgressFn | None = None, batch_size: int | None = None, cache=None):
         """The score s(y) = grad_y log p(y) of ``image``, in 1/data units, same shape.
 
         Compute it once and pass it to :func:`scoredenoise.denoise` (``score=``) to try
         noise models and parameters without running the network again.
+
+        A sigma-conditioned network (the default since 0.2) gives the score of the data
+        smoothed by a Gaussian of std ``sigma_a`` (normalised units), which the solve
+        removes. ``sigma_a="auto"`` (default) chooses it for this image by Stein's unbiased
+        risk estimate (:func:`scoredenoise.select_sigma_a`: a dozen network passes on a
+        sample of the image), under ``noise_model`` if given, else under the noise estimated
+        from the image; a number sets it. The result is a :class:`Score` that carries it as
+        ``.sigma_a`` (a lazy score: the attribute of the dask array), so that ``denoise``
+        removes what the network was evaluated at whatever noise model it then solves with.
 
         A dask array gives a lazy score (chunks with a halo of the receptive field); pass a
         :class:`scoredenoise.ChunkCache` as ``cache`` to keep computed chunks, so that
@@ -247,19 +346,27 @@ class ScoreModel:
         Examples
         --------
         >>> s = model.score(noisy)                                     # doctest: +SKIP
+        >>> s.sigma_a                                                  # doctest: +SKIP
+        0.083
         >>> x = scoredenoise.denoise(noisy, model, "poisson-gaussian", score=s,
         ...                          gain=2.0, offset=100, read_noise=3)  # doctest: +SKIP
         """
         if self.kind != "score":
             raise ValueError(f"this model is a {self.kind!r} model: it predicts the clean image "
                              f"directly and has no score; use scoredenoise.denoise")
+        sig = self.resolve_sigma_a(image, sigma_a, noise_model, axes=axes, device=device,
+                                   precision=precision)
+        arg = sig if self.conditioned else None
         if type(image).__module__.startswith("dask"):
             from ._chunked import score_dask
 
-            return score_dask(image, self, axes=axes, device=device, precision=precision,
-                              tile=tile, cache=cache)
-        return self.predict(image, axes=axes, device=device, precision=precision, tile=tile,
-                            progress=progress, batch_size=batch_size)
+            out = score_dask(image, self, axes=axes, device=device, precision=precision,
+                             tile=tile, cache=cache, sigma_a=arg)
+            out.sigma_a = sig
+            return out
+        return Score(self.predict(image, axes=axes, device=device, precision=precision,
+                                  tile=tile, progress=progress, batch_size=batch_size,
+                                  sigma_a=arg), sig)
 
     # ----- files -----------------------------------------------------------------------------
 

@@ -14,7 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UNet", "UNetConfig", "PRESETS", "build_network", "network_info"]
+__all__ = ["UNet", "UNetConfig", "PRESETS", "build_network", "network_info", "SIGMA_REF"]
+
+#: the sigma_a channel of a conditioned network holds log(sigma_a / SIGMA_REF)
+SIGMA_REF = 0.05
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,9 @@ class UNetConfig:
     base_channels: int = 32
     depth: int = 3
     convs_per_level: int = 2
+    #: a sigma-conditioned score network: one more input channel holds
+    #: log(sigma_a / SIGMA_REF), the AR-DAE perturbation the score is asked for
+    sigma_input: bool = False
 
     def __post_init__(self):
         if self.dims not in (2, 3):
@@ -80,7 +86,7 @@ class UNet(nn.Module):
         d, c = config.dims, config.base_channels
         widths = [c * 2 ** i for i in range(config.depth + 1)]
         self.down = nn.ModuleList()
-        cin = config.in_channels
+        cin = config.in_channels + int(config.sigma_input)
         for w in widths:
             self.down.append(_Block(d, cin, w, config.convs_per_level))
             cin = w
@@ -92,10 +98,32 @@ class UNet(nn.Module):
         self.head = _conv(d, widths[0], config.out_channels, k=1)
         self._pool = F.max_pool2d if d == 2 else F.max_pool3d
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Run on ``(N, C, *spatial)``; any spatial size (padded to the multiple, cropped)."""
+    def with_sigma(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
+        """The network's input: ``x``, and for a sigma-conditioned network the channel of
+        log(sigma / SIGMA_REF) (``sigma``: a number, or one per sample of the batch)."""
+        if not self.config.sigma_input:
+            if sigma is not None:
+                raise ValueError("this network is not sigma-conditioned; drop sigma")
+            return x
+        if sigma is None:
+            raise ValueError("a sigma-conditioned network needs sigma (the AR-DAE perturbation "
+                             "sigma_a, normalised units)")
+        sig = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)
+        if not bool((sig > 0).all()):
+            raise ValueError(f"sigma_a must be > 0, got {sig.tolist()}")
+        level = torch.log(sig / SIGMA_REF).to(x.dtype)
+        level = level.reshape((-1, 1) + (1,) * (x.ndim - 2)).expand(
+            (x.shape[0], 1) + tuple(x.shape[2:]))
+        fmt = torch.channels_last if x.ndim == 4 and x.is_contiguous(
+            memory_format=torch.channels_last) else torch.contiguous_format
+        return torch.cat([x, level], dim=1).contiguous(memory_format=fmt)
+
+    def forward(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
+        """Run on ``(N, C, *spatial)``; any spatial size (padded to the multiple, cropped).
+        ``sigma``: the AR-DAE perturbation of a sigma-conditioned network (a number, or one
+        per sample)."""
         spatial = x.shape[2:]
-        x = pad_to_multiple(x, self.config.multiple)
+        x = pad_to_multiple(self.with_sigma(x, sigma), self.config.multiple)
         skips = []
         for i, block in enumerate(self.down):
             if i:
@@ -126,11 +154,13 @@ def pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
 
 
 def build_network(preset: str = "default", *, dims: int = 2, channels: int = 1,
-                  **overrides) -> UNet:
-    """A U-Net from a size preset (``"small"``, ``"default"``, ``"large"``)."""
+                  sigma_input: bool = False, **overrides) -> UNet:
+    """A U-Net from a size preset (``"small"``, ``"default"``, ``"large"``);
+    ``sigma_input`` makes it a sigma-conditioned score network."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    cfg = dict(PRESETS[preset], dims=dims, in_channels=channels, out_channels=channels)
+    cfg = dict(PRESETS[preset], dims=dims, in_channels=channels, out_channels=channels,
+               sigma_input=bool(sigma_input))
     cfg.update(overrides)
     return UNet(UNetConfig(**cfg))
 

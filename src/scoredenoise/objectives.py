@@ -24,6 +24,7 @@ All but ``"score"`` give direct denoisers (``model.kind == "denoiser"``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -31,21 +32,24 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["Objective", "OBJECTIVES", "get_objective", "neighbor_subsample",
-           "iddp_degradation"]
+           "iddp_degradation", "sample_sigma_a"]
 
 
 @dataclass(frozen=True)
 class LossContext:
-    """What a loss needs besides the batch: the network call (with autocast), the random
-    generator, the step, and objective-specific settings."""
+    """What a loss needs besides the batch: the network call (with autocast; a
+    sigma-conditioned network also takes ``sigma``), the random generator, the step, and
+    objective-specific settings. ``sigma_range`` (low, high) is set for a sigma-conditioned
+    score network: each sample then gets its own sigma_a, log-uniform in it."""
 
-    net: Callable[[torch.Tensor], torch.Tensor]
+    net: Callable[..., torch.Tensor]
     step: int
     steps: int
     generator: torch.Generator | None
     sigma_a: float
     extra_noise: torch.Tensor | float
     score_scale: float
+    sigma_range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,13 @@ def _randn(x, gen):
 # the method
 
 
+def sample_sigma_a(n: int, low: float, high: float, generator=None,
+                   device="cpu") -> torch.Tensor:
+    """``n`` values of sigma_a, log-uniform in [low, high] (each octave trained alike)."""
+    r = torch.rand(n, generator=generator, device="cpu").to(device)
+    return torch.exp(math.log(low) + r * (math.log(high) - math.log(low)))
+
+
 def _score_loss(ctx: LossContext, x, t):
     if isinstance(ctx.extra_noise, torch.Tensor) or ctx.extra_noise:
         x = x + ctx.extra_noise * _randn(x, ctx.generator)
@@ -91,8 +102,16 @@ def _score_loss(ctx: LossContext, x, t):
     # AR-DAE loss, so the expectation is unchanged
     u = _randn(x, ctx.generator)
     u = torch.cat([u, -u])
-    s = ctx.net(torch.cat([x, x]) + ctx.sigma_a * u).float() / ctx.score_scale
-    return torch.mean((u + ctx.sigma_a * s) ** 2)
+    if ctx.sigma_range is None:  # one sigma_a for the batch (the annealed schedule)
+        s = ctx.net(torch.cat([x, x]) + ctx.sigma_a * u).float() / ctx.score_scale
+        return torch.mean((u + ctx.sigma_a * s) ** 2)
+    # sigma-conditioned (Lim et al. 2020): each sample its own sigma_a, given to the network
+    sig = sample_sigma_a(x.shape[0], *ctx.sigma_range, generator=ctx.generator,
+                         device=x.device)
+    sig = torch.cat([sig, sig])
+    sb = sig.reshape((-1,) + (1,) * (x.ndim - 1))
+    s = ctx.net(torch.cat([x, x]) + sb * u, sig).float() / ctx.score_scale
+    return torch.mean((u + sb * s) ** 2)
 
 
 _register(Objective("score", "score", False, _score_loss,

@@ -205,7 +205,7 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
                     device="auto", precision: str = "fp32", tile: int | None = None,
                     progress: ProgressFn | None = None, cancel=None,
                     metadata: dict | None = None, estimate_noise: bool = False,
-                    units: str = "input", **params) -> StreamResult:
+                    units: str = "input", sigma_a="auto", **params) -> StreamResult:
     """Denoise a stack chunk by chunk into a TIFF or zarr file, with bounded memory.
 
     Parameters
@@ -247,6 +247,10 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     units : {"input", "signal"}
         As for :func:`scoredenoise.denoise`: the input's units (default) or the signal above
         the camera offset; recorded in the output's metadata.
+    sigma_a : "auto" or float
+        As for :func:`scoredenoise.denoise`: a sigma-conditioned score is evaluated at one
+        sigma_a for the whole file, chosen on a sample of it (``"auto"``) and recorded in
+        the output's metadata.
     estimate_noise : bool
         Estimate the noise model's parameters from this source first
         (:func:`scoredenoise.estimate_noise`, one estimate per channel when the image has a C
@@ -306,12 +310,17 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     nm_dict = None if nm is None else [m.to_dict() for m in nm] if isinstance(nm, tuple) \
         else nm.to_dict()
     data = img.data
+    sig = None
+    if nm is not None and model.conditioned:  # one sigma_a for the whole file
+        sig = model.resolve_sigma_a(data, sigma_a, nm, axes=axes, device=device,
+                                    precision=precision,
+                                    progress=lambda *_: not _check_cancel(cancel))
     plan = chunk_plan(data.shape, data.chunksize, model, nm, axes=axes, device=device,
-                      precision=precision, tile=tile, units=units)
+                      precision=precision, tile=tile, units=units, sigma_a=sig)
     data = data.rechunk(plan.chunks)
     out_dtype = np.dtype(img.dtype if dtype == "input" else dtype)
     job = {"source": _source_id(source), "model": _model_digest(model),
-           "noise_model": nm_dict,
+           "noise_model": nm_dict, "sigma_a": sig,
            "exact_solve": any(getattr(m, "uses_exact", False)
                               for m in (nm if isinstance(nm, tuple) else (nm,))),
            "units": units,
@@ -353,7 +362,7 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     md = {"scoredenoise": {"source": job["source"].get("path", job["source"].get("array")),
                            "noise_model": job["noise_model"],
                            "exact_solve": job["exact_solve"], "model_kind": model.kind,
-                           "units": units,
+                           "units": units, "sigma_a": sig,
                            "model_digest": job["model"],
                            **({"noise_estimate": estimates} if estimates else {}),
                            **(metadata or {})}}

@@ -23,11 +23,12 @@ import numpy as np
 import torch
 
 from . import _axes
-from ._device import autocast, resolve_device
+from ._device import autocast, resolve_device, resolve_precision
 from .model import SCORE_OUTPUT_SCALE, ScoreModel, model_from_parts, read_model_file
 from .network import PRESETS, build_network
 from .objectives import OBJECTIVES as _OBJECTIVES
 from .objectives import LossContext, get_objective
+from .smoothing import SIGMA_RANGE
 
 __all__ = ["train", "PatchSampler", "sigma_a_schedule", "OBJECTIVES", "TRAIN_STEPS",
            "auto_extra_noise"]
@@ -273,6 +274,13 @@ class PatchSampler:
 # training
 
 
+#: a conditioned network trained on the default sigma_a range is narrowed, after this share of
+#: its steps, to this factor either side of the sigma_a that SURE prefers on the training data
+#: then (FMD prefers 0.02-0.05, photon-starved widefield 0.1-0.35: one wide range trains
+#: either less well than its own; docs/training.md)
+ADAPT_AT = 0.3
+ADAPT_WIDTH = 3.0
+
 #: default training steps: about 4 minutes for the default preset on 2 CPU cores, where the
 #: score model has reached its plateau on the real benchmark sets (docs/benchmarks.md)
 TRAIN_STEPS = 1000
@@ -339,8 +347,9 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
           patch_size=None, batch_size: int | None = None, lr: float | None = None,
           weight_decay: float = 1e-4, val_fraction: float = 0.0, val_every: int | None = None,
           augment: bool = True, extra_noise="auto", objective: str = "score",
-          targets=None, sigma_a: tuple[float, float] = (0.05, 0.02), anneal_every: int = 50,
-          device="auto", precision: str = "fp32", seed=None,
+          targets=None, conditioned: bool = True, sigma_a: tuple[float, float] | None = None,
+          anneal_every: int = 50,
+          device="auto", precision: str = "auto", seed=None,
           progress: TrainProgress | None = None, checkpoint=None,
           checkpoint_every: int = 500, resume=None, model: ScoreModel | None = None,
           network_overrides: dict | None = None) -> ScoreModel:
@@ -380,20 +389,27 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
         direct baseline needing ``targets``; see :mod:`scoredenoise.objectives`.
     targets : sequence of arrays, optional
         Clean images (supervised) or second noisy frames (noise2noise), aligned with images.
-    sigma_a : (float, float)
-        AR-DAE perturbation (normalised units, data range about 1), annealed linearly from the
-        first to the second value in stages of ``anneal_every`` steps, held at the last for the
-        final ``anneal_every`` steps. The network learns the score of the data smoothed by
-        that Gaussian, which the solve removes exactly as part of the noise model (a mixture).
-        The paper anneals to 1e-6 (``(0.05, 1e-6)`` with ``lr=1e-4`` reproduces its
-        schedule); the default stops at 0.02: towards 0 the AR-DAE gradient's variance grows
-        and the score degrades (real FMD frames: 4 dB lower at 1e-3), while holding 0.05
-        throughout gives the same PSNR there at the end of training and 1.2 dB less on
-        correlated Gaussian noise (Set12, Table 1 row 2), where a white smoothing hides the
-        high frequencies the correlated noise leaves clean (docs/training.md).
+    conditioned : bool
+        A sigma-conditioned score network (default; Lim et al. 2020's AR-DAE): the AR-DAE
+        perturbation sigma_a is an input of the network, each sample of a batch is trained
+        at its own sigma_a, log-uniform over the ``sigma_a`` range, and the score is later
+        evaluated at the sigma_a that Stein's unbiased risk estimate finds best for each
+        image (:func:`scoredenoise.select_sigma_a`); the solve removes that smoothing.
+        ``False``: the paper's network, trained on an annealed schedule and evaluated at its
+        last value.
+    sigma_a : (float, float), optional
+        AR-DAE perturbation (normalised units, data range about 1). Conditioned networks:
+        the training range (default ``(0.01, 0.5)``). Unconditioned: annealed linearly
+        from the first to the second value in stages of ``anneal_every`` steps, held at the
+        last for the final ``anneal_every`` steps (default ``(0.05, 0.02)``; the paper's
+        ``(0.05, 1e-6)`` with ``lr=1e-4``). The network learns the score of the data
+        smoothed by that Gaussian, which the solve removes exactly as part of the noise
+        model (a mixture). Why sigma-conditioning is the default: docs/training.md.
     device : "auto", "cpu", "cuda", ...
-    precision : {"fp32", "bf16", "fp16"}
-        Autocast precision of the network (see docs/benchmarks.md for its cost).
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        Autocast precision of the network in training. ``"auto"`` (default): bf16 where the
+        device computes it natively (CPUs with AVX512-BF16 or AMX, recent GPUs; 1.6x faster
+        steps on this project's CPU, docs/training.md), else fp32.
     seed : int, optional
         Seeds patch sampling, noise draws and the network initialisation.
     progress : callable, optional
@@ -447,6 +463,22 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
         if (model.kind == "score") != (obj.kind == "score"):
             raise ValueError(f"cannot continue a {model.kind!r} model with objective "
                              f"{objective!r}")
+        conditioned = model.conditioned
+    conditioned = bool(conditioned) and obj.kind == "score"
+    # a fresh conditioned network with the default range narrows it to the data once
+    adaptive = conditioned and sigma_a is None and model is None
+    if sigma_a is None:
+        if conditioned:
+            sigma_a = (model.sigma_range if model is not None and model.conditioned
+                       else SIGMA_RANGE)
+        else:
+            sigma_a = (0.05, 0.02)
+    sigma_a = tuple(float(v) for v in sigma_a)
+    if len(sigma_a) != 2 or not all(v > 0 for v in sigma_a):
+        raise ValueError(f"sigma_a must be two values > 0 (normalised units), got {sigma_a}")
+    if conditioned and not sigma_a[0] < sigma_a[1]:
+        raise ValueError(f"sigma_a of a conditioned network is its training range (low, "
+                         f"high) with low < high, got {sigma_a}")
     patch_size, batch_size = _defaults(dims, patch_size, batch_size)
     if obj.patch_multiple > 1 and any(int(p) % obj.patch_multiple for p in
                                       np.atleast_1d(patch_size)):
@@ -461,6 +493,7 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
     sampler = PatchSampler(images, axes=axes, dims=dims, patch_size=patch_size,
                            targets=targets, val_fraction=val_fraction, augment=augment, rng=rng)
     dev = resolve_device(device)
+    precision = resolve_precision(dev, precision)
     if obj.kind != "score":
         extra_noise = 0.0
     elif extra_noise == "auto":
@@ -475,7 +508,7 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
         offset, scale = model.offset, model.scale
     else:
         net = build_network(preset, dims=dims, channels=sampler.channels,
-                            **(network_overrides or {}))
+                            sigma_input=conditioned, **(network_overrides or {}))
         offset, scale = sampler.normalisation(rng=np.random.default_rng(
             None if seed is None else seed + 1))
     net = net.to(dev).train()
@@ -495,17 +528,25 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
             t = t.contiguous(memory_format=torch.channels_last)
         return t
 
-    def net_fn(z):
+    def net_fn(z, sigma=None):
         with autocast(dev, precision):
-            return net(z)
+            return net(z, sigma)
 
     step_now = [start_step]
 
     def loss_fn(x, t, sig, gen=None):
         ctx = LossContext(net=net_fn, step=step_now[0], steps=steps, generator=gen,
                           sigma_a=sig, extra_noise=extra_n if extra_noise else 0.0,
-                          score_scale=SCORE_OUTPUT_SCALE)
+                          score_scale=SCORE_OUTPUT_SCALE,
+                          sigma_range=tuple(cur_range) if conditioned else None)
         return obj.loss(ctx, (x - off_t) / sc_t, None if t is None else (t - off_t) / sc_t)
+
+    # the conditioned network's current training range; narrowed once (adaptive) at
+    # ADAPT_AT of the steps to ADAPT_WIDTH either side of the sigma_a SURE prefers there
+    cur_range = list(sigma_a)
+    if trainer_state is not None and "sigma_range" in trainer_state:
+        cur_range = [float(v) for v in trainer_state["sigma_range"]]
+    adapt_step = int(ADAPT_AT * steps) if adaptive else None
 
     val_batch = None
     if val_fraction:
@@ -516,36 +557,49 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
     settings = dict(objective=objective, preset=preset, steps=steps, patch_size=patch_size,
                     batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                     val_fraction=val_fraction, augment=augment, extra_noise=extra_noise,
-                    sigma_a=list(sigma_a), anneal_every=anneal_every, precision=precision,
-                    seed=seed, device=str(dev))
+                    conditioned=conditioned, sigma_a=list(sigma_a), anneal_every=anneal_every,
+                    precision=precision, seed=seed, device=str(dev))
     data_info = [{"shape": list(s.array.shape), "axes": s.axes, "dtype": str(s.array.dtype)}
                  for s in sampler.sources]
 
     def make_model(step_done, stopped):
         meta = dict(model.meta) if model is not None else {}
-        sig_last = sigma_a_schedule(max(step_done - 1, 0), steps, start=sigma_a[0],
-                                    end=sigma_a[1], every=anneal_every, hold=anneal_every)
+        meta.pop("sigma_a_default", None)  # chosen again for the new weights
         meta.update(training=settings, data=data_info, steps_done=step_done,
-                    stopped_early=stopped, history=history, sigma_a_final=sig_last)
+                    stopped_early=stopped, history=history)
+        if conditioned:
+            meta["sigma_range"] = list(cur_range)
+        else:
+            meta["sigma_a_final"] = sigma_a_schedule(
+                max(step_done - 1, 0), steps, start=sigma_a[0], end=sigma_a[1],
+                every=anneal_every, hold=anneal_every)
         return ScoreModel(network=net, offset=offset, scale=scale, axes=sampler.sources[0].axes,
                           kind=obj.kind,
                           extra_noise=extra_noise,
                           meta=meta)
 
-    def save_checkpoint(step_done, stopped):
-        m = make_model(step_done, stopped)
+    def save_checkpoint(step_done, stopped, m=None):
+        m = make_model(step_done, stopped) if m is None else m
         opt_tensors, opt_plain = _optimizer_tensors(opt)
         opt_tensors["trainer.torch_rng"] = torch.get_rng_state()
         m.save(checkpoint, extra_tensors=opt_tensors,
                extra_header={"trainer_state": {"step": step_done, "optimizer": opt_plain,
-                                               "rng": _jsonable(rng.bit_generator.state)}})
+                                               "rng": _jsonable(rng.bit_generator.state),
+                                               "sigma_range": list(cur_range)}})
 
     t0 = time.perf_counter()
     stopped = False
     step = start_step
     for step in range(start_step, steps):
-        sig = sigma_a_schedule(step, steps, start=sigma_a[0], end=sigma_a[1],
-                               every=anneal_every, hold=anneal_every)
+        if step == adapt_step and step > 0:
+            picked = select_on_training_data(make_model(step, False), sampler, dev)
+            net.train()
+            cur_range = [max(sigma_a[0], min(picked) / ADAPT_WIDTH),
+                         min(sigma_a[1], max(picked) * ADAPT_WIDTH)]
+            settings["sigma_a_adapted"] = picked
+        sig = None if conditioned else sigma_a_schedule(
+            step, steps, start=sigma_a[0], end=sigma_a[1], every=anneal_every,
+            hold=anneal_every)
         for g in opt.param_groups:
             g["lr"] = lr_schedule(step, steps, lr)
         x, t = sampler.draw(batch_size)
@@ -571,9 +625,29 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
             break
     done = step + 1 if steps > start_step else start_step
     net.eval()
+    result = make_model(done, stopped)
+    if conditioned:  # where the score is evaluated when no image chooses: on the data
+        result.meta["sigma_a_default"] = float(np.median(
+            select_on_training_data(result, sampler, dev)))
     if checkpoint is not None:
-        save_checkpoint(done, stopped)
-    return make_model(done, stopped)
+        save_checkpoint(done, stopped, result)
+    return result
+
+
+def select_on_training_data(model: ScoreModel, sampler: PatchSampler, device,
+                            images: int = 4, max_pixels: int = 2 ** 15) -> list[float]:
+    """:func:`scoredenoise.select_sigma_a` on up to ``images`` training images, evenly
+    spaced, each on a sample of ``max_pixels`` (their median is the model's
+    ``sigma_a_default``, used where no image chooses; their spread sets the adaptive
+    training range). Reads only those samples of a lazy stack."""
+    from .smoothing import select_sigma_a  # the selection solves: it sits above training
+
+    n = len(sampler.sources)
+    picks = np.unique(np.linspace(0, n - 1, min(n, images)).round().astype(int))
+    return [select_sigma_a(model, sampler.sources[int(i)].array,
+                           axes=sampler.sources[int(i)].axes, device=device,
+                           max_pixels=max_pixels)
+            for i in picks]
 
 
 def _jsonable(state):

@@ -61,14 +61,17 @@ def test_table_solve_equals_the_reference_newton(gain, read, integer):
         assert bool((r_fast <= r_ref + 0.05 / read).all())
 
 
-def test_integer_tables_are_reused_per_parameter_set():
+def test_tables_are_reused_per_gain_and_read_noise():
     cam, y, s = _case(3.8, 1.5, 3.0, True)
     _count_table._cache.clear()
     a = cam._solve_exact(y, s)
     assert len(_count_table._cache) == 1
-    b = cam._solve_exact(y, s * 1.1)  # same data and parameters: same table
+    b = cam._solve_exact(y, s * 1.1)  # same parameters: same table
     assert len(_count_table._cache) == 1 and not torch.equal(a, b)
-    cam.replace(offset=2.0)._solve_exact(y, s)  # a new parameter set: a new table
+    cam.replace(offset=2.0)._solve_exact(y, s)  # the offset only shifts the data: same table
+    cam._solve_exact(y + 0.25, s)  # float data: same table
+    assert len(_count_table._cache) == 1
+    cam.replace(gain=4.0)._solve_exact(y, s)  # a new gain: a new table
     assert len(_count_table._cache) == 2
 
 
@@ -89,3 +92,26 @@ def test_exact_solve_without_gaussian_part_is_the_poisson_rule():
     s = np.array([0.1, -0.2, 0.05, 0.0])
     expect = (y - 1.0 + 1.0) * np.exp(2.0 * s)  # Eq. (13) with lam = 1 / gain on y - offset
     assert np.allclose(cam.solve(y, s), expect)
+
+
+def test_a_pixel_solves_the_same_whatever_is_solved_with_it():
+    """The table grows in blocks on a lattice fixed by the parameters: chunked, resumed and
+    distributed runs, which solve different sets of pixels, agree exactly."""
+    cam, y, s = _case(3.8, 1.0, 3.5, False)
+    exact = cam.replace(exact=True)
+    _count_table._cache.clear()
+    dim = y < torch.quantile(y, 0.3)
+    alone = exact._solve_exact(y[dim], s[dim])  # a small table first
+    together = exact._solve_exact(y, s)  # grown for the bright pixels
+    assert torch.equal(alone, together[dim])
+    _count_table._cache.clear()
+    assert torch.equal(exact._solve_exact(y, s), together)  # built at once: the same
+
+
+def test_a_table_too_large_falls_back_to_the_reference(monkeypatch):
+    cam, y, s = _case(4.0, 1.0, 3.5, False, n=16)
+    exact = cam.replace(exact=True)
+    _count_table._cache.clear()
+    monkeypatch.setattr(_count_table, "MAX_ETA_NODES", _count_table.ETA_BLOCK)
+    assert _count_table.solve_count_mixture(y, s, step=4.0, offset=3.5, sigma=1.0) is None
+    assert torch.equal(exact._solve_exact(y, s), exact._solve_exact_newton(y, s))

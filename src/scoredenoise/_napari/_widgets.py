@@ -668,6 +668,7 @@ class DenoiseWidget(QWidget):
         self.viewer = napari_viewer
         self.session = get_session(napari_viewer)
         self.cache: dict = {}  # (layer name, plane index) -> (y, score)
+        self.sigma_a: dict = {}  # layer name -> the sigma_a its scores are evaluated at
         self.output = None
         self.worker = None
         self._cancel = threading.Event()
@@ -724,7 +725,8 @@ class DenoiseWidget(QWidget):
         for ev in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             ev.connect(self._refresh)
         self.session.noise_changed.connect(self._noise_changed)
-        self.session.model_changed.connect(lambda *_: self.cache.clear())
+        self.session.model_changed.connect(lambda *_: (self.cache.clear(),
+                                                       self.sigma_a.clear()))
         self._refresh()
 
     def _refresh(self, *_):
@@ -750,13 +752,20 @@ class DenoiseWidget(QWidget):
             return [tuple(i) for i in np.ndindex(*ly.data.shape[:lead])]
         return [tuple(int(i) for i in self.viewer.dims.current_step[:lead])]
 
-    @staticmethod
-    def _score_plane(ly, model, idx):
+    def _score_plane(self, ly, model, idx):
         """The plane and the network's output: its score (score models), or the denoised
-        plane itself (direct denoisers of the related methods, which have no solve)."""
+        plane itself (direct denoisers of the related methods, which have no solve). A
+        sigma-conditioned score is evaluated at one sigma_a per layer, chosen on a sample of
+        the layer under the noise model of the time (SURE, a few seconds) and kept."""
         y = np.asarray(ly.data[idx], dtype=np.float32)
-        return y, model.predict(y, axes=_axes.spatial_axes(model.dims)) \
-            if model.kind == "denoiser" else model.score(y, axes=_axes.spatial_axes(model.dims))
+        ax = _axes.spatial_axes(model.dims)
+        if model.kind == "denoiser":
+            return y, model.predict(y, axes=ax)
+        if ly.name not in self.sigma_a:
+            self.sigma_a[ly.name] = model.resolve_sigma_a(
+                full_resolution(ly), "auto", self.session.noise_model,
+                axes=layer_axes(ly, model.dims))
+        return y, model.score(y, axes=ax, sigma_a=self.sigma_a[ly.name])
 
     def _checked_source(self, in_memory=False):
         try:
@@ -840,7 +849,8 @@ class DenoiseWidget(QWidget):
         self.chunk_cache = sd.ChunkCache()
         score = None  # a direct denoiser (related methods) has no score: dask computes it
         if model.kind == "score":
-            score = model.score(image, axes=axes, cache=self.chunk_cache)
+            score = model.score(image, axes=axes, cache=self.chunk_cache,
+                                noise_model=self.session.noise_model)
             image = image.rechunk(score.chunks)
         self.lazy = {"source": ly.name, "image": image, "score": score, "axes": axes}
         self._lazy_resolve()
@@ -853,9 +863,10 @@ class DenoiseWidget(QWidget):
                          units=units)
         name = f"{lz['source']} denoised (lazy)"
         score_model = model.kind == "score"
+        sig = getattr(lz["score"], "sigma_a", None)
         md = {"scoredenoise": {"source": lz["source"], "lazy": True, "units": units,
-                               "noise_model": effective_noise_model(model, nm).to_dict()
-                               if score_model else None,
+                               "noise_model": effective_noise_model(model, nm, 0, sig)
+                               .to_dict() if score_model else None, "sigma_a": sig,
                                "noise_model_chosen": nm.to_dict() if score_model else None,
                                "model": self.session.model_source}}
         if name in self.viewer.layers:
@@ -981,8 +992,9 @@ class DenoiseWidget(QWidget):
                                 f"({out.metadata['scoredenoise']['method']}): no noise model "
                                 f"to tune")
             return
+        sig = self.sigma_a.get(ly.name, model.sigma_a_default)
         out.metadata["scoredenoise"].update(
-            noise_model=effective_noise_model(model, nm).to_dict(),
+            noise_model=effective_noise_model(model, nm, 0, sig).to_dict(), sigma_a=sig,
             noise_model_chosen=nm.to_dict(), model=self.session.model_source,
             planes_done=len(solved), units=self.units())
         out.refresh()

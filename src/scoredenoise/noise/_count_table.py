@@ -1,23 +1,29 @@
-"""The exact solve of a photon count plus Gaussian noise, tabulated once per parameter set.
+"""The exact solve of a photon count plus Gaussian noise, from one table per parameter set.
 
 For y = step * k + offset + N(0, sigma^2), k ~ Poisson(x / step), the exact likelihood
 equation s(y) = grad_y log p(y|x) of the mixture reads
 
-    step * E[k | y, lam] = y - offset + sigma^2 s = z_bar,    lam = x / step,
+    E[k | y, lam] = (y - offset + sigma^2 s) / step = T,    lam = x / step,
 
 where the posterior over counts has weights w_k ~ Poisson(k; lam) N(y - offset; k step,
-sigma^2). The left side, m(lam; y) = E[k | y, lam], increases with lam (its derivative in
-log lam is the posterior variance of k), from 0 at lam = 0: the equation has one root where
-z_bar > 0 and none (x = 0) elsewhere.
+sigma^2). Written out, log w_k = k eta - log k! - c k^2 / 2 + (terms without k), with
 
-Solving it per pixel (bracketed Newton over sums of counts) takes seconds a plane. Here
-m(lam; y) is tabulated instead, once per parameter set, on rows of y (the data's own values
-where they are few, e.g. integer camera data, else a grid fine against sigma) and nodes of
-lam (uniform in sqrt(lam), up to the reference solver's bracket), each with its slope
-dm/dlam. Every pixel then finds its cell by one binary search over the flattened table and
-inverts m by monotone cubic Hermite interpolation: tens of milliseconds a 512x512 plane,
-equal to the per-pixel solve within 1e-4 of the data range where the root is well defined
-(tests/noise/test_count_table.py).
+    eta = log lam + step (y - offset) / sigma^2,    c = step^2 / sigma^2:
+
+the posterior, and so its mean M(eta) = E[k], depends on lam and y only through eta. M
+increases with eta (its derivative is the posterior variance of k), so the equation has one
+root eta* = M^-1(T) where T > 0 (none, x = 0, elsewhere), and
+
+    x = step * exp(eta* - step (y - offset) / sigma^2)
+
+for integer and float data alike. M is tabulated once per parameter set on a uniform grid of
+eta (``ETA_STEP``) with its slope, inverted per pixel by one binary search and a monotone
+cubic Hermite interpolation: tens of milliseconds a 512x512 plane, equal to the per-pixel
+Newton solve within 1e-4 of the data range wherever the root is defined to that precision
+(tests/noise/test_count_table.py). Below the table (M under 1e-10: at most one count is
+plausible) M^-1(T) = c / 2 + log(T / (1 - T)) exactly to that order.
+
+The emccd model's solve shares the row tables and their inversion (:class:`MonotoneRows`).
 """
 
 from __future__ import annotations
@@ -41,42 +47,6 @@ GRID_ROWS = 512
 _CHUNK = 2 ** 22
 _cache: OrderedDict = OrderedDict()
 _CACHE_SIZE = 8
-
-
-def _count_window(yz, lam, step, s2):
-    """Counts k covering the posterior w_k ~ Poisson(k; lam) N(yz; k step, s2) for every
-    (yz, lam): +-12 widths and 4 counts around its mode (Laplace).
-
-    log w_k is concave in k, so the posterior is unimodal. Its mode solves
-    h(k) = log lam - log(k + 1/2) + step (yz - k step) / s2 = 0 (digamma(k + 1) ~
-    log(k + 1/2)); h is convex and decreasing, so Newton from k = 0 rises monotonically to
-    the root. The width is the curvature's, 1 / sqrt(1 / (k + 1/2) + step^2 / s2)."""
-    loglam = torch.log(lam.clamp(min=1e-300))
-    c = step * step / s2
-    k = torch.zeros_like(lam)
-    for _ in range(60):
-        h = loglam - torch.log(k + 0.5) + step * (yz - k * step) / s2
-        k_new = (k + h / (1.0 / (k + 0.5) + c)).clamp(min=0)
-        if bool(((k_new - k).abs() < 0.05).all()):
-            k = k_new
-            break
-        k = k_new
-    width = (1.0 / (k + 0.5) + c).rsqrt()
-    lo = (k - 12 * width - 4).floor().clamp(min=0)
-    hi = (k + 12 * width + 4).ceil()
-    return lo, int((hi - lo).max().item()) + 1
-
-
-def _moments(yz, lam, step, s2):
-    """Posterior mean and variance of the count k, for rows yz (R, 1) and nodes lam (R, J)."""
-    lo, width = _count_window(yz, lam, step, s2)
-    k = lo.unsqueeze(-1) + torch.arange(width, dtype=lam.dtype, device=lam.device)
-    logw = (torch.xlogy(k, lam.unsqueeze(-1)) - torch.lgamma(k + 1)
-            - (yz.unsqueeze(-1) - k * step) ** 2 / (2 * s2))
-    w = torch.softmax(logw, dim=-1)
-    m = (w * k).sum(-1)
-    v = ((w * k * k).sum(-1) - m * m).clamp(min=0)
-    return m, v
 
 
 class MonotoneRows:
@@ -128,31 +98,6 @@ def lam_nodes(lam_hi: torch.Tensor, nodes: int = NODES) -> torch.Tensor:
     return lam_hi[:, None] * torch.cat([u[:1], low, u[1:] ** 2])
 
 
-class _Table(MonotoneRows):
-    """m(lam; y) = E[k | y, lam] on rows of y and nodes of lam, with the slopes dlam/dm."""
-
-    def __init__(self, rows: torch.Tensor, step: float, offset: float, sigma: float,
-                 nodes: int = NODES):
-        s2 = sigma * sigma
-        yz = rows - offset
-        yp = yz.clamp(min=0)
-        # the reference solver's bracket, in counts
-        lam = lam_nodes((yp + BRACKET * (sigma + step + torch.sqrt(yp * step))) / step, nodes)
-        m = torch.empty_like(lam)
-        v = torch.empty_like(lam)
-        r0 = 0
-        while r0 < rows.numel():  # chunks of rows, sized by their count window
-            _, width = _count_window(yz[r0:r0 + 1, None], lam[r0:r0 + 1], step, s2)
-            r1 = min(rows.numel(), r0 + max(1, _CHUNK // (nodes * max(width, 1) * 4)))
-            m[r0:r1], v[r0:r1] = _moments(yz[r0:r1, None], lam[r0:r1], step, s2)
-            r0 = r1
-        m[:, 0] = 0.0  # lam = 0: no count
-        # dlam/dm = lam / Var[k] (d m / d log lam = Var[k]); the first node's is the secant
-        slope = lam / v.clamp(min=1e-300)
-        slope[:, 0] = lam[:, 1] / (m[:, 1] - m[:, 0]).clamp(min=1e-300)
-        super().__init__(lam, m, slope)
-
-
 def value_rows(y: torch.Tensor, grid: int = GRID_ROWS):
     """Rows of the table for data ``y`` and the row of each pixel: ``(rows, index, exact,
     key)``. The data's own values where they are few (``exact``: integer camera data, lattice
@@ -171,58 +116,122 @@ def value_rows(y: torch.Tensor, grid: int = GRID_ROWS):
     return rows, index, False, ("grid", lo, hi, n)
 
 
-def _polish(yz, target, lam, step, s2, max_iter=60):
-    """Bracketed Newton on m(lam; yz) = target per pixel, from ``lam`` (the nearest row's
-    root), inside [0, the bracket]; bisection where a step leaves the bracket."""
-    yp = yz.clamp(min=0)
-    hi = (yp + BRACKET * (math.sqrt(s2) + step + torch.sqrt(yp * step))) / step
-    lo = torch.zeros_like(lam)
-    lam = torch.minimum(lam, hi).clone()
-    active = target > 0
-    tol = 1e-9 * (1.0 + hi)
-    for _ in range(max_iter):
-        idx = torch.nonzero(active).reshape(-1)
-        if idx.numel() == 0:
+#: spacing of the eta grid of the Poisson + Gaussian table (the mean count moves by at most
+#: about one per unit of eta); nodes are computed in blocks of ETA_BLOCK on a lattice fixed by
+#: the parameters alone, so a pixel's result never depends on the other pixels solved with it
+#: (chunked, resumed and distributed runs agree exactly); at most MAX_ETA_NODES per table
+ETA_STEP = 1.0 / 16
+ETA_BLOCK = 4096
+MAX_ETA_NODES = 2 ** 22
+#: below the table: M(eta) under this, where at most one count is plausible
+_M_FLOOR = 1e-10
+
+
+def _eta_moments(eta: torch.Tensor, c: float):
+    """Mean and variance of the count k under weights exp(k eta - log k! - c k^2 / 2)."""
+    # the mode solves h(k) = eta - log(k + 1/2) - c k = 0 (h decreasing and convex: Newton
+    # from k = 0 rises to it); the width is the curvature's
+    k = torch.zeros_like(eta)
+    for _ in range(60):
+        h = eta - torch.log(k + 0.5) - c * k
+        k_new = (k + h / (1.0 / (k + 0.5) + c)).clamp(min=0)
+        if bool(((k_new - k).abs() < 0.05).all()):
+            k = k_new
             break
-        la, lo_a, hi_a = lam[idx], lo[idx], hi[idx]
-        m, v = _moments(yz[idx, None], la[:, None], step, s2)
-        m, v = m[:, 0], v[:, 0]
-        r = m - target[idx]
-        lo_a = torch.where(r < 0, la, lo_a)
-        hi_a = torch.where(r >= 0, la, hi_a)
-        new = la - r * la / v.clamp(min=1e-300)  # dm/dlam = Var[k] / lam
-        bad = ~torch.isfinite(new) | (new <= lo_a) | (new >= hi_a)
-        new = torch.where(bad, (lo_a + hi_a) / 2, new)
-        done = ((new - la).abs() <= tol[idx]) | ((hi_a - lo_a) <= tol[idx])
-        lam[idx], lo[idx], hi[idx] = new, lo_a, hi_a
-        active[idx[done]] = False
-    return lam
+        k = k_new
+    width = (1.0 / (k + 0.5) + c).rsqrt()
+    lo = (k - 12 * width - 4).floor().clamp(min=0)
+    n = int(((k + 12 * width + 4).ceil() - lo).max().item()) + 1
+    m = torch.empty_like(eta)
+    v = torch.empty_like(eta)
+    per = max(1, _CHUNK // n)
+    for i in range(0, eta.numel(), per):
+        kk = lo[i:i + per, None] + torch.arange(n, dtype=eta.dtype, device=eta.device)
+        logw = kk * eta[i:i + per, None] - torch.lgamma(kk + 1) - 0.5 * c * kk * kk
+        w = torch.softmax(logw, dim=-1)
+        m[i:i + per] = (w * kk).sum(-1)
+        v[i:i + per] = ((w * kk * kk).sum(-1) - m[i:i + per] ** 2).clamp(min=0)
+    return m, v
+
+
+class _EtaTable:
+    """M(eta) with its slopes on the lattice eta_j = lo + j ETA_STEP, j = 0, 1, ...,
+    computed block by block as the data need them; ``rows`` inverts it."""
+
+    def __init__(self, c: float, device):
+        self.c = c
+        self.lo = 0.5 * c + math.log(_M_FLOOR)  # M(lo) ~ 1e-10: the floor
+        self.device = device
+        self.blocks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.rows: MonotoneRows | None = None
+
+    @property
+    def hi(self) -> float:
+        return self.lo + (len(self.blocks) * ETA_BLOCK - 1) * ETA_STEP
+
+    def cover(self, hi: float) -> bool:
+        """Extend the table to ``hi``; False where that needs more than MAX_ETA_NODES."""
+        need = math.ceil((hi - self.lo) / ETA_STEP / ETA_BLOCK)
+        if need * ETA_BLOCK > MAX_ETA_NODES:
+            return False
+        if need > len(self.blocks) or self.rows is None:
+            while len(self.blocks) < max(need, 1):
+                j = len(self.blocks) * ETA_BLOCK + torch.arange(
+                    ETA_BLOCK, dtype=torch.float64, device=self.device)
+                eta = self.lo + j * ETA_STEP
+                m, v = _eta_moments(eta, self.c)
+                self.blocks.append((eta, m, v))
+            eta, m, v = (torch.cat(t) for t in zip(*self.blocks))
+            self.rows = MonotoneRows(eta[None], m[None], (1.0 / v.clamp(min=1e-300))[None])
+        return True
+
+
+def _eta_table(step: float, sigma: float, device) -> _EtaTable:
+    key = (step, sigma, str(device))
+    table = _cache.get(key)
+    if table is None:
+        table = _cache[key] = _EtaTable(step * step / (sigma * sigma), device)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    else:
+        _cache.move_to_end(key)
+    return table
 
 
 def solve_count_mixture(y: torch.Tensor, s: torch.Tensor, *, step: float, offset: float,
                         sigma: float):
     """x >= 0 solving the exact equation (module docstring) per pixel.
 
-    ``y`` and ``s`` are float64 tensors of one shape; returns float64 of that shape.
+    ``y`` and ``s`` are float64 tensors of one shape; returns float64 of that shape, or None
+    where the table would need more than ``MAX_ETA_NODES`` nodes (read noise far below the
+    photon step on data of very many counts: solve per pixel then). Where the score asks for
+    more than the data allow (no root below the reference solver's bracket, ``BRACKET``), x
+    is that bound, as the reference gives.
     """
     shape = y.shape
-    yd, sd = y.reshape(-1), s.reshape(-1)
-    rows, index, exact, key = value_rows(yd)
-    ck = None if key is None else (key, step, offset, sigma, str(y.device))
-    table = _cache.get(ck) if ck is not None else None
-    if table is None:
-        table = _Table(rows, step, offset, sigma)
-        if ck is not None:
-            _cache[ck] = table
-            while len(_cache) > _CACHE_SIZE:
-                _cache.popitem(last=False)
-    else:
-        _cache.move_to_end(ck)
+    yz = y.reshape(-1) - offset
     s2 = sigma * sigma
-    target = (yd - offset + s2 * sd) / step  # z_bar in counts
-    if exact:
-        lam = table.invert(index, target)
-    else:  # start at the nearest row's root for the same score, then polish on its own y
-        start = table.invert(index, (rows[index] - offset + s2 * sd) / step)
-        lam = _polish(yd - offset, target, start, step, s2)
-    return torch.where(target > 0, step * lam, torch.zeros_like(lam)).reshape(shape)
+    c = step * step / s2
+    target = (yz + s2 * s.reshape(-1)) / step  # T, in counts
+    shift = step * yz / s2  # eta = log lam + shift
+    yp = yz.clamp(min=0)
+    lam_hi = (yp + BRACKET * (sigma + step + torch.sqrt(yp * step))) / step
+    out = torch.zeros_like(yz)
+    pos = target > 0
+    if bool(pos.any()):
+        t, sh, top = target[pos], shift[pos], lam_hi[pos]
+        table = _eta_table(step, sigma, y.device)
+        if not table.cover(float((torch.log(top) + sh).max())):
+            return None
+        rows = table.rows
+        floor = float(rows.base[0])  # M at the table's lowest node
+        eta = rows.invert(torch.zeros_like(t, dtype=torch.long), t)
+        small = t <= floor
+        eta = torch.where(small, 0.5 * c + torch.log(t) - torch.log1p(-t.clamp(max=0.5)), eta)
+        # a root below 1e-6 of (sigma + step) is that (as the reference's tolerance): where
+        # the read noise is far below the step, exp(eta - shift) can underflow to 0, whose
+        # equation (no count possible) differs from any rate above it
+        floor_lam = 1e-6 * (sigma + step) / step
+        lam = torch.minimum(torch.exp(eta - sh).clamp(min=floor_lam), top)
+        out[pos] = step * lam
+    return out.reshape(shape)

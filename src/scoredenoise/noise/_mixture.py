@@ -173,10 +173,12 @@ class GaussianMixtureModel(NoiseModel):
     def _solve_exact(self, y, s):
         """Root of the exact likelihood equation f(x, y) = s, x >= 0, from a table of the
         equation built once per parameter set (:mod:`._count_table`: tens of milliseconds a
-        512x512 plane of integer data; :meth:`_solve_exact_newton` is the per-pixel
+        512x512 plane, integer or float data; :meth:`_solve_exact_newton` is the per-pixel
         reference)."""
         x = solve_count_mixture(y.double(), s.double(), step=1.0 / self.base.lam,
                                 offset=self.offset_value, sigma=self.gaussian_sigma)
+        if x is None:  # a table too large (read noise far below the step, many counts)
+            return self._solve_exact_newton(y, s)
         return x.to(y.dtype)
 
     def _solve_exact_newton(self, y, s, max_iter: int = 100):

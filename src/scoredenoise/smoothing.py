@@ -1,0 +1,225 @@
+"""Where a sigma-conditioned score network is evaluated: sigma_a chosen per image by SURE.
+
+A sigma-conditioned score network (the default, :func:`scoredenoise.train`) learns the score
+of the data smoothed by a Gaussian of any standard deviation sigma_a in its training range
+(normalised units, the data's range about 1). The solve removes that smoothing exactly, as
+part of the noise model (a mixture), so every sigma_a gives a denoiser. Small sigma_a removes
+little but asks for the score where it is hardest to learn; large sigma_a gives an accurate
+score of a smoother density, at the price of treating the observed image as noisier than it
+is. Where the balance lies depends on the data: 0.02-0.05 on FMD confocal frames, 0.1-0.35 on
+photon-starved widefield frames (docs/training.md).
+
+:func:`select_sigma_a` measures it on the image itself, with Stein's unbiased risk estimate
+for independent noise of known variance v(y):
+
+    R(sigma_a) = mean[(x - y)^2 - v(y) + 2 v(y) dx/dy],
+
+where x is the solve of the noise model (plus the smoothing) with the score at sigma_a, and
+the divergence dx/dy is measured by one more network pass at y + eps b (b random +-1; eps one
+step of integer data, which keeps the data on their lattice). Each candidate costs two network
+passes on a sample of at most ``max_pixels`` pixels; the risk is minimised over a log grid
+and then twice between the best and its neighbours (10 candidates, 20 passes). The noise model is the one the image will
+be solved with, or else estimated from the sample (:func:`scoredenoise.estimate_noise`,
+``poisson-gaussian``); the selected sigma_a travels with the score
+(:class:`scoredenoise.Score`), so re-solving the same score under another noise model removes
+what the network was evaluated at.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from . import _axes
+
+__all__ = ["select_sigma_a", "SIGMA_RANGE", "sure_risks"]
+
+#: default training range of sigma_a of a sigma-conditioned score network (normalised units)
+SIGMA_RANGE = (0.01, 0.5)
+#: candidates of the selection, log-spaced over the training range, then REFINE rounds of
+#: the two midpoints (in log) beside the best so far: 2.2x steps refined to 1.2x
+GRID = 6
+REFINE = 2
+#: pixels of the image the selection looks at (planes evenly spaced, windows centred)
+MAX_PIXELS = 2 ** 17
+
+
+def sample_image(image, axes: str, dims: int, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A canonical ``(S, C, *spatial)`` float32 sample of ``image``: up to 4 evenly spaced
+    planes (volumes for a 3-D network), each cut to a centred window, ``max_pixels`` in all.
+    Reads only those windows of a lazy (dask, zarr) array."""
+    perm, samples, ch, sp = _axes.canonical_order(axes, dims)
+    shape = tuple(image.shape)
+    n_s = math.prod(shape[a] for a in samples)
+    picks = np.unique(np.linspace(0, max(n_s - 1, 0), min(n_s, 4)).round().astype(int))
+    per = max(max_pixels // len(picks), 1)
+    w = [shape[a] for a in sp]
+    while math.prod(w) > per:  # shrink the longest axis, a tenth at a time: square-ish
+        i = int(np.argmax(w))
+        need = math.ceil(per / max(math.prod(w) // w[i], 1))
+        w[i] = max(1, min(w[i] - 1, max(int(w[i] * 0.9), need)))
+    window = [slice((shape[a] - n) // 2, (shape[a] - n) // 2 + n) for a, n in zip(sp, w)]
+    out = []
+    sample_shape = [shape[a] for a in samples]
+    for p in picks:
+        idx = [slice(None)] * len(shape)
+        for a, i in zip(samples, np.unravel_index(int(p), sample_shape) if samples else ()):
+            idx[a] = int(i)
+        for a, w in zip(sp, window):
+            idx[a] = w
+        block = image[tuple(idx)]
+        # in this thread: on a dask.distributed worker the default scheduler would ship a
+        # file-backed graph to the cluster (as estimation reads its planes)
+        block = np.asarray(block.compute(scheduler="synchronous") if hasattr(block, "compute")
+                           else block)
+        kept = [i for i in range(len(shape)) if i not in samples]
+        order = ([kept.index(ch)] if ch is not None else []) + [kept.index(a) for a in sp]
+        block = np.transpose(block, order)
+        out.append(block if ch is not None else block[None])
+    return np.stack(out).astype(np.float32)
+
+
+def _noise_models(model, y: np.ndarray, noise_model):
+    """One noise model per channel of the canonical sample ``y``: the given ones, or
+    estimated from it; None where none can be had (no selection then)."""
+    from .estimate import estimate_noise
+
+    n_c = y.shape[1]
+    if noise_model is not None:
+        models = noise_model if isinstance(noise_model, tuple) else (noise_model,) * n_c
+        return list(models)
+    out = []
+    for c in range(n_c):
+        planes = y[:, c].reshape((-1,) + y.shape[-2:])
+        ax = "ZYX" if planes.shape[0] > 1 else "YX"
+        planes = planes if planes.shape[0] > 1 else planes[0]
+        nm = None
+        for family in ("poisson-gaussian", "gaussian"):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    nm = estimate_noise(planes, family, axes=ax).noise_model
+                break
+            except (ValueError, RuntimeError):
+                continue
+        if nm is None:
+            return None
+        out.append(nm)
+    return out
+
+
+def _variance(nm, y: np.ndarray) -> np.ndarray | None:
+    """SURE's v(y): the noise variance at each pixel, unbiased for the models whose variance
+    is linear in the mean (Gaussian, Poisson-Gaussian, EMCCD)."""
+    try:
+        v = np.asarray(nm.noise_level(y), np.float64)
+    except NotImplementedError:
+        return None
+    return np.maximum(v, 1e-12)
+
+
+def sure_risks(model, y: np.ndarray, sigmas, noise_models, *, device="auto",
+               precision: str = "fp32", rng=0, progress=None) -> np.ndarray:
+    """SURE of the denoised sample (mean over pixels, data units squared) at each sigma_a.
+
+    ``y``: canonical ``(S, C, *spatial)`` float32; ``noise_models``: one per channel."""
+    axes = "SC" + _axes.spatial_axes(model.dims)
+    integer = bool(np.all(y == np.round(y)))
+    v = [_variance(nm, y[:, c].astype(np.float64)) for c, nm in enumerate(noise_models)]
+    if any(vc is None for vc in v):
+        raise ValueError("SURE needs the noise variance as a function of the mean")
+    eps = 1.0 if integer else 0.05 * math.sqrt(float(np.median(np.concatenate(
+        [vc.ravel() for vc in v]))))
+    b = np.random.default_rng(rng).choice(np.array([-1.0, 1.0], np.float32), size=y.shape)
+    yb = y + np.float32(eps) * b
+    risks = []
+    total, done = 2 * len(sigmas), 0
+    for sig in sigmas:
+        s = model.predict(y, axes=axes, sigma_a=sig, device=device, precision=precision)
+        sb = model.predict(yb, axes=axes, sigma_a=sig, device=device, precision=precision)
+        done += 2
+        if progress is not None and progress(done, total) is False:
+            from .model import Cancelled
+
+            raise Cancelled(f"cancelled after {done} of {total}")
+        r = 0.0
+        for c, nm in enumerate(noise_models):
+            nm_c = nm.plus_gaussian(model.smoothing_sigma(c, sig))
+            off = getattr(nm_c, "offset_value", 0.0)
+            x = np.asarray(nm_c.solve(y[:, c], s[:, c]), np.float64) + off
+            xb = np.asarray(nm_c.solve(yb[:, c], sb[:, c]), np.float64) + off
+            yc = y[:, c].astype(np.float64)
+            div = b[:, c] * (xb - x) / eps
+            r += float(np.mean((x - yc) ** 2 - v[c] + 2.0 * v[c] * div))
+        risks.append(r if np.isfinite(r) else np.inf)
+    return np.array(risks)
+
+
+def select_sigma_a(model, image, noise_model=None, *, axes: str | None = None,
+                   device="auto", precision: str = "fp32", max_pixels: int = MAX_PIXELS,
+                   grid: int = GRID, progress=None) -> float:
+    """The sigma_a at which to evaluate a sigma-conditioned score for ``image``.
+
+    Parameters
+    ----------
+    model : ScoreModel
+        A sigma-conditioned score model (for any other, its fixed ``sigma_a`` is returned).
+    image : array_like
+        The noisy image or stack (numpy, dask, zarr); only a sample of at most
+        ``max_pixels`` pixels is read.
+    noise_model : NoiseModel, str, dict, NoiseEstimate, or a list of them, optional
+        The noise model the image will be solved with; default: estimated from the sample
+        (``poisson-gaussian``, else ``gaussian``).
+    grid : int
+        Candidates, log-spaced over the model's training range, before the refinement (two
+        network passes each on the sample).
+
+    Returns
+    -------
+    float
+        sigma_a in normalised units. The model's ``sigma_a_default`` where the risk cannot be
+        measured: a noise model with a correlation operator A (the estimate assumes
+        independent noise) or without a variance function, or no noise model estimable.
+
+    Examples
+    --------
+    >>> sig = scoredenoise.select_sigma_a(model, noisy)                    # doctest: +SKIP
+    >>> s = model.score(noisy, sigma_a=sig)                                  # doctest: +SKIP
+    """
+    from .api import _has_operator, resolve_noise_models
+
+    if not model.conditioned:
+        return model.sigma_a_default
+    axes = model.resolve_axes(axes, len(np.shape(image)))
+    y = sample_image(image, axes, model.dims, max_pixels)
+    if noise_model is not None:
+        noise_model = resolve_noise_models(noise_model)
+        if _has_operator(noise_model):
+            return model.sigma_a_default
+    models = _noise_models(model, y, noise_model)
+    if models is None or any(_variance(nm, y[:1, c]) is None for c, nm in enumerate(models)):
+        return model.sigma_a_default
+    lo, hi = model.sigma_range
+    risk: dict[float, float] = {}
+    total = 2 * (grid + 2 * REFINE)  # network passes, for progress
+
+    def measure(sigmas):
+        def prog(done, _total):
+            return None if progress is None else progress(2 * len(risk) + done, total)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            r = sure_risks(model, y, sigmas, models, device=device, precision=precision,
+                           progress=prog)
+        risk.update(zip((float(v) for v in sigmas), r))
+
+    measure(np.exp(np.linspace(math.log(lo), math.log(hi), grid)))
+    for _ in range(REFINE):  # halve the log step around the best, twice
+        keys = sorted(risk)
+        i = int(np.argmin([risk[k] for k in keys]))
+        measure([math.sqrt(keys[j] * keys[i]) for j in (i - 1, i + 1) if 0 <= j < len(keys)])
+    if not np.any(np.isfinite(list(risk.values()))):
+        return model.sigma_a_default
+    return min(risk, key=risk.get)

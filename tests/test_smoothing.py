@@ -1,0 +1,167 @@
+"""sigma-conditioned score networks: what they learn, and where they are evaluated (SURE)."""
+
+import numpy as np
+import pytest
+
+import scoredenoise as sd
+from scoredenoise import _axes
+from scoredenoise.api import effective_noise_model
+from scoredenoise.smoothing import sample_image, select_sigma_a, sure_risks
+
+MU, TAU, NOISE, SCALE = 100.0, 20.0, 15.0, 100.0
+
+
+class OracleModel:
+    """A conditioned 'score model' whose score at sigma_a is the exact score of a Gaussian
+    prior N(MU, TAU^2) under Gaussian noise, smoothed by sigma_a, plus an error that grows as
+    sigma_a falls, as a trained network's does: a fixed random field times ``err / sigma_a``.
+    Its risk then has an interior minimum that the test can compute exactly."""
+
+    dims, conditioned, sigma_range, sigma_a_default = 2, True, (0.01, 0.5), 0.1
+    scale, extra_noise = np.array([SCALE]), 0.0
+
+    def __init__(self, err):
+        self.err = err
+
+    def resolve_axes(self, axes, ndim):
+        return _axes.check_axes(axes, ndim, 2)
+
+    def smoothing_sigma(self, channel=0, sigma_a=None):
+        return float(sigma_a) * SCALE
+
+    def predict(self, y, *, axes=None, sigma_a=None, **kw):
+        smooth = (sigma_a * SCALE) ** 2
+        xi = np.random.default_rng(7).normal(size=np.shape(y))  # the same field every call
+        return (-(y - MU) / (TAU ** 2 + NOISE ** 2 + smooth)
+                + self.err / sigma_a * xi).astype(np.float32)
+
+
+def _mse_of(model, y, x, sig, nm):
+    s = model.predict(y, sigma_a=sig)
+    est = np.asarray(nm.plus_gaussian(model.smoothing_sigma(0, sig)).solve(y, s), np.float64)
+    return float(np.mean((est - x) ** 2))
+
+
+def test_sure_tracks_the_true_risk_and_picks_its_minimum():
+    rng = np.random.default_rng(0)
+    x = rng.normal(MU, TAU, (2, 1, 128, 128))
+    y = (x + rng.normal(0, NOISE, x.shape)).astype(np.float32)
+    model = OracleModel(err=2e-4)
+    nm = sd.get_noise_model("gaussian", sigma=NOISE)
+    sigmas = np.exp(np.linspace(np.log(0.01), np.log(0.5), 12))
+    risks = sure_risks(model, y, sigmas, [nm])
+    true = np.array([_mse_of(model, y[:, 0], x[:, 0], s, nm) for s in sigmas])
+    # unbiased: within a few per cent of the true mean squared error at every sigma_a
+    np.testing.assert_allclose(risks, true, rtol=0.05)
+    # the minimum is inside the range (the test's premise) and SURE finds it
+    assert 0 < int(np.argmin(true)) < len(sigmas) - 1
+    fine = np.exp(np.linspace(np.log(0.01), np.log(0.5), 200))
+    best = fine[np.argmin([_mse_of(model, y[:, 0], x[:, 0], s, nm) for s in fine])]
+    picked = select_sigma_a(model, y[:, 0], nm, axes="SYX", grid=8)
+    assert abs(np.log(picked / best)) < np.log(1.3)
+    # a model with no score error needs no smoothing: the low end of the range is picked
+    # (below 1 data unit against noise of 15 the risks differ by less than SURE's spread)
+    assert select_sigma_a(OracleModel(err=0.0), y[:, 0], nm, axes="SYX") < 0.025
+
+
+def test_selection_estimates_the_noise_when_none_is_given():
+    rng = np.random.default_rng(1)
+    x = rng.normal(MU, TAU, (1, 1, 160, 160))
+    y = np.round(x + rng.normal(0, NOISE, x.shape)).astype(np.float32)  # integer data
+    model = OracleModel(err=2e-4)
+    nm = sd.get_noise_model("gaussian", sigma=NOISE)
+    given = select_sigma_a(model, y[0, 0], nm)
+    estimated = select_sigma_a(model, y[0, 0])  # poisson-gaussian, estimated on the image
+    # the risk is flat near its minimum: what counts is the error of the result
+    assert _mse_of(model, y[:, 0], x[:, 0], estimated, nm) < \
+        1.03 * _mse_of(model, y[:, 0], x[:, 0], given, nm)
+
+
+def test_sample_image_reads_windows_of_evenly_spaced_planes():
+    stack = np.arange(10 * 300 * 200, dtype=np.float32).reshape(10, 300, 200)
+    s = sample_image(stack, "ZYX", 2, max_pixels=4 * 100 * 100)
+    assert s.shape[:2] == (4, 1) and s.shape[2] * s.shape[3] <= 100 * 100
+    assert 0.7 < s.shape[2] / s.shape[3] < 1.4  # square-ish windows
+    # planes 0, 3, 6, 9, centred windows
+    np.testing.assert_array_equal(s[:, 0, 0, 0] // (300 * 200), [0, 3, 6, 9])
+    row0 = (s[0, 0, 0, 0] % (300 * 200)) // 200
+    assert abs(row0 - (300 - s.shape[2]) // 2) <= 1
+
+
+def _gaussian_pixels(n=4, size=64, seed=0):
+    """i.i.d. pixels N(MU, TAU^2): the score of the data smoothed by any Gaussian is known,
+    -(y - MU) / (TAU^2 + smoothing^2)."""
+    rng = np.random.default_rng(seed)
+    return [rng.normal(MU, TAU, (size, size)).astype(np.float32) for _ in range(n)]
+
+
+@pytest.mark.slow
+def test_conditioned_network_learns_the_score_at_each_sigma():
+    """One network, two smoothings: the learned score's slope in y follows
+    1 / (TAU^2 + (sigma_a scale)^2) at both, a 4-5x change an unconditioned network cannot
+    give."""
+    imgs = _gaussian_pixels()
+    m = sd.train(imgs, preset="small", steps=400, patch_size=32, batch_size=8, seed=0,
+                 sigma_a=(0.02, 0.4))
+    assert m.conditioned and m.extra_noise == 0.0
+    y = _gaussian_pixels(1, 96, seed=5)[0]
+    core = (slice(16, -16), slice(16, -16))
+    for sig in (0.03, 0.2):
+        s = np.asarray(m.score(y, sigma_a=sig))
+        slope = np.polyfit(y[core].ravel() - MU, s[core].ravel(), 1)[0]
+        want = -1.0 / (TAU ** 2 + (sig * float(m.scale[0])) ** 2)
+        assert slope == pytest.approx(want, rel=0.2), (sig, slope, want)
+
+
+def test_score_carries_its_sigma_a_into_every_solve():
+    imgs = _gaussian_pixels(2, 48)
+    m = sd.train(imgs, preset="small", steps=6, patch_size=16, batch_size=2, seed=0)
+    y = imgs[0]
+    s = m.score(y, sigma_a=0.05)
+    assert isinstance(s, sd.Score) and s.sigma_a == 0.05
+    assert s[:10].sigma_a == 0.05  # slices keep it
+    g = sd.get_noise_model("gaussian", sigma=NOISE)
+    x = sd.denoise(y, m, g, score=s)
+    want = effective_noise_model(m, g, 0, 0.05).solve(y, np.asarray(s))
+    np.testing.assert_allclose(x, want, rtol=1e-6)
+    # another noise model, same score: the same sigma_a removed, no network
+    p = sd.get_noise_model("gaussian", sigma=2 * NOISE)
+    np.testing.assert_allclose(sd.denoise(y, m, p, score=s),
+                               effective_noise_model(m, p, 0, 0.05).solve(y, np.asarray(s)),
+                               rtol=1e-6)
+    # a plain array is taken at the sigma_a given, else at the model's default
+    plain = np.asarray(s)
+    np.testing.assert_allclose(sd.denoise(y, m, g, score=plain, sigma_a=0.05), x, rtol=1e-6)
+    np.testing.assert_allclose(
+        sd.denoise(y, m, g, score=plain),
+        effective_noise_model(m, g, 0, m.sigma_a_default).solve(y, plain), rtol=1e-6)
+    # "auto" chooses per image and noise model, within the training range
+    lo, hi = m.sigma_range
+    auto = m.score(y, noise_model=g)
+    assert lo <= auto.sigma_a <= hi
+    assert lo <= m.sigma_a_default <= hi
+
+
+def test_sigma_a_errors_name_the_fix():
+    imgs = _gaussian_pixels(1, 48)
+    m = sd.train(imgs, preset="small", steps=2, patch_size=16, batch_size=2, seed=0)
+    with pytest.raises(ValueError, match="sigma_a must be > 0 or 'auto', got -0.1"):
+        m.score(imgs[0], sigma_a=-0.1)
+    old = sd.train(imgs, preset="small", steps=2, patch_size=16, batch_size=2, seed=0,
+                   conditioned=False)
+    assert not old.conditioned and old.sigma_a_default == old.sigma_a_final == 0.02
+    with pytest.raises(ValueError, match="not sigma-conditioned: its score is fixed"):
+        old.score(imgs[0], sigma_a=0.1)
+    assert old.score(imgs[0]).sigma_a == 0.02
+    with pytest.raises(ValueError, match="low < high"):
+        sd.train(imgs, preset="small", steps=2, patch_size=16, sigma_a=(0.2, 0.1))
+
+
+def test_conditioned_model_files_round_trip(tmp_path):
+    imgs = _gaussian_pixels(1, 48)
+    m = sd.train(imgs, preset="small", steps=4, patch_size=16, batch_size=2, seed=0,
+                 sigma_a=(0.02, 0.3))
+    m2 = sd.load_model(m.save(tmp_path / "c.sdmodel"))
+    assert m2.conditioned and m2.sigma_range == (0.02, 0.3)
+    assert m2.sigma_a_default == m.sigma_a_default
+    np.testing.assert_array_equal(m2.score(imgs[0], sigma_a=0.1), m.score(imgs[0], sigma_a=0.1))
