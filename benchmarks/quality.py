@@ -105,8 +105,11 @@ def classical(noisy):
 
 
 def train_kw(cfg):
-    return dict(preset=cfg.preset, steps=cfg.steps, batch_size=cfg.batch, patch_size=cfg.patch,
-                lr=cfg.lr, sigma_a=tuple(cfg.sigma_a), seed=0, device=cfg.device)
+    kw = dict(preset=cfg.preset, steps=cfg.steps, batch_size=cfg.batch, patch_size=cfg.patch,
+              lr=cfg.lr, seed=0, device=cfg.device, conditioned=not cfg.unconditioned)
+    if cfg.sigma_a is not None:
+        kw["sigma_a"] = tuple(cfg.sigma_a)
+    return kw
 
 
 def natural_rows(cfg, out):
@@ -324,7 +327,12 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate for every method (default: each objective's own, "
                         "1e-3; IDDP 2e-4 as in its paper)")
-    p.add_argument("--sigma-a", type=float, nargs=2, default=(0.05, 0.02))
+    p.add_argument("--sigma-a", type=float, nargs=2, default=None,
+                   help="AR-DAE sigma_a: the conditioned network's training range, or the "
+                        "unconditioned one's anneal (default: the library's)")
+    p.add_argument("--unconditioned", action="store_true",
+                   help="the paper's network (sigma_a annealed) instead of the library's "
+                        "default sigma-conditioned one")
     p.add_argument("--n-train", type=int, default=None, help="use only the first N BSD68 images")
     p.add_argument("--device", default="auto")
     p.add_argument("--extra-noise", choices=["paper", "auto"], default="auto",
@@ -355,6 +363,7 @@ def main(argv=None):
                 f"{', '.join(METHODS)}")
     if cfg.full:
         cfg.steps, cfg.batch, cfg.patch, cfg.lr, cfg.sigma_a = 5000, 32, 128, 1e-4, (0.05, 1e-6)
+        cfg.unconditioned = True
     if cfg.tiny:
         cfg.steps, cfg.batch, cfg.patch, cfg.preset, cfg.n_train = 4, 2, 32, "small", 3
     out = {**header(cfg), "natural": []}

@@ -1008,10 +1008,13 @@ def _ratio_by_level(num, den, block, level) -> tuple[tuple, float]:
 
 def _ratio_with_stderr(num, den, block) -> tuple[float, float]:
     """``sum(num) / sum(den)`` and its standard error over spatial blocks."""
-    r = float(num.sum() / max(den.sum(), 1e-300))
+    total = float(den.sum())
+    if not total > 0:  # the correlation-free statistic is unusable here: no evidence
+        return 1.0, math.inf
+    r = float(num.sum() / total)
     _, inv = np.unique(block, return_inverse=True)
     resid = np.bincount(inv, num) - r * np.bincount(inv, den)
-    return r, float(np.sqrt(np.sum(resid ** 2)) / max(den.sum(), 1e-300))
+    return r, float(np.sqrt(np.sum(resid ** 2)) / total)
 
 
 def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,

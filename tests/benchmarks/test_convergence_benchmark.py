@@ -32,10 +32,12 @@ def test_convergence_benchmark_runs_end_to_end_tiny(tmp_path):
 
 def test_recipe_benchmark_runs_end_to_end_tiny(tmp_path):
     out = tmp_path / "r.json"
-    _module("recipe").main(["--tiny", "--datasets", "pairs", "--variants", "default,held 0.05",
+    _module("recipe").main(["--tiny", "--datasets", "pairs", "--variants",
+                            "default,unconditioned,held 0.05",
                             "--out", str(out)])
     rows = json.loads(out.read_text())["datasets"]["pairs"]
-    assert set(rows) >= {"noisy", "default", "held 0.05", "sigma_a kept"}
+    assert set(rows) >= {"noisy", "default", "unconditioned", "held 0.05",
+                         "sigma_a kept"}
     assert len(rows["default"]["psnr"]) == 5
 
 
