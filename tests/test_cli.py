@@ -4,9 +4,12 @@ import sys
 
 import numpy as np
 import pytest
+import tifffile
 
 from scoredenoise.cli import main
 from scoredenoise.noise import list_noise_models
+
+from .test_model import untrained
 
 
 def test_noise_models_lists_every_model_with_units(capsys):
@@ -66,12 +69,15 @@ def test_train_and_denoise_commands(tmp_path, capsys):
     nm = res.extra["scoredenoise"]["noise_model"]
     assert nm["name"] == "poisson-gaussian" and nm["params"]["gain"] == 1.0
     assert tifffile.imread(a).dtype == np.uint16  # input untouched
-    # a second run into the input folder would overwrite a_denoised.tif, which is now an input
-    before = (out / "a_denoised.tif").read_bytes()
+    # a second run with the results among the inputs: a_denoised.tif is a.tif's earlier
+    # result, left out of the inputs (not denoised again, not refused), and rewritten
+    before = read_image(out / "a_denoised.tif").data
     rc = main(["denoise", str(tmp_path), str(out), "-m", str(model), "-o", str(out), "-q",
-               "--overwrite"])
-    assert rc == 2 and "refusing to overwrite the input" in capsys.readouterr().err
-    assert (out / "a_denoised.tif").read_bytes() == before
+               "--overwrite", "--dtype", "input", "--noise", "poisson-gaussian",
+               "--param", "gain=1.0", "--param", "read_noise=0.5"])
+    assert rc == 0 and "earlier result(s) among the inputs left out" in capsys.readouterr().err
+    np.testing.assert_array_equal(read_image(out / "a_denoised.tif").data, before)
+    assert not (out / "a_denoised_denoised.tif").exists()
     rc = main(["denoise", str(a), "-m", str(model), "-o", str(out), "-q"])
     assert rc == 1 and "exists (use --overwrite)" in capsys.readouterr().err
 
@@ -93,6 +99,56 @@ def test_denoise_reports_bad_files_and_goes_on(tmp_path, capsys):
 
 def test_bad_param_syntax(capsys, tmp_path):
     assert main(["denoise", "x.tif", "-m", "m", "--param", "gain", "-o", str(tmp_path)]) == 2
+
+
+def test_inputs_with_one_stem_get_their_own_outputs(tmp_path, capsys):
+    """a.tif, a.tiff and a.png all mapped to a_denoised.tif: two results lost."""
+    import tifffile
+    from skimage.io import imsave
+    y = (np.random.default_rng(0).poisson(20, (48, 48)) + 5).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "a.tif", y)
+    tifffile.imwrite(tmp_path / "a.tiff", y + 1)
+    imsave(tmp_path / "a.png", y + 2, check_contrast=False)
+    untrained().save(tmp_path / "m.sdmodel")
+    out = tmp_path / "out"
+    assert main(["denoise", str(tmp_path / "a.tif"), str(tmp_path / "a.tiff"),
+                 str(tmp_path / "a.png"), "-m", str(tmp_path / "m.sdmodel"), "--noise",
+                 "gaussian", "--param", "sigma=3", "-o", str(out), "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a_png_denoised.tif", "a_tif_denoised.tif", "a_tiff_denoised.tif"]
+
+
+def test_output_into_the_input_folder_runs_again(tmp_path, capsys):
+    """With -o the input folder, the second run refused the whole batch: the first run's
+    outputs had become inputs."""
+    import tifffile
+    y = (np.random.default_rng(0).poisson(20, (48, 48)) + 5).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "a.tif", y)
+    untrained().save(tmp_path / "m.sdmodel")
+    run = ["denoise", str(tmp_path), "-m", str(tmp_path / "m.sdmodel"), "--noise", "gaussian",
+           "--param", "sigma=3", "-o", str(tmp_path)]
+    assert main(run) == 0
+    first = (tmp_path / "a_denoised.tif").read_bytes()
+    capsys.readouterr()
+    assert main(run + ["--overwrite"]) == 0
+    assert "1 earlier result(s) among the inputs left out" in capsys.readouterr().err
+    assert (tmp_path / "a_denoised.tif").read_bytes() == first
+    assert not (tmp_path / "a_denoised_denoised.tif").exists()
+
+
+def test_unknown_and_repeated_params_are_named(tmp_path, capsys):
+    y = (np.random.default_rng(0).poisson(20, (48, 48)) + 5).astype(np.uint16)
+    src = tmp_path / "a.tif"
+    tifffile.imwrite(src, y)
+    untrained().save(tmp_path / "m.sdmodel")
+    base = ["denoise", str(src), "-m", str(tmp_path / "m.sdmodel"), "--noise",
+            "poisson-gaussian", "-o", str(tmp_path / "o")]
+    assert main(base + ["--param", "gian=2"]) != 0
+    err = capsys.readouterr().err
+    assert "no parameter 'gian'" in err and "gain, offset, read_noise" in err
+    assert main(base + ["--param", "gain=2", "--param", "gain=3"]) != 0
+    assert "--param gain is given twice" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
 
 
 def test_estimate_noise_prints_parameters_and_json(tmp_path, capsys):

@@ -58,3 +58,40 @@ def test_missing_and_unsupported(tmp_path):
         read_image(tmp_path / "a.jpg")
     with pytest.raises(FileNotFoundError, match="no TIFF, PNG or zarr images"):
         find_images([tmp_path])
+
+
+def test_plain_stack_without_axes_is_planes_not_channels(tmp_path):
+    """tifffile.imwrite(path, stack) without metadata stores 3-4 planes as 'samples' (planar
+    RGB): read as channels, training made a multi-channel model of a stack of planes."""
+    import tifffile
+    for n in (3, 4, 7):
+        tifffile.imwrite(tmp_path / f"s{n}.tif", np.zeros((n, 16, 16), np.uint16))
+        assert read_image(tmp_path / f"s{n}.tif").axes == "ZYX"
+    tifffile.imwrite(tmp_path / "t.tif", np.zeros((2, 3, 16, 16), np.uint16),
+                     photometric="minisblack")
+    assert read_image(tmp_path / "t.tif").axes == "TZYX"
+    # recorded axes and real (interleaved) colour stay as they are
+    tifffile.imwrite(tmp_path / "c.tif", np.zeros((3, 16, 16), np.uint16),
+                     metadata={"axes": "CYX"})
+    assert read_image(tmp_path / "c.tif").axes == "CYX"
+    tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((16, 16, 3), np.uint8), photometric="rgb")
+    assert read_image(tmp_path / "rgb.tif").axes == "YXC"
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    """mkstemp makes owner-only files; outputs and model files get what the umask gives."""
+    import os
+
+    from .test_model import untrained
+    old = os.umask(0o022)
+    try:
+        write_tiff(tmp_path / "a.tif", np.zeros((4, 4), np.float32), axes="YX")
+        write_png(tmp_path / "a.png", np.zeros((4, 4), np.uint8))
+        untrained().save(tmp_path / "m.sdmodel")
+        os.umask(0o077)
+        write_tiff(tmp_path / "b.tif", np.zeros((4, 4), np.float32), axes="YX")
+    finally:
+        os.umask(old)
+    for name in ("a.tif", "a.png", "m.sdmodel"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+    assert (tmp_path / "b.tif").stat().st_mode & 0o777 == 0o600

@@ -61,6 +61,56 @@ def test_corrupt_and_foreign_files(tmp_path):
         load_model(tmp_path / "missing.sdmodel")
 
 
+def _damaged(tmp_path, name, change):
+    """A copy of a model file whose header ``change(header, tensors)`` edits."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    p = untrained().save(tmp_path / "ok.sdmodel")
+    with safe_open(str(p), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    header = json.loads(meta["header"])
+    change(header, tensors)
+    meta["header"] = json.dumps(header)
+    save_file(tensors, str(tmp_path / name), metadata=meta)
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("name,change,match", [
+    ("noarch", lambda h, t: h.pop("architecture"), "field 'architecture' is missing"),
+    ("nonorm", lambda h, t: h.pop("normalisation"), "field 'normalisation' is missing"),
+    ("deep", lambda h, t: h["architecture"].update(depth=40),
+     r"architecture.depth must be an integer in 0-8, got 40"),
+    ("nan", lambda h, t: h["normalisation"].update(scale=[float("nan")]),
+     r"normalisation.scale must be 1 finite number\(s\) > 0"),
+    ("axes", lambda h, t: h.update(axes="QYX"), "axes must be letters from TCZYXS"),
+    ("kind", lambda h, t: h.update(kind="magic"), "kind must be 'score' or 'denoiser'"),
+    ("extra", lambda h, t: h.update(extra_noise=-1), "extra_noise must be a finite number"),
+    ("range", lambda h, t: h["meta"].update(sigma_range=[0.5, 0.1]),
+     "meta.sigma_range must be two numbers"),
+    ("weights", lambda h, t: h["architecture"].update(base_channels=64),
+     "weights do not match the stored architecture"),
+])
+def test_damaged_metadata_is_named_before_anything_is_built(tmp_path, monkeypatch, name,
+                                                             change, match):
+    """Missing fields gave a KeyError traceback, depth 40 allocated gigabytes, NaN scales
+    were blamed on the user's read noise at denoise time."""
+    import scoredenoise.model as M
+    bad = _damaged(tmp_path, f"{name}.sdmodel", change)
+    devices = []
+    real = M.UNet
+
+    def recording(cfg):
+        devices.append(torch.get_default_device().type)
+        return real(cfg)
+    monkeypatch.setattr(M, "UNet", recording)
+    with pytest.raises(ModelFileError, match=match) as err:
+        load_model(bad)
+    assert f"{name}.sdmodel" in str(err.value)
+    assert set(devices) <= {"meta"}  # only shapes were looked at, no weights allocated
+
+
 @pytest.mark.parametrize("dims, shape, axes", [(2, (300, 290), "YX"),
                                                (2, (3, 150, 170), "TYX"),
                                                (3, (20, 70, 60), "ZYX")])

@@ -156,6 +156,49 @@ def test_resume_starts_over_when_the_settings_change(tmp_path):
     assert r.chunks_resumed == 0 and r.chunks_computed == r.chunks_total
 
 
+def test_resume_sees_a_zarr_input_changed_in_place(tmp_path):
+    """A zarr input rewritten in place keeps its folder's stat: the resume reused stale
+    chunks (planes with mean 99.7 instead of 1000.6)."""
+    import zarr
+    m = untrained()
+    src = tmp_path / "in.zarr"
+    z = zarr.open(str(src), mode="w", shape=(2, 64, 64), chunks=(1, 64, 64), dtype="f4")
+    z[:] = 100.0
+    z.attrs["axes"] = "TYX"
+    out = tmp_path / "out.zarr"
+    calls = []
+    with pytest.raises(Cancelled):
+        denoise_to_file(src, out, m, "gaussian", sigma=5.0, chunks={"T": 1},
+                        cancel=lambda: calls.append(1) or len(calls) > 1)
+    z[:] = 1000.0  # same folder, same shape: only the chunk files changed
+    r = denoise_to_file(src, out, m, "gaussian", sigma=5.0, chunks={"T": 1})
+    assert r.chunks_resumed == 0
+    assert open_image(out).data.compute().mean() > 900
+
+
+def test_failures_and_killed_writes_leave_no_temporary_files(tmp_path):
+    m = untrained()
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, _stack((2, 64, 64)), imagej=True, metadata={"axes": "TYX"})
+    with pytest.raises(FloatingPointError):
+        denoise_to_file(src, tmp_path / "bad.tif", m, "gaussian", sigma=1e30)
+    assert not (tmp_path / ".bad.tif.partial.zarr").exists()  # nothing to resume
+    stale = tmp_path / ".out.tif.abc123.tif"  # what a killed final write leaves
+    stale.write_bytes(b"x" * 1000)
+    denoise_to_file(src, tmp_path / "out.tif", m, "gaussian", sigma=5.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "out.tif"]
+
+
+def test_two_jobs_writing_one_output_are_refused(tmp_path):
+    m = untrained()
+    a, b = tmp_path / "a.tif", tmp_path / "b.tif"
+    for p in (a, b):
+        tifffile.imwrite(p, _stack((2, 64, 64)))
+    with pytest.raises(ValueError, match="several inputs would write the same output"):
+        denoise_files([(a, tmp_path / "o.tif"), (b, tmp_path / "o.tif")], m,
+                      noise_model="gaussian")
+
+
 def test_errors_protect_inputs_and_outputs(tmp_path):
     m = untrained()
     y = _stack((2, 64, 64))
@@ -181,6 +224,57 @@ def test_errors_protect_inputs_and_outputs(tmp_path):
         assert tif.pages[0].is_tiled and tif.pages[0].compression == 8  # deflate
     plain = denoise_to_file(src, tmp_path / "plain.tif", m, "gaussian")
     np.testing.assert_array_equal(read_image(r.path).data, read_image(plain.path).data)
+
+
+def test_overwrite_refuses_a_folder_and_replaces_atomically(tmp_path):
+    """overwrite=True used to rmtree whatever stood at the output path, and removed the old
+    output before the new one was in place."""
+    m = untrained()
+    y = _stack((2, 64, 64))
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, y, imagej=True, metadata={"axes": "TYX"})
+    folder = tmp_path / "results.tif"
+    folder.mkdir()
+    (folder / "precious.txt").write_text("keep")
+    with pytest.raises(IsADirectoryError, match="refusing to replace a folder"):
+        denoise_to_file(src, folder, m, "gaussian", overwrite=True)
+    plain = tmp_path / "plain.zarr"
+    plain.mkdir()
+    (plain / "precious.txt").write_text("keep")
+    with pytest.raises(IsADirectoryError, match="not a zarr store"):
+        denoise_to_file(src, plain, m, "gaussian", overwrite=True)
+    assert (folder / "precious.txt").read_text() == "keep"
+    assert (plain / "precious.txt").read_text() == "keep"
+    # a zarr result is replaced by the new one (moved aside, not deleted first)
+    out = tmp_path / "r.zarr"
+    first = denoise_to_file(src, out, m, "gaussian", sigma=5.0)
+    a = open_image(first.path).data.compute()
+    second = denoise_to_file(src, out, m, "gaussian", sigma=40.0, overwrite=True)
+    b = open_image(second.path).data.compute()
+    assert not np.allclose(a, b)
+    assert not list(tmp_path.glob(".*partial*"))
+    # a TIFF result is replaced by os.replace: the old file stays until the new one is done
+    t = tmp_path / "r.tif"
+    t.write_bytes(b"old result")
+
+    def failing(done, total):
+        if done >= total:  # all chunks written, killed before the final file is in place
+            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        denoise_to_file(src, t, m, "gaussian", overwrite=True, progress=failing)
+    assert t.read_bytes() == b"old result"
+
+
+def test_non_finite_results_fail_the_file(tmp_path):
+    """Absurd parameters (sigma=1e30) gave all-inf output reported 'ok'."""
+    m = untrained()
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, _stack((2, 64, 64)), imagej=True, metadata={"axes": "TYX"})
+    with pytest.raises(FloatingPointError, match="inf or NaN.*out of range"):
+        denoise_to_file(src, tmp_path / "o.tif", m, "gaussian", sigma=1e30)
+    assert not (tmp_path / "o.tif").exists()
+    r = denoise_files([(src, tmp_path / "o2.tif")], m, noise_model="gaussian", sigma=1e30)
+    assert not r[0]["ok"] and "inf or NaN" in r[0]["error"]
 
 
 def _files(tmp_path, n=8):

@@ -43,8 +43,12 @@ def _parse_params(items) -> dict:
         if "=" not in item:
             raise ValueError(f"--param takes name=value, got {item!r}")
         k, v = item.split("=", 1)
+        k = k.strip()
+        if k in params:
+            raise ValueError(f"--param {k} is given twice ({params[k]!r} and {v}); give each "
+                             f"parameter once")
         try:
-            params[k.strip()] = json.loads(v)
+            params[k] = json.loads(v)
         except json.JSONDecodeError:
             raise ValueError(f"--param {k}: value {v!r} is not a number or JSON list") from None
     return params
@@ -158,12 +162,32 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def _output_path(src: Path, outdir: Path, inputs: set, fmt: str = "tiff") -> Path:
-    stem = src.name[:-len(".ome.tif")] if src.name.lower().endswith(".ome.tif") else src.stem
-    out = outdir / f"{stem}_denoised.{'zarr' if fmt == 'zarr' else 'tif'}"
-    if out.resolve() in inputs:
-        raise ValueError(f"refusing to overwrite the input {out}; choose another --output")
-    return out
+def _stem(src: Path) -> str:
+    return src.name[:-len(".ome.tif")] if src.name.lower().endswith(".ome.tif") else src.stem
+
+
+def _output_paths(files: list, outdir: Path, fmt: str = "tiff") -> list:
+    """OUTDIR/<stem>_denoised.tif for each input, unique per input: where stems collide
+    (a.tif, a.tiff, a.png; or one name in several folders) the extension, then the parent
+    folder's name, join the stem."""
+    ext = "zarr" if fmt == "zarr" else "tif"
+    names = [[_stem(f), f"{_stem(f)}_{f.suffix.lstrip('.').lower()}",
+              f"{f.parent.name}_{_stem(f)}_{f.suffix.lstrip('.').lower()}"] for f in files]
+    chosen = []
+    for i, options in enumerate(names):
+        for level, name in enumerate(options):
+            if sum(n[level] == name for n in names) == 1:
+                break
+        else:
+            name = f"{options[-1]}_{i + 1}"
+        chosen.append(name)
+    # a name chosen at one level may still equal another file's at another level
+    seen = set()
+    for i, name in enumerate(chosen):
+        if name.lower() in seen:
+            chosen[i] = name = f"{name}_{i + 1}"
+        seen.add(name.lower())
+    return [outdir / f"{name}_denoised.{ext}" for name in chosen]
 
 
 def _sigma_a_arg(text: str):
@@ -197,9 +221,23 @@ def _cmd_denoise(args) -> int:
     else:
         noise, params = _channel_params(noise, params)
     files = find_images(args.images)
-    inputs = {f.resolve() for f in files}
     outdir = Path(args.output)
-    outputs = [_output_path(f, outdir, inputs, args.format) for f in files]  # checked first
+    # results of an earlier run into the input folder are not inputs (a resume, or a second
+    # run with --overwrite, would otherwise refuse the batch)
+    earlier = {o.resolve() for o in _output_paths(files, outdir, args.format)}
+    previous = [f for f in files if f.resolve() in earlier]
+    files = [f for f in files if f.resolve() not in earlier]
+    if previous:
+        print(f"scoredenoise: {len(previous)} earlier result(s) among the inputs left out "
+              f"({', '.join(f.name for f in previous[:3])}{', ...' if len(previous) > 3 else ''})",
+              file=sys.stderr)
+    if not files:
+        raise ValueError("no inputs left: every image found is an earlier result")
+    inputs = {f.resolve() for f in files}
+    outputs = _output_paths(files, outdir, args.format)  # checked first
+    for out in outputs:
+        if out.resolve() in inputs:
+            raise ValueError(f"refusing to overwrite the input {out}; choose another --output")
     rows, jobs = {}, []
     for f, out in zip(files, outputs):
         if out.exists() and not args.overwrite:

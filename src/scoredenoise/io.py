@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ._axes import infer_axes
+
 __all__ = ["ImageData", "read_image", "write_tiff", "write_png", "atomic_path",
-           "IMAGE_SUFFIXES", "find_images"]
+           "publish", "IMAGE_SUFFIXES", "find_images"]
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 # tifffile's axis letters -> ours (TCZYXS): S (samples per pixel) is a channel, unknown ones a
@@ -55,6 +57,13 @@ def _map_axes(tiff_axes: str) -> str:
         else:
             raise ValueError(f"cannot map the TIFF axes {tiff_axes!r} to TCZYXS; pass axes")
     return "".join(out)
+
+
+def _plain_stack(tiff_axes: str) -> bool:
+    """Whether tifffile's axes are those of planes stacked without axes metadata: pages (I),
+    unknown (Q) or separate sample planes (S) before YX; interleaved colour (YXS) is not."""
+    lead = tiff_axes[:-2]
+    return tiff_axes.endswith("YX") and 1 <= len(lead) <= 3 and set(lead) <= set("IQS")
 
 
 def read_image(path: str | os.PathLike, *, lazy: bool = False) -> ImageData:
@@ -116,6 +125,11 @@ def _read_tiff(path: Path, lazy: bool) -> ImageData:
                 key = f'PhysicalSize{ax}="'
                 if key in ome:
                     pixel[ax] = float(ome.split(key, 1)[1].split('"', 1)[0])
+        explicit = bool(ij) or tif.is_ome or bool(shaped and "axes" in shaped[0])
+        if not explicit and _plain_stack(series.axes):
+            # no axes recorded: a stack of planes, as for arrays (ZYX, TZYX); tifffile calls
+            # 3-4 planes written without metadata "samples" (planar RGB), which is no colour
+            axes = infer_axes(len(series.axes))
         if lazy:
             import zarr
 
@@ -127,12 +141,37 @@ def _read_tiff(path: Path, lazy: bool) -> ImageData:
     return ImageData(data, axes, path, pixel, unit, extra)
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where the system tells it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but brief)
+    os.umask(mask)
+    return mask
+
+
 def atomic_path(final: Path, suffix: str = ".part"):
-    """A temporary path in the folder of ``final`` (rename it to ``final`` when complete)."""
+    """A temporary path in the folder of ``final`` (rename it to ``final`` when complete),
+    with the permissions the user's umask gives a new file (mkstemp's are owner-only)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     return Path(tmp)
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """Move a finished temporary file to its final name (atomic), with the permissions the
+    user's umask gives (writers may have made it owner-only)."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, final)
 
 
 def write_tiff(path: str | os.PathLike, data: np.ndarray, *, axes: str,
@@ -160,7 +199,7 @@ def write_tiff(path: str | os.PathLike, data: np.ndarray, *, axes: str,
         tifffile.imwrite(tmp, data, metadata=md, bigtiff=data.nbytes > 2 ** 31,
                          photometric="minisblack",
                          compression=compression, **kwargs)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -175,7 +214,7 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     tmp = atomic_path(path, suffix=".png")
     try:
         imsave(tmp, image, check_contrast=False)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -22,6 +21,7 @@ from . import _axes
 from ._device import autocast, resolve_device
 from ._rowstream import band_rows, stream_forward
 from ._version import __version__
+from .io import atomic_path, publish
 from .network import UNet, UNetConfig, network_info
 
 __all__ = ["ScoreModel", "Score", "load_model", "ModelFileError", "Cancelled"]
@@ -410,12 +410,10 @@ class ScoreModel:
 
         path = Path(path)
         tensors, metadata = self._file_parts(extra_tensors, extra_header)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
+        tmp = atomic_path(path, suffix=".tmp")
         try:
             save_file(tensors, tmp, metadata=metadata)
-            os.replace(tmp, path)
+            publish(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -457,8 +455,83 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, dict]:
     return header, tensors
 
 
-def model_from_parts(header: dict, tensors: dict) -> ScoreModel:
-    net = UNet(UNetConfig(**header["architecture"]))
+#: the sizes a model file may declare (checked before anything is allocated)
+_ARCH_LIMITS = {"dims": (2, 3), "in_channels": (1, 64), "out_channels": (1, 64),
+                "base_channels": (1, 1024), "depth": (0, 8), "convs_per_level": (1, 8)}
+
+
+def _check_header(header, tensors: dict, source: str) -> UNetConfig:
+    """Validate a model file's header and weight shapes (schema and sizes) before anything
+    is built; errors name the file and the field."""
+    import dataclasses
+
+    def bad(name, problem):
+        raise ModelFileError(f"{source}: {name} {problem}; the file is damaged or was not "
+                             f"written by scoredenoise (save or train the model again)")
+
+    if not isinstance(header, dict):
+        bad("header", "is not a JSON object")
+    for key in ("architecture", "normalisation"):
+        if not isinstance(header.get(key), dict):
+            bad(f"field {key!r}", "is missing")
+    arch = header["architecture"]
+    fields = {f.name for f in dataclasses.fields(UNetConfig)}
+    if set(arch) - fields:
+        bad("architecture", f"has unknown fields {sorted(set(arch) - fields)}")
+    for key, (lo, hi) in _ARCH_LIMITS.items():
+        v = arch.get(key)
+        if key in arch and (isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi):
+            bad(f"architecture.{key}", f"must be an integer in {lo}-{hi}, got {v!r}")
+    if not isinstance(arch.get("sigma_input", False), bool):
+        bad("architecture.sigma_input", f"must be true or false, got {arch['sigma_input']!r}")
+    cfg = UNetConfig(**arch)
+    with torch.device("meta"):  # the shapes the architecture implies, nothing allocated
+        expected = {f"net.{k}": tuple(v.shape) for k, v in UNet(cfg).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in tensors.items() if k.startswith("net.")}
+    if expected != got:
+        wrong = sorted(set(expected) ^ set(got)) or sorted(
+            k for k in expected if expected[k] != got[k])
+        bad("weights", f"do not match the stored architecture ({', '.join(wrong[:3])})")
+    norm = header["normalisation"]
+    for key in ("offset", "scale"):
+        try:
+            v = np.asarray(norm[key], np.float64).reshape(-1)
+        except (KeyError, TypeError, ValueError):
+            bad(f"normalisation.{key}", "is missing or not a list of numbers")
+        if v.size != cfg.in_channels or not np.isfinite(v).all() or \
+                (key == "scale" and not (v > 0).all()):
+            bad(f"normalisation.{key}", f"must be {cfg.in_channels} finite number(s)"
+                f"{' > 0' if key == 'scale' else ''}, got {norm[key]!r}")
+    if header.get("kind", "score") not in ("score", "denoiser"):
+        bad("kind", f"must be 'score' or 'denoiser', got {header['kind']!r}")
+    axes = header.get("axes", "YX")
+    if not isinstance(axes, str) or set(axes) - set("TCZYXS") or len(set(axes)) != len(axes):
+        bad("axes", f"must be letters from TCZYXS, each once, got {axes!r}")
+    extra = header.get("extra_noise", 0.0)
+    if isinstance(extra, bool) or not isinstance(extra, (int, float)) or \
+            not math.isfinite(extra) or extra < 0:
+        bad("extra_noise", f"must be a finite number >= 0, got {extra!r}")
+    meta = header.get("meta", {})
+    if not isinstance(meta, dict):
+        bad("meta", "is not a JSON object")
+    for key in ("sigma_a_default", "sigma_a_final"):
+        v = meta.get(key)
+        if v is not None and (not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0):
+            bad(f"meta.{key}", f"must be a finite number >= 0, got {v!r}")
+    rng = meta.get("sigma_range")
+    if rng is not None:
+        try:
+            lo, hi = (float(r) for r in rng)
+            ok = 0 < lo < hi < math.inf
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            bad("meta.sigma_range", f"must be two numbers 0 < low < high, got {rng!r}")
+    return cfg
+
+
+def model_from_parts(header: dict, tensors: dict, source: str = "model file") -> ScoreModel:
+    net = UNet(_check_header(header, tensors, source))
     state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
     try:
         net.load_state_dict(state)
@@ -504,4 +577,4 @@ def load_model(path: str | os.PathLike) -> ScoreModel:
     >>> model = scoredenoise.load_model("cells.sdmodel")   # doctest: +SKIP
     """
     header, tensors = read_model_file(path)
-    return model_from_parts(header, tensors)
+    return model_from_parts(header, tensors, repr(str(path)))

@@ -17,6 +17,7 @@ Memory stays near one chunk with its halo, whatever the file size.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _axes
-from .io import ImageData, atomic_path, read_image
+from .io import ImageData, atomic_path, publish, read_image
 from .model import Cancelled, ProgressFn, ScoreModel
 
 __all__ = ["open_image", "denoise_to_file", "default_chunks", "StreamResult"]
@@ -172,13 +173,32 @@ def _model_digest(model: ScoreModel) -> str:
 
 
 def _source_id(source) -> dict:
-    """What identifies the input for a resume: a file's path, size and time; an array cannot
-    be identified cheaply, so a run from an array never resumes."""
-    if isinstance(source, (str, os.PathLike)):
-        p = Path(source)
-        st = p.stat()
-        return {"path": str(p.resolve()), "size": st.st_size, "mtime": st.st_mtime}
-    return {"array": type(source).__name__, "run": os.urandom(8).hex()}
+    """What identifies the input for a resume: a file's path, size, time and a hash of bytes
+    sampled at its start, middle and end; a folder (zarr) by a hash of every file's relative
+    path, size and time (a chunk rewritten in place changes the folder's own stat in no way)
+    and of its metadata files' content. An array cannot be identified cheaply, so a run from
+    an array never resumes."""
+    if not isinstance(source, (str, os.PathLike)):
+        return {"array": type(source).__name__, "run": os.urandom(8).hex()}
+    p = Path(source)
+    h = hashlib.sha256()
+    if p.is_dir():
+        for root, dirs, names in os.walk(p):
+            dirs.sort()
+            for name in sorted(names):
+                f = Path(root, name)
+                st = f.stat()
+                h.update(f"{f.relative_to(p)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+                if name in (".zarray", ".zattrs", ".zgroup", "zarr.json"):
+                    h.update(f.read_bytes())
+        return {"path": str(p.resolve()), "content": h.hexdigest()}
+    st = p.stat()
+    with open(p, "rb") as f:
+        for at in sorted({0, max(0, st.st_size // 2 - 32768), max(0, st.st_size - 65536)}):
+            f.seek(at)
+            h.update(f.read(65536))
+    return {"path": str(p.resolve()), "size": st.st_size, "mtime": st.st_mtime_ns,
+            "sample": h.hexdigest()}
 
 
 def cast_output(x: np.ndarray, dtype) -> np.ndarray:
@@ -285,6 +305,10 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     if output.exists() and not overwrite:
         raise FileExistsError(f"{output} exists; pass overwrite=True (CLI: --overwrite) or "
                               f"choose another output")
+    if output.is_dir() and not (fmt == "zarr" and _is_zarr_store(output)):
+        what = " (not a zarr store)" if fmt == "zarr" else ""
+        raise IsADirectoryError(f"{output} is a folder{what}; refusing to replace a folder: "
+                                f"choose a file name for the output")
     if tile_size is not None and (tile_size < 16 or tile_size % 16):
         raise ValueError(f"tile_size must be a multiple of 16, got {tile_size}")
     img = open_image(source, axes=axes, chunks=chunks)
@@ -338,52 +362,87 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     computed = 0
     if progress is not None:
         progress(resumed, len(blocks))
-    for b in blocks:
-        marker = done_dir / _key(b)
-        if marker.exists():
-            continue
-        if _check_cancel(cancel):
-            raise Cancelled(f"cancelled after {resumed + computed} of {len(blocks)} chunks; "
-                            f"run again to resume from {work}")
-        core = tuple(slice(int(s[i]), int(s[i]) + int(c[i]))
-                     for s, c, i in zip(starts, data.chunks, b))
-        # the chunk with its halo, read straight from the source (only what it needs)
-        grown = tuple(slice(max(0, c.start - plan.depth[a]), min(n, c.stop + plan.depth[a]))
-                      for a, (c, n) in enumerate(zip(core, data.shape)))
-        y = np.asarray(img.data[grown].compute(scheduler="synchronous"))
-        x = plan.block_fn(y)
-        inner = tuple(slice(c.start - g.start, c.stop - g.start) for c, g in zip(core, grown))
-        store[core] = cast_output(x[inner], out_dtype)
-        marker.touch()
-        computed += 1
-        if progress is not None:
-            progress(resumed + computed, len(blocks))
+    try:
+        for b in blocks:
+            marker = done_dir / _key(b)
+            if marker.exists():
+                continue
+            if _check_cancel(cancel):
+                raise Cancelled(f"cancelled after {resumed + computed} of {len(blocks)} "
+                                f"chunks; run again to resume from {work}")
+            core = tuple(slice(int(s[i]), int(s[i]) + int(c[i]))
+                         for s, c, i in zip(starts, data.chunks, b))
+            # the chunk with its halo, read straight from the source (only what it needs)
+            grown = tuple(slice(max(0, c.start - plan.depth[a]),
+                                min(n, c.stop + plan.depth[a]))
+                          for a, (c, n) in enumerate(zip(core, data.shape)))
+            y = np.asarray(img.data[grown].compute(scheduler="synchronous"))
+            x = plan.block_fn(y)
+            inner = tuple(slice(c.start - g.start, c.stop - g.start)
+                          for c, g in zip(core, grown))
+            _check_finite(x[inner], y[inner], core, source)
+            store[core] = cast_output(x[inner], out_dtype)
+            marker.touch()
+            computed += 1
+            if progress is not None:
+                progress(resumed + computed, len(blocks))
 
-    md = {"scoredenoise": {"source": job["source"].get("path", job["source"].get("array")),
-                           "noise_model": job["noise_model"],
-                           "exact_solve": job["exact_solve"], "model_kind": model.kind,
-                           "units": units, "sigma_a": sig,
-                           "model_digest": job["model"],
-                           **({"noise_estimate": estimates} if estimates else {}),
-                           **(metadata or {})}}
-    if img.extra:
-        md["source_metadata"] = img.extra
-    if output.exists():  # overwrite was asked for
-        shutil.rmtree(output) if output.is_dir() else output.unlink()
-    if fmt == "zarr":
-        store.attrs.update(json.loads(json.dumps(
-            {"axes": axes, "pixel_size": img.pixel_size, "unit": img.unit, **md},
-            default=str)))
-        shutil.rmtree(done_dir)
-        (work / "job.json").unlink()
-        os.replace(work / "data", output)
-        shutil.rmtree(work)
-    else:
-        _zarr_to_tiff(store, output, axes=axes, pixel_size=img.pixel_size, unit=img.unit,
-                      metadata=md, compression=compression, tile_size=tile_size)
-        shutil.rmtree(work)
+        md = {"scoredenoise": {"source": job["source"].get("path", job["source"].get("array")),
+                               "noise_model": job["noise_model"],
+                               "exact_solve": job["exact_solve"], "model_kind": model.kind,
+                               "units": units, "sigma_a": sig,
+                               "model_digest": job["model"],
+                               **({"noise_estimate": estimates} if estimates else {}),
+                               **(metadata or {})}}
+        if img.extra:
+            md["source_metadata"] = img.extra
+        if fmt == "zarr":
+            store.attrs.update(json.loads(json.dumps(
+                {"axes": axes, "pixel_size": img.pixel_size, "unit": img.unit, **md},
+                default=str)))
+            shutil.rmtree(done_dir)
+            (work / "job.json").unlink()
+            # an existing store (overwrite asked for) is moved aside, not deleted, until the new
+            # one is in place: a failure in between loses neither
+            old = work / "replaced" if output.exists() else None
+            if old is not None:
+                os.replace(output, old)
+            try:
+                os.replace(work / "data", output)
+            except BaseException:
+                if old is not None:
+                    os.replace(old, output)
+                raise
+            shutil.rmtree(work)
+        else:
+            _zarr_to_tiff(store, output, axes=axes, pixel_size=img.pixel_size, unit=img.unit,
+                          metadata=md, compression=compression, tile_size=tile_size)
+            shutil.rmtree(work)
+    except (ValueError, TypeError, ArithmeticError):
+        # a failure that would recur (bad values, a result out of range): nothing to resume;
+        # interruptions (Cancelled, KeyboardInterrupt) and I/O errors keep the finished chunks
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    for stale in output.parent.glob(f".{glob.escape(output.name)}.*.tif"):
+        stale.unlink(missing_ok=True)  # temporary files of killed earlier writes
     return StreamResult(output, len(blocks), computed, resumed, tuple(data.shape),
                         out_dtype.name, nm_dict, estimates)
+
+
+def _is_zarr_store(path: Path) -> bool:
+    return any((path / f).exists() for f in (".zarray", ".zgroup", "zarr.json"))
+
+
+def _check_finite(x, y, core, source) -> None:
+    """A result that is not finite where the input is (overflow from absurd parameters)
+    fails the file instead of being written as a result."""
+    bad = ~np.isfinite(x) & np.isfinite(y)
+    if bad.any():
+        where = ", ".join(f"{c.start}:{c.stop}" for c in core)
+        raise FloatingPointError(
+            f"{int(bad.sum())} pixels of the result are inf or NaN (chunk [{where}] of "
+            f"{source}) where the input is finite: the noise model's parameters are out of "
+            f"range for these data (check gain, sigma, read_noise); nothing was written")
 
 
 def _key(b) -> str:
@@ -478,7 +537,7 @@ def _zarr_to_tiff(store, path: Path, *, axes, pixel_size, unit, metadata, compre
         tifffile.imwrite(tmp, pages(), shape=shape, dtype=store.dtype, metadata=md,
                          bigtiff=nbytes > 2 ** 31 - 2 ** 25, photometric="minisblack",
                          compression=compression, **kwargs)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -539,6 +598,11 @@ def denoise_files(jobs, model: ScoreModel, *, client=None, on_done=None, **kwarg
     """
     import time
 
+    outs = [Path(o).resolve() for _, o in jobs]
+    twice = sorted({str(o) for o in outs if outs.count(o) > 1})
+    if twice:
+        raise ValueError(f"several inputs would write the same output: {', '.join(twice)}; "
+                         f"give each input its own output")
     rows = [{"source": str(s), "output": str(o), "ok": False, "error": None}
             for s, o in jobs]
     if client is None:

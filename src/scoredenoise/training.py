@@ -450,7 +450,7 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
     start_step, history, saved_opt, trainer_state = 0, [], None, None
     if resume is not None:
         header, tensors = read_model_file(resume)
-        model = model_from_parts(header, tensors)
+        model = model_from_parts(header, tensors, repr(str(resume)))
         trainer_state = header.get("trainer_state")
         if trainer_state is None:
             raise ValueError(f"{resume!s} is a model file, not a training checkpoint; pass it "

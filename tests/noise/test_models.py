@@ -96,7 +96,7 @@ def test_rayleigh_mixture_nonpositive_z_goes_to_zero():
     ("gaussian-signal", dict(a=-0.5), "a must be >= 0, got -0.5"),
     ("gamma-correlated", dict(kernel=[[1, 1], [1, 1]]), "kernel sizes must be odd"),
     ("gamma-correlated", dict(kernel=np.ones((3, 3)) / 9), "not stably invertible"),
-    ("gaussian", dict(bogus=1), "unexpected keyword"),
+    ("gaussian", dict(bogus=1), "has no parameter .bogus.; its parameters are: sigma"),
 ])
 def test_bad_parameters_name_value_and_fix(name, params, match):
     with pytest.raises((NoiseModelError, TypeError), match=match):

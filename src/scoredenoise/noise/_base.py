@@ -222,7 +222,18 @@ def get_noise_model(name: str, /, **params) -> NoiseModel:
         raise NoiseModelError(
             f"unknown noise model {name!r}; choose one of: {', '.join(list_noise_models())}"
         ) from None
+    _check_names(cls, params)
     return cls(**params)
+
+
+def _check_names(cls, params: dict) -> None:
+    """Unknown parameter names get an error that lists the valid ones."""
+    valid = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = [k for k in params if k not in valid]
+    if unknown:
+        raise NoiseModelError(
+            f"{cls.name!r} has no parameter {', '.join(map(repr, unknown))}; its parameters "
+            f"are: {', '.join(valid) or 'none'}")
 
 
 def noise_model_from_dict(d: dict | str) -> NoiseModel:
@@ -376,6 +387,7 @@ class NoiseModel:
 
     def replace(self, **changes) -> NoiseModel:
         """A copy with some parameters changed (validated again)."""
+        _check_names(type(self), changes)
         return dataclasses.replace(self, **changes)
 
     def rescaled(self, k: float) -> NoiseModel:
