@@ -89,6 +89,31 @@ def test_denoise_all_to_file_with_cancel_and_resume(make_napari_viewer, qtbot, t
     assert sorted(p.name for p in target.parent.iterdir()) == ["big_denoised.tif"]
 
 
+def test_denoise_to_an_existing_file_asks_first(make_napari_viewer, qtbot, tmp_path,
+                                                monkeypatch):
+    """'Denoise all to file' replaced an existing file without asking (a 10 MB stack became
+    a 262 kB result)."""
+    viewer = make_napari_viewer(show=True)
+    path, _ = _stack_file(tmp_path)
+    [src] = viewer.open(path, plugin="scoredenoise")
+    den = _denoise_widget(viewer)
+    den.layer.setCurrentText(src.name)
+    target = tmp_path / "precious.tif"
+    target.write_bytes(b"ten megabytes of data")
+    den.file_path.setText(str(target))
+    asked = []
+    monkeypatch.setattr(den, "_confirm_overwrite", lambda p: asked.append(p) or False)
+    den.file_btn.click()
+    assert asked == [target] and target.read_bytes() == b"ten megabytes of data"
+    assert "kept, nothing written" in den.status.text()
+    monkeypatch.setattr(den, "_confirm_overwrite", lambda p: asked.append(p) or True)
+    den.file_btn.click()
+    qtbot.waitUntil(lambda: den.file_btn.isEnabled() and "wrote" in den.status.text(),
+                    timeout=60_000)
+    assert target.read_bytes() != b"ten megabytes of data"
+    assert sd.open_image(target).data.shape == src.data.shape
+
+
 def test_related_method_trains_in_the_widget_and_denoises(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
     from scoredenoise.demo import sample_data

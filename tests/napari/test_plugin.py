@@ -375,3 +375,25 @@ def test_estimate_from_repeated_frames_by_photon_transfer(make_napari_viewer, qt
     assert "photon-transfer" in noise.fit_text.text()
     assert noise.fields["gain"].value() == pytest.approx(3.0, rel=0.05)
     assert noise.bar.maximum() == 12
+
+
+def test_renamed_layers_stay_chosen_in_every_widget(make_napari_viewer, qtbot):
+    """The layer lists refreshed only on insert and remove: after a rename every button
+    raised KeyError "'FMD noisy' is not in list"."""
+    viewer = make_napari_viewer(show=True)
+    frames, _ = sd.demo.sample_data()
+    viewer.add_image(frames[:2, :64, :64].astype(np.float32), name="first")
+    viewer.add_image(frames[:2, 64:128, :64].astype(np.float32), name="cells")
+    train, noise, den = _dock(viewer)
+    train.select(["cells"])
+    den.layer.setCurrentText("cells")
+    noise.layer.setCurrentText("cells")
+    viewer.layers["cells"].name = "cells, renamed"
+    assert train.selected_names() == ["cells, renamed"]
+    assert den.layer.currentText() == "cells, renamed"
+    assert noise.layer.currentText() == "cells, renamed"
+    model = sd.train(frames[:2, :64, :64].astype(np.float32), preset="small", steps=2,
+                     patch_size=32, batch_size=2)
+    train.session.set_model(model, "test")
+    den.preview()  # no KeyError: the renamed layer is denoised
+    assert "cells, renamed denoised" in viewer.layers

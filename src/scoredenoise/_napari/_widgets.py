@@ -19,7 +19,7 @@ from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
-from qtpy.QtCore import QObject
+from qtpy.QtCore import QObject, Qt
 from qtpy.QtCore import Signal as QtSignal
 from qtpy.QtGui import QColor, QPainter, QPen
 from qtpy.QtWidgets import (
@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -84,14 +85,33 @@ def image_layers(viewer):
     return [ly for ly in viewer.layers if isinstance(ly, Image)]
 
 
+def follow_layers(viewer, refresh):
+    """Call ``refresh`` when image layers are added, removed or renamed (the lists refreshed
+    only on insert and remove, so a renamed layer broke every button with a KeyError)."""
+    def watch(layer):
+        layer.events.name.connect(refresh)
+
+    for ly in viewer.layers:
+        watch(ly)
+    viewer.layers.events.inserted.connect(lambda event: (watch(event.value), refresh()))
+    viewer.layers.events.removed.connect(refresh)
+
+
 def _fill_source_layers(combo, viewer):
-    """List the image layers that are not our own results, keeping the current choice."""
-    current = combo.currentText()
+    """List the image layers that are not our own results, keeping the current choice (the
+    same layer, also after a rename)."""
+    current = combo.currentData()
+    combo.blockSignals(True)
     combo.clear()
-    names = [ly.name for ly in image_layers(viewer) if not ly.metadata.get("scoredenoise")]
-    combo.addItems(names)
-    if current in names:
-        combo.setCurrentText(current)
+    layers = [ly for ly in image_layers(viewer) if not ly.metadata.get("scoredenoise")]
+    for ly in layers:
+        combo.addItem(ly.name, id(ly))
+    combo.blockSignals(False)
+    ids = [id(ly) for ly in layers]
+    if current in ids:
+        combo.setCurrentIndex(ids.index(current))
+    elif layers:
+        combo.setCurrentIndex(0)
 
 
 def full_resolution(layer):
@@ -286,19 +306,20 @@ class TrainWidget(QWidget):
         self.stop_btn.clicked.connect(self.stop)
         self.save_btn.clicked.connect(lambda: self.save_model())
         self.load_btn.clicked.connect(lambda: self.load_model())
-        for ev in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
-            ev.connect(self._refresh)
+        follow_layers(napari_viewer, self._refresh)
         self.session.model_changed.connect(self._show_model)
         self._refresh()
 
     # layers
     def _refresh(self, *_):
-        selected = set(self.selected_names())
+        selected = {i.data(Qt.UserRole) for i in self.layers.selectedItems()}
         self.layers.clear()
         for ly in image_layers(self.viewer):
             self.layers.addItem(ly.name)
-            if ly.name in selected:
-                self.layers.item(self.layers.count() - 1).setSelected(True)
+            item = self.layers.item(self.layers.count() - 1)
+            item.setData(Qt.UserRole, id(ly))
+            if id(ly) in selected:  # the same layer, also after a rename
+                item.setSelected(True)
 
     def selected_names(self):
         return [i.text() for i in self.layers.selectedItems()]
@@ -495,8 +516,7 @@ class NoiseModelWidget(QWidget):
         lay.addWidget(self.fit_text)
         lay.addStretch()
         self.estimate_btn.clicked.connect(self.estimate)
-        for ev in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
-            ev.connect(self._refresh_layers)
+        follow_layers(napari_viewer, self._refresh_layers)
         self._refresh_layers()
         self.combo.currentTextChanged.connect(self._build)
         self.combo.setCurrentText(self.session.noise_model.name)
@@ -722,8 +742,7 @@ class DenoiseWidget(QWidget):
         self.browse_btn.clicked.connect(self._browse)
         self.file_btn.clicked.connect(self.denoise_to_file)
         self.cancel_btn.clicked.connect(self._cancel.set)
-        for ev in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
-            ev.connect(self._refresh)
+        follow_layers(napari_viewer, self._refresh)
         self.session.noise_changed.connect(self._noise_changed)
         self.session.model_changed.connect(lambda *_: (self.cache.clear(),
                                                        self.sigma_a.clear()))
@@ -904,11 +923,17 @@ class DenoiseWidget(QWidget):
         source = source_file if source_file and Path(source_file).exists() and not \
             getattr(ly, "multiscale", False) else self._layer_array(ly)
         axes = layer_axes(ly, model.dims)
+        # an existing file is replaced only when the user says so (never a folder, never
+        # the input: the engine refuses those)
+        overwrite = path.exists() and not path.is_dir()
+        if overwrite and not self._confirm_overwrite(path):
+            self.status.setText(f"{path} exists: kept, nothing written")
+            return
         self._cancel.clear()
 
         def run():
             return sd.denoise_to_file(
-                source, path, model, nm, axes=axes, overwrite=True, cancel=self._cancel,
+                source, path, model, nm, axes=axes, overwrite=overwrite, cancel=self._cancel,
                 units=self.units(),
                 progress=lambda d, t: self._progress.step.emit(d, t, None),
                 metadata={"model": self.session.model_source, "napari_layer": ly.name})
@@ -923,6 +948,13 @@ class DenoiseWidget(QWidget):
         self.file_btn.setEnabled(False)
         self.status.setText(f"writing {path} ...")
         self.worker.start()
+
+    def _confirm_overwrite(self, path) -> bool:
+        """Ask before replacing an existing file (No is the default)."""
+        answer = QMessageBox.question(
+            self, "Replace the file?", f"{path} exists.\nReplace it with the denoised "
+            f"result?", QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        return answer == QMessageBox.Yes
 
     def _show_file(self, res, ly):
         img = sd.open_image(res.path)
