@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh environment and run the main job on the bundled real data (the README's demo
 # command): train on 4 real noisy confocal frames, denoise with the camera noise model, write a
-# TIFF and a PNG comparison, print PSNR against the 50-frame average. About 3 minutes on 2 CPU
+# TIFF and a PNG comparison, print PSNR against the 50-frame average. About 5 minutes on 2 CPU
 # cores. Usage: bash scripts/demo.sh [OUTDIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."

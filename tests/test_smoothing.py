@@ -165,3 +165,29 @@ def test_conditioned_model_files_round_trip(tmp_path):
     assert m2.conditioned and m2.sigma_range == (0.02, 0.3)
     assert m2.sigma_a_default == m.sigma_a_default
     np.testing.assert_array_equal(m2.score(imgs[0], sigma_a=0.1), m.score(imgs[0], sigma_a=0.1))
+
+
+@pytest.mark.slow
+def test_photon_lattice_data_trained_and_solved_beat_the_noisy_frame():
+    """About two photons a pixel, 10 ADU each, read noise 1 ADU: the data are a comb of
+    counts (FMD's zebrafish frame, where the unconditioned network with the previous
+    smoothing and the first-order solve gave -2 dB). The defaults (photon smoothing, a
+    sigma-conditioned network evaluated at the sigma_a SURE picks, the exact solve) must beat
+    the noisy frame by 3 dB (measured +6.0 dB, 30 s on 2 cores)."""
+    from importlib.resources import files
+
+    from skimage.io import imread
+    avg = imread(str(files("scoredenoise") / "data" / "fmd_bpae_b_fov1_avg50.png"))
+    clean = 10.0 * 6.0 * avg[:256, :256].astype(np.float64) / float(avg.max())  # ADU
+    cam = sd.get_noise_model("poisson-gaussian", gain=10.0, offset=5.0, read_noise=1.0)
+    rng = np.random.default_rng(0)
+    frames = [cam.sample(clean, rng=rng).round().astype(np.uint16) for _ in range(3)]
+    model = sd.train(frames[:2], preset="small", steps=300, patch_size=64, batch_size=8,
+                     seed=0)
+    y = frames[2]
+    x = sd.denoise(y, model, cam)
+
+    def psnr(a):
+        return 10 * np.log10(np.ptp(clean) ** 2 / np.mean((a - 5.0 - clean) ** 2))
+
+    assert psnr(x) - psnr(y) > 3.0, (psnr(y), psnr(x))
