@@ -7,6 +7,7 @@ in the header. Loading never executes code from the file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -463,8 +464,6 @@ _ARCH_LIMITS = {"dims": (2, 3), "in_channels": (1, 64), "out_channels": (1, 64),
 def _check_header(header, tensors: dict, source: str) -> UNetConfig:
     """Validate a model file's header and weight shapes (schema and sizes) before anything
     is built; errors name the file and the field."""
-    import dataclasses
-
     def bad(name, problem):
         raise ModelFileError(f"{source}: {name} {problem}; the file is damaged or was not "
                              f"written by scoredenoise (save or train the model again)")
