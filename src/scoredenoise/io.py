@@ -156,14 +156,11 @@ def _umask() -> int:
 
 
 def atomic_path(final: Path, suffix: str = ".part"):
-    """A temporary path in the folder of ``final`` (rename it to ``final`` when complete),
-    with the permissions the user's umask gives a new file (mkstemp's are owner-only)."""
+    """A temporary path in the folder of ``final``; :func:`publish` renames it to ``final``
+    when complete, with the permissions of the user's umask."""
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-    finally:
-        os.close(fd)
+    os.close(fd)
     return Path(tmp)
 
 
