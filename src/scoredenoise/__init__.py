@@ -14,6 +14,7 @@ from .api import ImplausibleSolutionWarning, denoise
 from .estimate import (
     NoiseEstimate,
     estimate_noise,
+    fit_noise_level,
     noise_level_function,
     photon_transfer,
     select_noise_parameters,
@@ -45,6 +46,7 @@ __all__ = [
     "estimate_noise_kernel",
     "NoiseKernel",
     "noise_level_function",
+    "fit_noise_level",
     "photon_transfer",
     "select_noise_parameters",
     "load_model",

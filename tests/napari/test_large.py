@@ -1,10 +1,14 @@
 """Large stacks in napari: lazy opening, a lazy denoised layer computed as the user browses,
 and "Denoise all to file" with progress, cancel and resume (real viewer under Xvfb)."""
 
+import time
+
 import numpy as np
 import tifffile
+import torch
 
 import scoredenoise as sd
+from scoredenoise.network import build_network
 
 from ..test_model import untrained
 
@@ -32,10 +36,13 @@ def test_lazy_layer_computes_only_the_planes_shown(make_napari_viewer, qtbot, tm
     [src] = viewer.open(path, plugin="scoredenoise")
     assert type(src.data).__module__.startswith("dask")  # opened lazily
     assert tuple(src.scale) == (1.0, 0.5, 0.5)
+    assert tuple(src.axis_labels) == ("T", "Y", "X")  # the file's axes, not -3 / -2 / -1
+    assert [str(u) for u in src.units] == ["pixel", "micrometer", "micrometer"]
     den = _denoise_widget(viewer)
     den.layer.setCurrentText(src.name)
     viewer.dims.set_current_step(0, 2)
     den.lazy_btn.click()
+    qtbot.waitUntil(lambda: f"{src.name} denoised (lazy)" in viewer.layers, timeout=30_000)
     out = viewer.layers[f"{src.name} denoised (lazy)"]
     assert type(out.data).__module__.startswith("dask") and tuple(out.scale) == (1, 0.5, 0.5)
     qtbot.waitUntil(lambda: den.chunk_cache.computed >= 1, timeout=30_000)
@@ -55,6 +62,67 @@ def test_lazy_layer_computes_only_the_planes_shown(make_napari_viewer, qtbot, tm
     assert out.metadata["scoredenoise"]["noise_model_chosen"]["params"]["sigma"] == 9.0
     ref = sd.denoise(y[2].astype(np.float32), den.session.model, "gaussian", sigma=9.0)
     np.testing.assert_allclose(np.asarray(out.data[2]), ref, rtol=1e-4, atol=1e-3)
+
+
+def _conditioned_model():
+    torch.manual_seed(0)
+    net = build_network("small", sigma_input=True).eval()
+    return sd.ScoreModel(net, offset=[10.0], scale=[100.0], axes="YX", kind="score",
+                         meta={"sigma_range": [0.01, 0.5]})
+
+
+def test_lazy_layer_of_a_z_stack_returns_at_once_and_computes_one_plane(
+        make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """A plain 20-plane TIFF (axes ZYX, read as one chunk of 20 planes before): the click
+    returns without running the network (sigma_a is chosen in a worker, with the bar), and
+    browsing computes the plane shown, not the stack."""
+    viewer = make_napari_viewer(show=True)
+    rng = np.random.default_rng(1)
+    y = rng.poisson(50, (20, 128, 128)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "z.tif", y)
+    [src] = viewer.open(tmp_path / "z.tif", plugin="scoredenoise")
+    den = _denoise_widget(viewer)
+    model = _conditioned_model()
+    den.session.set_model(model, "conditioned test model")
+    den.session.set_noise_model(sd.get_noise_model("poisson-gaussian", gain=1.0,
+                                                   read_noise=1.0))
+    calls = []
+    model.network.head.register_forward_hook(lambda *a: calls.append(1))
+    before_layer = []
+    resolve = den._lazy_resolve
+    monkeypatch.setattr(den, "_lazy_resolve", lambda: (before_layer.append(len(calls)),
+                                                       resolve()))
+    den.layer.setCurrentText(src.name)
+    viewer.dims.set_current_step(0, 7)
+    t0 = time.perf_counter()
+    den.lazy_btn.click()
+    click = time.perf_counter() - t0
+    assert den.running and not den.lazy_btn.isEnabled() and den.cancel_btn.isEnabled()
+    assert click < 1.0, f"the click blocked the viewer {click:.2f} s"
+    qtbot.waitUntil(lambda: not den.running, timeout=60_000)
+    selection_calls = before_layer[0]
+    assert selection_calls > 0  # sigma_a chosen by SURE in the worker
+    out = viewer.layers[f"{src.name} denoised (lazy)"]
+    assert out.data.chunksize[0] == 1  # one plane a chunk for a 2D network
+    qtbot.waitUntil(lambda: den.chunk_cache.computed >= 1, timeout=30_000)
+    qtbot.wait(300)
+    assert den.chunk_cache.computed <= 2  # the plane shown (and plane 0, sliced on adding)
+    assert len(calls) - selection_calls == den.chunk_cache.computed  # one pass a plane
+
+
+def test_lazy_layer_cancel_leaves_no_layer(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer(show=True)
+    path, _ = _stack_file(tmp_path)
+    [src] = viewer.open(path, plugin="scoredenoise")
+    den = _denoise_widget(viewer)
+    den.session.set_model(_conditioned_model(), "conditioned test model")
+    den.layer.setCurrentText(src.name)
+    den.lazy_btn.click()
+    den.cancel_btn.click()
+    qtbot.waitUntil(lambda: not den.running, timeout=60_000)
+    assert "cancelled" in den.status.text()
+    assert f"{src.name} denoised (lazy)" not in viewer.layers
+    assert den.lazy_btn.isEnabled()
 
 
 def test_denoise_all_to_file_with_cancel_and_resume(make_napari_viewer, qtbot, tmp_path):
@@ -132,6 +200,7 @@ def test_related_method_trains_in_the_widget_and_denoises(make_napari_viewer, qt
     assert den.session.model.kind == "denoiser"
     den.layer.setCurrentText("noisy")
     den.preview()
+    qtbot.waitUntil(lambda: not den.running, timeout=120_000)
     out = viewer.layers["noisy denoised"]
     assert out.metadata["scoredenoise"]["method"] == "neighbor2neighbor"
     assert "no noise model to tune" in den.status.text()

@@ -64,6 +64,7 @@ def test_train_denoise_live_resolve_and_screenshot(make_napari_viewer, qtbot, tm
     den.layer.setCurrentText("FMD noisy")
     viewer.dims.set_current_step(0, 1)
     den.preview()
+    qtbot.waitUntil(lambda: not den.running, timeout=120_000)
     out = viewer.layers["FMD noisy denoised"]
     assert not np.any(out.data[0]) and not np.any(out.data[2])  # only the plane shown
     gain_db = psnr(out.data[1], gt) - psnr(noisy.data[1], gt)
@@ -114,6 +115,7 @@ def test_resolve_time_512_view_without_network(make_napari_viewer, qtbot):
     train.session.set_model(model, "test")
     den.layer.setCurrentText("big")
     den.preview()
+    qtbot.waitUntil(lambda: not den.running, timeout=120_000)
     calls = []
     model.network.head.register_forward_hook(lambda *a: calls.append(1))  # every pass ends here
     times = []
@@ -137,6 +139,7 @@ def test_implausible_solution_is_shown_to_the_user(make_napari_viewer, qtbot, mo
                                      patch_size=32, batch_size=2), "test")
     den.layer.setCurrentText("frame")
     den.preview()
+    qtbot.waitUntil(lambda: not den.running, timeout=120_000)
     noise.set_params("gaussian", sigma=5.0)
     assert not shown
     for key, (y, s) in list(den.cache.items()):
@@ -176,6 +179,7 @@ def test_bad_choices_get_clear_messages(make_napari_viewer, qtbot, monkeypatch):
     train, noise, den = _dock(viewer)
     assert [train.layers.item(i).text() for i in range(train.layers.count())] == ["rgb", "flat"]
     den.preview()
+    qtbot.waitUntil(lambda: not den.running, timeout=120_000)
     assert "no model" in errors[-1]
     train.select(["rgb"])
     train.start()
@@ -335,9 +339,11 @@ def test_multiscale_layer_estimates_trains_and_denoises_at_full_resolution(
     assert train.session.model.meta["steps_done"] == 4
     den.layer.setCurrentText("pyramid")
     den.preview()
+    qtbot.waitUntil(lambda: not den.running, timeout=120_000)
     assert "is multiscale" in errors[-1] and "Lazy layer" in errors[-1]
     assert "pyramid denoised" not in viewer.layers
     den.lazy_layer()
+    qtbot.waitUntil(lambda: not den.running, timeout=120_000)
     lazy = viewer.layers["pyramid denoised (lazy)"]
     assert lazy.data.shape == y.shape
     expected = sd.denoise(y, train.session.model, noise.session.noise_model)
@@ -396,4 +402,86 @@ def test_renamed_layers_stay_chosen_in_every_widget(make_napari_viewer, qtbot):
                      patch_size=32, batch_size=2)
     train.session.set_model(model, "test")
     den.preview()  # no KeyError: the renamed layer is denoised
+    qtbot.waitUntil(lambda: not den.running, timeout=120_000)
     assert "cells, renamed denoised" in viewer.layers
+
+
+def test_noise_models_keep_their_values_errors_and_warnings(make_napari_viewer, qtbot):
+    """Switching models keeps each one's values (an estimate stays with its model), a model
+    chosen after an estimate starts from a fit to it, a bad value shows the engine's error
+    beside its field and changes nothing, an absurd valid one a warning."""
+    viewer = make_napari_viewer(show=True)
+    cam = sd.get_noise_model("poisson-gaussian", gain=2.5, offset=0.0, read_noise=4.0)
+    x = np.tile(np.linspace(0.0, 1500.0, 256), (256, 1))
+    viewer.add_image(cam.sample(x, rng=1).astype(np.float32), name="camera")
+    _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
+    noise.set_params("poisson-gaussian")
+    noise.layer.setCurrentText("camera")
+    noise.estimate()
+    qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
+    estimated = {k: b.value() for k, b in noise.fields.items()}
+    assert estimated["gain"] == pytest.approx(2.5, rel=0.1)
+    # another model: fitted to the same measurement, not its placeholder defaults
+    noise.set_params("gaussian-signal")
+    fitted = sd.fit_noise_level(noise.estimate_result.nlf, "gaussian-signal").noise_model
+    for k, b in noise.fields.items():
+        assert b.value() == pytest.approx(getattr(fitted, k), rel=1e-3, abs=1e-3)
+    noise.set_params("gaussian")
+    assert noise.fields["sigma"].value() != sd.get_noise_model("gaussian").sigma
+    noise.set_params(sigma=7.0)
+    # back: each model has its own last values
+    noise.set_params("poisson-gaussian")
+    assert {k: b.value() for k, b in noise.fields.items()} == estimated
+    assert noise.session.noise_model.gain == pytest.approx(estimated["gain"])
+    noise.set_params("gaussian")
+    assert noise.fields["sigma"].value() == 7.0
+    # a bad value: the engine's message, the field marked, the noise model unchanged
+    noise.set_params("poisson-gaussian")
+    before = noise.session.noise_model
+    noise.fields["gain"].setValue(-1.0)
+    assert noise.fields["gain"].value() == -1.0  # not clamped to a valid value
+    assert "gain must be > 0, got -1" in noise.error.text()
+    assert noise.fields["gain"].styleSheet() and not noise.fields["offset"].styleSheet()
+    assert noise.session.noise_model == before
+    noise.fields["gain"].setValue(2.0)
+    assert noise.error.text() == "" and not noise.fields["gain"].styleSheet()
+    # valid but absurd: a warning, the model still taken
+    noise.fields["read_noise"].setValue(1e6)
+    assert "read_noise = 1e+06" in noise.warning.text()
+    assert noise.session.noise_model.read_noise == 1e6
+    noise.fields["read_noise"].setValue(4.0)
+    assert noise.warning.text() == ""
+
+
+def test_train_widget_refuses_bad_axes_and_clears_stale_progress(make_napari_viewer, qtbot,
+                                                                 tmp_path, monkeypatch):
+    viewer = make_napari_viewer(show=True)
+    frames = np.random.default_rng(0).poisson(30, (4, 64, 64)).astype(np.float32)
+    viewer.add_image(frames, name="frames")
+    train, _, _ = _dock(viewer)
+    errors, warns = [], []
+    monkeypatch.setattr("scoredenoise._napari._widgets.show_error", errors.append)
+    monkeypatch.setattr("scoredenoise._napari._widgets.show_warning", warns.append)
+    train.select(["frames"])
+    assert train.axes.text() == "SYX"
+    train.axes.setText("ZZX")  # refused with the engine's reason, not replaced by a guess
+    train.start()
+    assert "each of the letters" in errors[-1] and train.start_btn.isEnabled()
+    assert "not started" in train.status.text()
+    train.axes.setText("CYX")  # valid, but frames as channels: said before training
+    train.steps.setValue(2)
+    train.preset.setCurrentText("small")
+    train.patch.setValue(32)
+    _train(qtbot, train, 2)
+    assert "4-channel model" in warns[-1]
+    assert train.session.model.channels == 4
+    assert train.bar.value() == 2
+    # our own results are not offered as training data
+    viewer.add_image(frames[0], name="frames denoised", metadata={"scoredenoise": {"source": "frames"}})
+    assert "frames denoised" not in [train.layers.item(i).text()
+                                     for i in range(train.layers.count())]
+    # a loaded model: the last run's bar and loss curve are cleared
+    path = train.save_model(tmp_path / "m.sdmodel")
+    train.load_model(path)
+    assert train.bar.value() == 0 and train.bar.format() == ""
+    assert not train.plot.loss

@@ -30,9 +30,27 @@ def read_lazy(path):
     md = {"axes": img.axes, "pixel_size": img.pixel_size, "unit": img.unit,
           "source_path": str(path), **({"file_metadata": img.extra} if img.extra else {})}
     kwargs = {"name": Path(path).name.split(".")[0], "metadata": md}
+    labels = list(img.axes)
+    # the file's physical unit on its spatial axes (napari showed -3 / -2 / -1 in pixels)
+    unit = _known_unit(img.unit)
+    units = [unit if a in "ZYX" else "pixel" for a in img.axes]
     if "C" in img.axes:
         c = img.axes.index("C")
         kwargs["channel_axis"] = c
-        scale = scale[:c] + scale[c + 1:]
-    kwargs["scale"] = scale
+        scale, labels, units = (v[:c] + v[c + 1:] for v in (scale, labels, units))
+    kwargs.update(scale=scale, axis_labels=labels, units=units)
     return [(img.data, kwargs, "image")]
+
+
+def _known_unit(unit) -> str:
+    """The file's unit where napari's unit registry (pint) knows it, else "pixel" (an
+    unknown one would fail the whole layer)."""
+    import pint
+
+    if not unit:
+        return "pixel"
+    try:
+        pint.get_application_registry().parse_units(str(unit))
+    except (pint.errors.UndefinedUnitError, ValueError, TypeError, AttributeError):
+        return "pixel"
+    return str(unit)

@@ -46,6 +46,10 @@ from scoredenoise import _axes
 from scoredenoise.api import effective_noise_model
 from scoredenoise.noise import PAPER_KERNEL, get_noise_model, list_noise_models
 from scoredenoise.objectives import OBJECTIVES
+from scoredenoise.stream import default_chunks
+
+#: Z slices per chunk of a lazy layer denoised by a 3D network (a 2D network: one plane)
+LAZY_DEPTH = 16
 
 # ---------------------------------------------------------------------------------------------
 # shared state
@@ -243,6 +247,7 @@ class TrainWidget(QWidget):
         self.session = get_session(napari_viewer)
         self.worker = None
         self._stop = threading.Event()
+        self.destroyed.connect(self._stop.set)  # a closed dock stops its training
         self._progress = _Progress()
         self._progress.step.connect(self._on_step)
 
@@ -262,12 +267,19 @@ class TrainWidget(QWidget):
         self.objective.setToolTip("score: the method (choose and tune the noise model after "
                                   "training); neighbor2neighbor, iddp: related methods, for "
                                   "comparison (a fixed denoiser, no noise model)")
+        self.preset.setToolTip("network size: small trains fastest on a CPU, large is meant "
+                               "for a GPU")
         self.steps = _spin(1, 1_000_000, 1000)
+        self.steps.setToolTip("optimisation steps; Stop keeps a usable model at any time")
         self.patch = _spin(8, 1024, 64)
+        self.patch.setToolTip("side of the random training patches (pixels)")
         self.batch = _spin(1, 512, 8)
+        self.batch.setToolTip("patches per step")
         self.device = QComboBox()
+        self.device.setToolTip("auto: the GPU when there is one, else the CPU")
         self.device.addItems(["auto", "cpu", "cuda"])
         self.val = QDoubleSpinBox()
+        self.val.setToolTip("share of the data held out to plot a validation loss (0: none)")
         self.val.setRange(0.0, 0.5)
         self.val.setSingleStep(0.05)
         self.cont = QCheckBox("continue training the current model")
@@ -315,6 +327,8 @@ class TrainWidget(QWidget):
         selected = {i.data(Qt.UserRole) for i in self.layers.selectedItems()}
         self.layers.clear()
         for ly in image_layers(self.viewer):
+            if ly.metadata.get("scoredenoise"):  # our own results are not training data
+                continue
             self.layers.addItem(ly.name)
             item = self.layers.item(self.layers.count() - 1)
             item.setData(Qt.UserRole, id(ly))
@@ -345,17 +359,27 @@ class TrainWidget(QWidget):
             show_error("select one or more image layers to train on")
             return
         dims = self.dims.currentIndex() + 2
+        typed = self.axes.text().strip().upper()
         try:
             data, axes = [], []
             for n in names:
                 ly = self.viewer.layers[n]
-                ax = self.axes.text().strip() or layer_axes(ly, dims)
-                layer_axes(ly, dims)  # RGB / too few dimensions: clear errors
+                guess = layer_axes(ly, dims)  # RGB / too few dimensions: clear errors
+                # typed axes are used as typed or refused with the engine's reason (a bad
+                # string was silently replaced by a guess)
+                ax = _axes.check_axes(typed, ly.data.ndim, dims) if typed else guess
                 data.append(full_resolution(ly))
-                axes.append(ax if len(ax) == ly.data.ndim else layer_axes(ly, dims))
+                axes.append(ax)
         except ValueError as exc:
             show_error(str(exc))
+            self.status.setText(f"not started: {exc}")
             return
+        n_c = max(self.viewer.layers[n].data.shape[ax.index("C")] if "C" in ax else 1
+                  for n, ax in zip(names, axes))
+        if n_c > 1:  # say so: "CYX" on a stack of frames trained a 4-channel model silently
+            show_warning(f"axes {axes[0]!r}: a {n_c}-channel model (it will denoise only "
+                         f"{n_c}-channel images); use T or S for frames or planes of one "
+                         f"channel")
         model = self.session.model if self.cont.isChecked() else None
         kw = dict(axes=axes, dims=dims, preset=self.preset.currentText(),
                   steps=self.steps.value(), patch_size=self.patch.value(),
@@ -401,6 +425,15 @@ class TrainWidget(QWidget):
     def _failed(self, exc):
         show_error(f"training failed: {exc}")
         self.status.setText(f"training failed: {exc}")
+        self._reset_progress()
+
+    def _reset_progress(self):
+        """Clear the bar and the loss plot (a loaded model or a failed start left the last
+        run's '13 / 1000 steps, ETA 4912 s' and its curve)."""
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.bar.setFormat("")
+        self.plot.clear()
 
     def _finished(self):
         self.start_btn.setEnabled(True)
@@ -437,6 +470,7 @@ class TrainWidget(QWidget):
         except (ValueError, FileNotFoundError) as exc:
             show_error(str(exc))
             return None
+        self._reset_progress()
         self.session.set_model(model, str(path))
         return model
 
@@ -458,6 +492,12 @@ class NoiseModelWidget(QWidget):
         self.error = QLabel()
         self.error.setStyleSheet("color: #e05050")
         self.error.setWordWrap(True)
+        self.warning = QLabel()  # valid values that do not fit the layer's data
+        self.warning.setStyleSheet("color: #e0a030")
+        self.warning.setWordWrap(True)
+        #: each noise model's last valid values this session (switching models and back
+        #: keeps them; an estimate stays with the model it was made for)
+        self.memory: dict[str, dict] = {}
         self.form = QFormLayout()
         self.fields: dict[str, QDoubleSpinBox] = {}
         #: a correlated model's kernel: None for the model's default (the paper's, Eq. 30),
@@ -495,6 +535,7 @@ class NoiseModelWidget(QWidget):
         self._estimate_worker = None
         # progress and cancel of an estimate (a large stack takes tens of seconds)
         self._cancel = threading.Event()
+        self.destroyed.connect(self._cancel.set)  # a closed dock cancels its work
         self._progress = _Progress()
         self._progress.step.connect(self._on_step)
         self.cancel_btn = QPushButton("Cancel")
@@ -508,6 +549,7 @@ class NoiseModelWidget(QWidget):
         lay.addLayout(self.form)
         lay.addWidget(self.exact)
         lay.addWidget(self.error)
+        lay.addWidget(self.warning)
         lay.addLayout(_row(self.layer, self.estimate_btn))
         lay.addLayout(_row(self.bar, self.cancel_btn))
         lay.addWidget(self.white)
@@ -518,14 +560,30 @@ class NoiseModelWidget(QWidget):
         self.estimate_btn.clicked.connect(self.estimate)
         follow_layers(napari_viewer, self._refresh_layers)
         self._refresh_layers()
-        self.combo.currentTextChanged.connect(self._build)
+        self.combo.currentTextChanged.connect(lambda name: self._build(name))
         self.combo.setCurrentText(self.session.noise_model.name)
         self._build(self.combo.currentText(), self.session.noise_model.to_dict()["params"])
+
+    def _initial_values(self, name) -> dict:
+        """A model's values when it is chosen: its own last values this session, else a fit
+        of it to the last estimate's noise level function (no new pass over the data), else
+        its defaults."""
+        if name in self.memory:
+            return self.memory[name]
+        est = self.estimate_result
+        if est is not None:
+            try:
+                return dict(sd.fit_noise_level(est.nlf, name).noise_model.to_dict()["params"])
+            except (ValueError, RuntimeError, ArithmeticError):
+                pass  # the model cannot be fitted to variances (e.g. a kernel alone)
+        return {}
 
     def _build(self, name, values=None):
         while self.form.rowCount():
             self.form.removeRow(0)
         self.fields = {}
+        if values is None:
+            values = self._initial_values(name)
         cls = type(get_noise_model(name))
         info = cls.describe()
         row = f"Table 1 row {info['table1_row']}" if info["table1_row"] else "camera model"
@@ -549,8 +607,9 @@ class NoiseModelWidget(QWidget):
                 continue
             box = QDoubleSpinBox()
             box.setDecimals(4)
-            lo = p.low if p.low is not None else -1e9
-            box.setRange(lo + (1e-4 if p.low_open else 0), p.high if p.high is not None else 1e9)
+            # any number can be typed: the engine validates it and its error is shown (a
+            # clamped field hid a wrong value: gain -1 became 0.0001 without a word)
+            box.setRange(-1e9, 1e9)
             box.setValue(float((values or {}).get(p.name, p.default)))
             box.setToolTip(f"{p.description} [{p.unit}; {p.range_text()}]")
             box.setSuffix(f"  {_unit_short(p.unit)}")
@@ -578,13 +637,29 @@ class NoiseModelWidget(QWidget):
             values["kernel"] = self.kernel
         if self.exact.isVisibleTo(self) and self.exact.isChecked():
             values["exact"] = True
+        name = self.combo.currentText()
         try:
-            nm = get_noise_model(self.combo.currentText(), **values)
-        except ValueError as exc:
+            nm = get_noise_model(name, **values)
+        except ValueError as exc:  # the engine's text, beside the field it names
             self.error.setText(str(exc))
+            for k, b in self.fields.items():
+                b.setStyleSheet(_BAD_FIELD if f"{name}: {k} " in str(exc) else "")
             return
         self.error.setText("")
+        for b in self.fields.values():
+            b.setStyleSheet("")
+        self.memory[name] = nm.to_dict()["params"]
+        self._warn_implausible(nm)
         self.session.set_noise_model(nm)
+
+    def _warn_implausible(self, nm):
+        """Valid values that cannot fit the chosen layer's data get a warning (not an
+        error: the user may know better)."""
+        name = self.layer.currentText()
+        # napari's LayerList has no .get
+        ly = self.viewer.layers[name] if name in self.viewer.layers else None  # noqa: SIM401
+        rng = getattr(ly, "contrast_limits_range", None)
+        self.warning.setText("\n".join(nm.implausible(rng)) if rng is not None else "")
 
     def _refresh_layers(self, *_):
         _fill_source_layers(self.layer, self.viewer)
@@ -671,6 +746,9 @@ class NoiseModelWidget(QWidget):
             self.fields[k].setValue(v)
 
 
+_BAD_FIELD = "background-color: #703030"
+
+
 def _unit_short(unit):
     return {"data units": "ADU", "dimensionless": "", "1/data units": "1/ADU",
             "data units per photo-electron": "ADU/e-"}.get(unit, unit)
@@ -692,9 +770,11 @@ class DenoiseWidget(QWidget):
         self.output = None
         self.worker = None
         self._cancel = threading.Event()
+        self.destroyed.connect(self._cancel.set)  # a closed dock cancels its work
         self._progress = _Progress()
         self._progress.step.connect(self._on_step)
         self.last_solve_seconds = None
+        self.running = False  # a worker is computing (scores, sigma_a, a file)
 
         self.layer = QComboBox()
         self.live = QCheckBox("update when the noise model changes")
@@ -800,24 +880,21 @@ class DenoiseWidget(QWidget):
         return ly, model
 
     def preview(self):
-        """Score and solve the plane (or volume) shown; cached for live re-solving."""
-        src = self._checked_source(in_memory=True)
-        if src is None:
-            return
-        ly, model = src
-        for idx in self._planes(ly, model, False):
-            if (ly.name, idx) not in self.cache:
-                self.cache[(ly.name, idx)] = self._score_plane(ly, model, idx)
-        self._resolve(ly)
+        """Score the plane (or volume) shown in a worker (progress, cancel), then solve; the
+        score is kept for live re-solving."""
+        self._score_planes(all_planes=False)
 
     def denoise_all(self):
         """Score every plane in a worker (progress, cancel), then solve."""
+        self._score_planes(all_planes=True)
+
+    def _score_planes(self, all_planes):
         src = self._checked_source(in_memory=True)
         if src is None:
             return
         ly, model = src
-        planes = [p for p in self._planes(ly, model, True) if (ly.name, p) not in self.cache]
-        self._cancel.clear()
+        planes = [p for p in self._planes(ly, model, all_planes)
+                  if (ly.name, p) not in self.cache]
 
         def run():
             out = {}
@@ -828,17 +905,33 @@ class DenoiseWidget(QWidget):
                 self._progress.step.emit(i + 1, len(planes), None)
             return out
 
+        if not planes:  # all kept: only the solve, which takes milliseconds
+            self._resolve(ly)
+            return
+        self._start(run, lambda res: (self.cache.update(res), self._resolve(ly)),
+                    f"computing the score of {len(planes)} plane(s) of {ly.name} ...")
+
+    def _start(self, run, done, status):
+        """Run ``run`` in a worker thread with the bar and Cancel; ``done(result)`` in the GUI
+        thread. The action buttons wait until it ends (one job at a time)."""
+        self._cancel.clear()
         # errors (and Cancelled) go to our handler, not re-raised in the event loop
         self.worker = create_worker(run, _connect={"errored": self._failed},
                                     _start_thread=False)
-        self.worker.returned.connect(lambda res: (self.cache.update(res), self._resolve(ly)))
-        self.worker.finished.connect(lambda: (self.cancel_btn.setEnabled(False),
-                                              self.all_btn.setEnabled(True)))
-        self.bar.setRange(0, max(len(planes), 1))
-        self.bar.setValue(0)
-        self.cancel_btn.setEnabled(True)
-        self.all_btn.setEnabled(False)
+        self.worker.returned.connect(done)
+        self.worker.finished.connect(lambda: self._busy(False))
+        self.bar.setRange(0, 0)  # busy until the first step is reported
+        self._busy(True)
+        self.status.setText(status)
         self.worker.start()
+
+    def _busy(self, busy):
+        self.running = busy
+        self.cancel_btn.setEnabled(busy)
+        for b in (self.preview_btn, self.all_btn, self.lazy_btn, self.file_btn):
+            b.setEnabled(not busy)
+        if not busy:
+            self.bar.setRange(0, max(self.bar.maximum(), 1))
 
     # ----- large stacks: a lazy layer, and the whole stack to a file
 
@@ -846,8 +939,6 @@ class DenoiseWidget(QWidget):
     def _layer_array(ly):
         """The layer's full-resolution data as a dask array (lazy data stays lazy)."""
         import dask.array as da
-
-        from scoredenoise.stream import default_chunks
 
         data = full_resolution(ly)
         if isinstance(data, da.Array):
@@ -857,22 +948,43 @@ class DenoiseWidget(QWidget):
         return da.from_array(data, chunks=default_chunks(data.shape, axes), asarray=False)
 
     def lazy_layer(self):
-        """A layer whose chunks are computed when napari shows them (only the visible planes);
-        computed scores are kept, so new noise parameters re-solve without the network."""
+        """A layer whose chunks are computed when napari shows them (only the visible planes:
+        chunks of one plane for a 2D model); computed scores are kept, so new noise
+        parameters re-solve without the network. The sigma_a choice (a few network passes
+        on a sample) runs in a worker; the click returns at once."""
         src = self._checked_source()
         if src is None:
             return
         ly, model = src
-        image = self._layer_array(ly)
         axes = layer_axes(ly, model.dims)
-        self.chunk_cache = sd.ChunkCache()
-        score = None  # a direct denoiser (related methods) has no score: dask computes it
-        if model.kind == "score":
-            score = model.score(image, axes=axes, cache=self.chunk_cache,
-                                noise_model=self.session.noise_model)
-            image = image.rechunk(score.chunks)
-        self.lazy = {"source": ly.name, "image": image, "score": score, "axes": axes}
-        self._lazy_resolve()
+        image = self._layer_array(ly)
+        image = image.rechunk(default_chunks(image.shape, axes, depth=1 if model.dims == 2
+                                             else LAZY_DEPTH))
+        nm = self.session.noise_model
+
+        def run():  # an unconditioned network's sigma_a is fixed ("auto" returns it)
+            if model.kind != "score" or not model.conditioned:
+                return "auto"
+            return model.resolve_sigma_a(image, "auto", nm, axes=axes,
+                                         progress=self._step_or_cancel)
+
+        def done(sigma_a):
+            cache = sd.ChunkCache()
+            score = None  # a direct denoiser (related methods) has no score: dask computes it
+            img = image
+            if model.kind == "score":
+                score = model.score(img, axes=axes, cache=cache, sigma_a=sigma_a)
+                img = img.rechunk(score.chunks)
+            self.chunk_cache = cache
+            self.lazy = {"source": ly.name, "image": img, "score": score, "axes": axes}
+            self._lazy_resolve()
+
+        self._start(run, done, f"choosing sigma_a for {ly.name} ...")
+
+    def _step_or_cancel(self, done, total):
+        """A progress callback for the engine, from a worker: the bar, and False to cancel."""
+        self._progress.step.emit(done, total, None)
+        return not self._cancel.is_set()
 
     def _lazy_resolve(self):
         lz = self.lazy
@@ -929,8 +1041,6 @@ class DenoiseWidget(QWidget):
         if overwrite and not self._confirm_overwrite(path):
             self.status.setText(f"{path} exists: kept, nothing written")
             return
-        self._cancel.clear()
-
         def run():
             return sd.denoise_to_file(
                 source, path, model, nm, axes=axes, overwrite=overwrite, cancel=self._cancel,
@@ -938,16 +1048,7 @@ class DenoiseWidget(QWidget):
                 progress=lambda d, t: self._progress.step.emit(d, t, None),
                 metadata={"model": self.session.model_source, "napari_layer": ly.name})
 
-        self.worker = create_worker(run, _connect={"errored": self._failed},
-                                    _start_thread=False)
-        self.worker.returned.connect(lambda res: self._show_file(res, ly))
-        self.worker.finished.connect(lambda: (self.cancel_btn.setEnabled(False),
-                                              self.file_btn.setEnabled(True)))
-        self.bar.setValue(0)
-        self.cancel_btn.setEnabled(True)
-        self.file_btn.setEnabled(False)
-        self.status.setText(f"writing {path} ...")
-        self.worker.start()
+        self._start(run, lambda res: self._show_file(res, ly), f"writing {path} ...")
 
     def _confirm_overwrite(self, path) -> bool:
         """Ask before replacing an existing file (No is the default)."""
@@ -975,8 +1076,10 @@ class DenoiseWidget(QWidget):
     def _failed(self, exc):
         if isinstance(exc, sd.Cancelled):
             show_info(str(exc))
+            self.status.setText(str(exc))
         else:
             show_error(f"denoising failed: {exc}")
+            self.status.setText(f"failed: {exc}")
 
     def units(self) -> str:
         """The units of the results: the input's, or the signal above the camera offset

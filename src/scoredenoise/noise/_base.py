@@ -390,6 +390,29 @@ class NoiseModel:
         _check_names(type(self), changes)
         return dataclasses.replace(self, **changes)
 
+    def implausible(self, data_range) -> list[str]:
+        """Valid parameters that cannot fit data spanning ``data_range`` (low, high), one
+        message each: a parameter in data units (a noise level, an offset, a gain per
+        photo-electron) larger than the data's whole extent (e.g. a read noise of 1e6 ADU on
+        8-bit data: a typo or the wrong units).
+
+        Examples
+        --------
+        >>> get_noise_model("gaussian", sigma=1e6).implausible((0, 255))
+        ['sigma = 1e+06 (data units) is larger than the data (0 to 255): check the value and its units']
+        """
+        lo, hi = (float(v) for v in data_range)
+        extent = max(hi - lo, abs(lo), abs(hi))
+        out = []
+        for p in self.parameters():
+            if p.kind != "float" or not p.unit.startswith("data units"):
+                continue
+            v = float(getattr(self, p.name))
+            if extent > 0 and abs(v) > extent:
+                out.append(f"{p.name} = {v:g} ({p.unit}) is larger than the data ({lo:g} to "
+                           f"{hi:g}): check the value and its units")
+        return out
+
     def rescaled(self, k: float) -> NoiseModel:
         """The same noise for data multiplied by ``k``.
 
