@@ -145,3 +145,16 @@ def test_camera_parameters_from_paper_scale():
     """Doc example: the paper's lam=0.2 on 0-255 data is lam=0.2*255/4095 on 12-bit data."""
     m = Poisson(lam=0.2).rescaled(4095 / 255)
     assert m.lam == pytest.approx(0.2 * 255 / 4095)
+
+
+def test_implausible_values_are_named_with_the_data_range():
+    nm = get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=1e6)
+    [msg] = nm.implausible((90.0, 4000.0))
+    assert msg.startswith("read_noise = 1e+06 (data units) is larger than the data (90 to 4000)")
+    assert get_noise_model("poisson-gaussian", gain=2.0, offset=100.0,
+                           read_noise=3.0).implausible((90.0, 4000.0)) == []
+    # a gain above the whole range: less than one photon over the image
+    assert "gain = 500" in get_noise_model("poisson-gaussian", gain=500.0).implausible(
+        (0.0, 255.0))[0]
+    # dimensionless parameters are not compared with the data
+    assert get_noise_model("gamma", alpha=1e5).implausible((0.0, 1.0)) == []
