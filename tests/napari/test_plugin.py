@@ -462,7 +462,7 @@ def test_train_widget_refuses_bad_axes_and_clears_stale_progress(make_napari_vie
     errors, warns = [], []
     monkeypatch.setattr("scoredenoise._napari._widgets.show_error", errors.append)
     monkeypatch.setattr("scoredenoise._napari._widgets.show_warning", warns.append)
-    train.select(["frames"])
+    assert train.selected_names() == ["frames"]  # the only layer: preselected
     assert train.axes.text() == "SYX"
     train.axes.setText("ZZX")  # refused with the engine's reason, not replaced by a guess
     train.start()

@@ -325,6 +325,7 @@ class TrainWidget(QWidget):
     # layers
     def _refresh(self, *_):
         selected = {i.data(Qt.UserRole) for i in self.layers.selectedItems()}
+        was_empty = self.layers.count() == 0
         self.layers.clear()
         for ly in image_layers(self.viewer):
             if ly.metadata.get("scoredenoise"):  # our own results are not training data
@@ -334,6 +335,8 @@ class TrainWidget(QWidget):
             item.setData(Qt.UserRole, id(ly))
             if id(ly) in selected:  # the same layer, also after a rename
                 item.setSelected(True)
+        if was_empty and self.layers.count():  # the first layer (the sample's noisy frames)
+            self.layers.item(0).setSelected(True)  # is preselected
 
     def selected_names(self):
         return [i.text() for i in self.layers.selectedItems()]
