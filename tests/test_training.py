@@ -207,3 +207,34 @@ def test_3d_network_and_multichannel_training():
     # continuing takes the network's dimensionality and extra noise, without repeating them
     m2 = sd.train(vol, axes="CZYX", model=m, steps=1, patch_size=16, batch_size=1)
     assert m2.dims == 3 and m2.extra_noise == m.extra_noise
+
+
+def _weights(model):
+    return [p.detach().numpy().copy() for p in model.network.parameters()]
+
+
+def test_ema_delivers_the_moving_average_of_the_weights():
+    img = np.random.default_rng(0).normal(100, 10, (64, 64)).astype(np.float32)
+    kw = dict(preset="small", patch_size=16, batch_size=2, seed=3)
+    # the raw trajectory is the plain one: w_k after k steps (constant lr below 5 steps)
+    w = [_weights(sd.train(img, steps=1, lr=1e-30, **kw))]  # w0: the initial weights
+    w += [_weights(sd.train(img, steps=k, **kw)) for k in (1, 2, 3)]
+    avg = sd.train(img, steps=3, ema=0.5, **kw)
+    assert avg.meta["training"]["ema"] == 0.5
+    expected = [0.125 * a + 0.125 * b + 0.25 * c + 0.5 * d for a, b, c, d in zip(*w)]
+    for got, want in zip(_weights(avg), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    assert any(not np.allclose(a, b) for a, b in zip(_weights(avg), w[3]))
+    with pytest.raises(ValueError, match=r"ema must be in \(0, 1\).*got 1.5"):
+        sd.train(img, steps=1, ema=1.5, **kw)
+
+
+def test_ema_checkpoint_resume_equals_uninterrupted(tmp_path):
+    img = np.random.default_rng(0).normal(100, 10, (64, 64)).astype(np.float32)
+    kw = dict(preset="small", steps=8, patch_size=16, batch_size=2, seed=3, ema=0.7)
+    full = sd.train(img, **kw)
+    ck = tmp_path / "ck.sdmodel"
+    sd.train(img, checkpoint=ck, checkpoint_every=100, progress=lambda s, t, logs: s < 3, **kw)
+    resumed = sd.train(img, resume=ck, **kw)
+    for a, b in zip(_weights(full), _weights(resumed)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
