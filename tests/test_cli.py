@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
+import scoredenoise as sd
 from scoredenoise.cli import main
 from scoredenoise.noise import list_noise_models
 
@@ -56,8 +57,9 @@ def test_train_and_denoise_commands(tmp_path, capsys):
     b = _tiff(tmp_path / "b.tif", rng.poisson(50, (64, 64)).astype(np.uint16))
     model = tmp_path / "m.sdmodel"
     assert main(["train", str(a), str(b), "-o", str(model), "--preset", "small", "--steps", "3",
-                 "--patch-size", "32", "--batch-size", "2", "-q"]) == 0
+                 "--patch-size", "32", "--batch-size", "2", "--ema", "0.9", "-q"]) == 0
     assert "saved" in capsys.readouterr().out
+    assert sd.load_model(model).meta["training"]["ema"] == 0.9
     out = tmp_path / "out"
     rc = main(["denoise", str(tmp_path), "-m", str(model), "--noise", "poisson-gaussian",
                "--param", "gain=1.0", "--param", "read_noise=0.5", "-o", str(out),

@@ -152,7 +152,7 @@ def _cmd_train(args) -> int:
                   conditioned=not args.unconditioned, device=args.device,
                   precision=args.precision,
                   seed=args.seed, progress=bar, checkpoint=args.checkpoint,
-                  checkpoint_every=args.checkpoint_every, resume=args.resume)
+                  checkpoint_every=args.checkpoint_every, resume=args.resume, ema=args.ema)
     bar.close()
     model.meta["training_files"] = [str(f) for f in files]
     out = model.save(args.output)
@@ -441,6 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="checkpoint file, written every --checkpoint-every")
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--resume", help="continue from this checkpoint")
+    p.add_argument("--ema", type=float,
+                   help="decay per step of a moving average of the weights, delivered as the "
+                        "model (e.g. 0.99); default: the last weights")
     p.add_argument("--unconditioned", action="store_true",
                    help="the paper's network: sigma_a annealed 0.05 -> 0.02 and fixed, instead "
                         "of a sigma-conditioned network evaluated where SURE is lowest for "
