@@ -238,3 +238,6 @@ def test_ema_checkpoint_resume_equals_uninterrupted(tmp_path):
     resumed = sd.train(img, resume=ck, **kw)
     for a, b in zip(_weights(full), _weights(resumed)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    without = {k: v for k, v in kw.items() if k != "ema"}
+    with pytest.raises(ValueError, match=r"trained with ema=0.7; pass ema=0.7 to resume"):
+        sd.train(img, resume=ck, **without)

@@ -530,6 +530,10 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
     # the moving average is what is delivered: a checkpoint's model holds it, and the raw
     # weights that training continues from travel beside it (trainer.raw.*)
     average = None
+    if ema is None and trainer_state is not None and trainer_state.get("ema") is not None:
+        raise ValueError(f"{resume!s} was trained with ema={trainer_state['ema']}; pass "
+                         f"ema={trainer_state['ema']} to resume it (its model holds the "
+                         f"average, not the weights training continues from)")
     if ema is not None:
         average = copy.deepcopy(net).eval().requires_grad_(False)
         if trainer_state is not None and trainer_state.get("ema") is not None:
