@@ -241,3 +241,29 @@ def test_ema_checkpoint_resume_equals_uninterrupted(tmp_path):
     without = {k: v for k, v in kw.items() if k != "ema"}
     with pytest.raises(ValueError, match=r"trained with ema=0.7; pass ema=0.7 to resume"):
         sd.train(img, resume=ck, **without)
+
+
+def test_time_per_step_measures_real_training_steps(monkeypatch):
+    import scoredenoise.training as tr
+
+    built, calls = [], []
+
+    def build(*a, **kw):
+        net = tr.build_network.__wrapped__(*a, **kw)
+        net.register_forward_hook(lambda m, i, o: calls.append(i[0].shape))
+        built.append(kw)
+        return net
+
+    build.__wrapped__ = tr.build_network
+    monkeypatch.setattr(tr, "build_network", build)
+    sec = sd.time_per_step(preset="small", patch_size=32, batch_size=2, repeats=2)
+    assert sec > 0 and np.isfinite(sec)
+    # one warm-up and two timed steps of the conditioned network on antithetic pairs
+    assert built[0]["sigma_input"] is True
+    assert len(calls) == 3 and all(tuple(c) == (4, 1, 32, 32) for c in calls)
+    assert sd.time_per_step(objective="neighbor2neighbor", preset="small", patch_size=32,
+                            batch_size=2, repeats=1) > 0
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        sd.time_per_step(preset="huge")
+    with pytest.raises(ValueError, match="repeats must be >= 1, got 0"):
+        sd.time_per_step(repeats=0)

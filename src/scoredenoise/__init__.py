@@ -30,11 +30,12 @@ from .noise import (
 )
 from .smoothing import select_sigma_a
 from .stream import denoise_files, denoise_to_file, open_image
-from .training import train
+from .training import time_per_step, train
 
 __all__ = [
     "__version__",
     "train",
+    "time_per_step",
     "denoise",
     "ImplausibleSolutionWarning",
     "denoise_to_file",

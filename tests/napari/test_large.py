@@ -12,6 +12,8 @@ from scoredenoise.network import build_network
 
 from ..test_model import untrained
 
+from ._helpers import _press
+
 
 def _stack_file(tmp_path, n=8, size=192):
     rng = np.random.default_rng(0)
@@ -41,7 +43,7 @@ def test_lazy_layer_computes_only_the_planes_shown(make_napari_viewer, qtbot, tm
     den = _denoise_widget(viewer)
     den.layer.setCurrentText(src.name)
     viewer.dims.set_current_step(0, 2)
-    den.lazy_btn.click()
+    _press(den, "lazy layer (as you browse)")
     qtbot.waitUntil(lambda: f"{src.name} denoised (lazy)" in viewer.layers, timeout=30_000)
     out = viewer.layers[f"{src.name} denoised (lazy)"]
     assert type(out.data).__module__.startswith("dask") and tuple(out.scale) == (1, 0.5, 0.5)
@@ -95,9 +97,9 @@ def test_lazy_layer_of_a_z_stack_returns_at_once_and_computes_one_plane(
     den.layer.setCurrentText(src.name)
     viewer.dims.set_current_step(0, 7)
     t0 = time.perf_counter()
-    den.lazy_btn.click()
+    _press(den, "lazy layer (as you browse)")
     click = time.perf_counter() - t0
-    assert den.running and not den.lazy_btn.isEnabled() and den.cancel_btn.isEnabled()
+    assert den.running and not den.denoise_btn.isEnabled() and den.cancel_btn.isEnabled()
     assert click < 1.0, f"the click blocked the viewer {click:.2f} s"
     qtbot.waitUntil(lambda: not den.running, timeout=60_000)
     selection_calls = before_layer[0]
@@ -117,12 +119,12 @@ def test_lazy_layer_cancel_leaves_no_layer(make_napari_viewer, qtbot, tmp_path):
     den = _denoise_widget(viewer)
     den.session.set_model(_conditioned_model(), "conditioned test model")
     den.layer.setCurrentText(src.name)
-    den.lazy_btn.click()
+    _press(den, "lazy layer (as you browse)")
     den.cancel_btn.click()
     qtbot.waitUntil(lambda: not den.running, timeout=60_000)
     assert "cancelled" in den.status.text()
     assert f"{src.name} denoised (lazy)" not in viewer.layers
-    assert den.lazy_btn.isEnabled()
+    assert den.denoise_btn.isEnabled()
 
 
 def test_denoise_all_to_file_with_cancel_and_resume(make_napari_viewer, qtbot, tmp_path):
@@ -139,12 +141,12 @@ def test_denoise_all_to_file_with_cancel_and_resume(make_napari_viewer, qtbot, t
             den.cancel_btn.click()
 
     den._progress.step.connect(cancel_at_3)
-    den.file_btn.click()
-    qtbot.waitUntil(lambda: den.file_btn.isEnabled(), timeout=60_000)
+    _press(den, "whole layer to file")
+    qtbot.waitUntil(lambda: den.denoise_btn.isEnabled(), timeout=60_000)
     assert not target.exists()  # cancelled: nothing under the final name
     assert (target.parent / ".big_denoised.tif.partial.zarr").is_dir()
     den._progress.step.disconnect(cancel_at_3)
-    den.file_btn.click()  # resumes from the finished chunks
+    _press(den, "whole layer to file")  # resumes from the finished chunks
     name = f"{src.name} denoised (big_denoised.tif)"
     qtbot.waitUntil(lambda: name in viewer.layers, timeout=60_000)
     assert "resumed" in den.status.text() and " 0 resumed" not in den.status.text()
@@ -171,12 +173,12 @@ def test_denoise_to_an_existing_file_asks_first(make_napari_viewer, qtbot, tmp_p
     den.file_path.setText(str(target))
     asked = []
     monkeypatch.setattr(den, "_confirm_overwrite", lambda p: asked.append(p) or False)
-    den.file_btn.click()
+    _press(den, "whole layer to file")
     assert asked == [target] and target.read_bytes() == b"ten megabytes of data"
     assert "kept, nothing written" in den.status.text()
     monkeypatch.setattr(den, "_confirm_overwrite", lambda p: asked.append(p) or True)
-    den.file_btn.click()
-    qtbot.waitUntil(lambda: den.file_btn.isEnabled() and "wrote" in den.status.text(),
+    _press(den, "whole layer to file")
+    qtbot.waitUntil(lambda: den.denoise_btn.isEnabled() and "wrote" in den.status.text(),
                     timeout=60_000)
     assert target.read_bytes() != b"ten megabytes of data"
     assert sd.open_image(target).data.shape == src.data.shape

@@ -12,6 +12,9 @@ import pytest
 import scoredenoise as sd
 from scoredenoise.demo import psnr
 
+from ..test_model import untrained
+from ._helpers import _press
+
 def test_manifest_validates_and_is_discovered():
     import npe2
     out = subprocess.run([sys.executable, "-m", "npe2", "validate", "scoredenoise"],
@@ -20,8 +23,8 @@ def test_manifest_validates_and_is_discovered():
     pm = npe2.PluginManager.instance()
     pm.discover()
     m = pm.get_manifest("scoredenoise")
-    assert {w.display_name for w in m.contributions.widgets} == {"Train", "Noise model",
-                                                                "Denoise"}
+    assert {w.display_name for w in m.contributions.widgets} == {
+        "Score denoising (all steps)", "Train", "Noise model", "Denoise"}
     assert {s.key for s in m.contributions.sample_data} == {"fmd_noisy", "fmd_pair"}
 
 
@@ -49,7 +52,10 @@ def test_train_denoise_live_resolve_and_screenshot(make_napari_viewer, qtbot, tm
     gt_layer.scale, gt_layer.translate = (0.2, 0.2), (5.0, 7.0)
     gt_layer.visible = False
     gt = gt_layer.data.astype(np.float64)
-    train, noise, den = _dock(viewer)
+    # the one dock of the three numbered steps (the docs' screenshot)
+    _, dock = viewer.window.add_plugin_dock_widget("scoredenoise",
+                                                   "Score denoising (all steps)")
+    train, noise, den = dock.train, dock.noise, dock.denoise
 
     train.select(["FMD noisy"])
     assert train.axes.text() == "SYX"
@@ -59,7 +65,22 @@ def test_train_denoise_live_resolve_and_screenshot(make_napari_viewer, qtbot, tm
     _train(qtbot, train, 300)
     assert train.session.model.meta["steps_done"] == 300
     assert len(train.plot.loss) > 10  # the live loss plot was fed
+    # a real plot: labelled axes, log-scale loss, the sigma_a range beside it, a legend
+    ax = train.plot.ax
+    assert ax.get_xlabel() == "step" and ax.get_ylabel() == "loss"
+    assert ax.get_yscale() == "log"
+    assert train.plot.sigma_ax.get_ylabel() == "sigma_a"
+    assert len(train.plot.sigma) == len(train.plot.loss)  # every step's range was recorded
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["training loss", "sigma_a range"]
+    assert ax.get_lines()[0].get_xdata()[-1] == 300  # the last step drawn at the end
 
+    # step 2: an estimate from the layer (the plot of the fit), then the photon-transfer values
+    noise.set_params("poisson-gaussian")
+    noise.layer.setCurrentText("FMD noisy")
+    noise.estimate()
+    qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
+    assert noise.plot.ax.get_xlabel() == "mean (ADU)"  # the sample's integer camera counts
     noise.set_params("poisson-gaussian", gain=4.06, offset=3.5, read_noise=1.0)
     den.layer.setCurrentText("FMD noisy")
     viewer.dims.set_current_step(0, 1)
@@ -92,16 +113,19 @@ def test_train_denoise_live_resolve_and_screenshot(make_napari_viewer, qtbot, tm
     den.signal.setChecked(False)
 
     # whole layer in a worker, with progress
-    den.all_btn.click()
-    qtbot.waitUntil(lambda: den.all_btn.isEnabled(), timeout=120_000)
+    _press(den, "whole layer")
+    qtbot.waitUntil(lambda: den.denoise_btn.isEnabled(), timeout=120_000)
     assert all(np.any(out.data[i]) for i in range(4))
 
+    viewer.window._qt_window.resize(1400, 900)
     viewer.reset_view()
     shots = Path(os.environ.get("SCOREDENOISE_SCREENSHOT_DIR", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
-    img = viewer.screenshot(path=str(shots / "napari_widgets.png"), canvas_only=False,
-                            flash=False)
-    assert img.ndim == 3 and img.std() > 5
+    for tab, name in enumerate(("napari_train.png", "napari_noise_model.png",
+                                "napari_widgets.png")):
+        dock.tabs.setCurrentIndex(tab)
+        img = viewer.screenshot(path=str(shots / name), canvas_only=False, flash=False)
+        assert img.ndim == 3 and img.std() > 5
 
 
 def test_resolve_time_512_view_without_network(make_napari_viewer, qtbot):
@@ -209,6 +233,10 @@ def test_estimate_button_fills_the_fields_and_plots_the_fit(make_napari_viewer, 
     assert noise.fields["gain"].value() == pytest.approx(2.5, rel=0.05)
     assert noise.session.noise_model.gain == pytest.approx(2.5, rel=0.05)
     assert len(noise.plot.points) >= 10 and len(noise.plot.curve) == 64
+    ax = noise.plot.ax  # float data: the data's own units, on labelled axes
+    assert ax.get_xlabel() == "mean (data units)"
+    assert ax.get_ylabel() == "variance (data units²)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["measured", "noise model"]
     assert "gain" in noise.fit_text.text()
     # white noise declared: no correlation measured, and the note says so
     assert noise.white.isVisibleTo(noise)
@@ -485,3 +513,91 @@ def test_train_widget_refuses_bad_axes_and_clears_stale_progress(make_napari_vie
     train.load_model(path)
     assert train.bar.value() == 0 and train.bar.format() == ""
     assert not train.plot.loss
+
+
+def test_one_dock_numbered_steps_fits_a_1080_screen(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("scoredenoise", "fmd_noisy")
+    _, dock = viewer.window.add_plugin_dock_widget("scoredenoise",
+                                                   "Score denoising (all steps)")
+    tabs = dock.tabs
+    assert [tabs.tabText(i) for i in range(3)] == ["1 Train or load", "2 Noise model",
+                                                   "3 Denoise"]
+    # the noisy sample is preselected for training
+    assert dock.train.selected_names() == [viewer.layers[0].name]
+    # the fullest page, the noise model after an estimate (fit text and plot), fits a
+    # 1080-pixel screen below napari's title, menu and status bars (about 150 px)
+    dock.noise.set_params("poisson-gaussian")
+    dock.noise.layer.setCurrentText(viewer.layers[0].name)
+    dock.noise.estimate()
+    qtbot.waitUntil(lambda: dock.noise.estimate_result is not None, timeout=60_000)
+    for i in range(3):
+        tabs.setCurrentIndex(i)
+        page = tabs.widget(i).widget()
+        need = page.sizeHint().height() + tabs.tabBar().sizeHint().height()
+        assert need <= 1080 - 150, (tabs.tabText(i), need)
+    # the steps share one session: a model ready leads on to step 2
+    tabs.setCurrentIndex(0)
+    dock.train.session.set_model(untrained(), "test")
+    assert tabs.currentIndex() == 1
+    assert dock.denoise.session is dock.noise.session is dock.train.session
+
+
+def test_noise_models_grouped_under_headers_that_cannot_be_chosen(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
+    items = [noise.combo.itemText(i) for i in range(noise.combo.count())]
+    headers = [t for t in items if t.startswith("—")]
+    assert headers == ["— Camera models (ADU) —", "— The paper's Table 1 —"]
+    for h in headers:
+        assert not noise.combo.model().item(items.index(h)).isEnabled()
+    cameras = items[1:items.index(headers[1])]
+    assert set(cameras) == {"poisson-gaussian", "emccd"}
+    assert sorted(t for t in items if not t.startswith("—")) == sorted(sd.list_noise_models())
+    assert items[items.index(headers[1]) + 1] == "gaussian"  # Table 1 row 1 first
+
+
+def test_one_denoise_button_whose_scope_is_a_choice(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    _, den = viewer.window.add_plugin_dock_widget("scoredenoise", "Denoise")
+    assert [den.scope.itemText(i) for i in range(den.scope.count())] == [
+        "plane shown", "whole layer", "lazy layer (as you browse)", "whole layer to file"]
+    assert not den.file_row.isVisibleTo(den)  # the output path only where it is needed
+    den.scope.setCurrentText("whole layer to file")
+    assert den.file_row.isVisibleTo(den)
+    assert "stream" in den.denoise_btn.toolTip()
+
+
+def test_expected_training_time_is_shown_before_start(make_napari_viewer, qtbot, monkeypatch):
+    measured = []
+
+    def fake_time_per_step(**kw):  # the engine's measurement (tested in test_training)
+        measured.append(kw)
+        return {"small": 0.1, "default": 0.4}[kw["preset"]]
+
+    monkeypatch.setattr(sd, "time_per_step", fake_time_per_step)
+    viewer = make_napari_viewer()
+    _, train = viewer.window.add_plugin_dock_widget("scoredenoise", "Train")
+    train.preset.setCurrentText("small")
+    train.steps.setValue(1200)
+    qtbot.waitUntil(lambda: train.expected_seconds() is not None, timeout=10_000)
+    assert train.expected_seconds() == pytest.approx(120.0)
+    assert train.eta.text().startswith("about 2.0 min")
+    assert measured[-1]["preset"] == "small" and measured[-1]["patch_size"] == 64
+    train.steps.setValue(600)  # steps rescale the measurement: nothing measured again
+    n = len(measured)
+    assert train.eta.text().startswith("about 60 s")
+    train.preset.setCurrentText("default")  # a new network size is measured
+    qtbot.waitUntil(lambda: "4.0 min" in train.eta.text(), timeout=10_000)  # 600 x 0.4 s
+    assert len(measured) == n + 1
+
+
+def test_the_qt_pool_keeps_threads_beside_the_workers(make_napari_viewer):
+    # napari's workers share QThreadPool.globalInstance() with Qt's own image conversion on
+    # repaint, which waits for a pool thread while holding the GIL: with one thread a core,
+    # a training and an estimate on 2 cores froze the viewer (found by this suite)
+    from qtpy.QtCore import QThreadPool
+
+    viewer = make_napari_viewer()
+    viewer.window.add_plugin_dock_widget("scoredenoise", "Score denoising (all steps)")
+    assert QThreadPool.globalInstance().maxThreadCount() >= 8

@@ -19,9 +19,8 @@ from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
-from qtpy.QtCore import QObject, Qt
+from qtpy.QtCore import QObject, Qt, QThreadPool, QTimer
 from qtpy.QtCore import Signal as QtSignal
-from qtpy.QtGui import QColor, QPainter, QPen
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -29,6 +28,7 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -36,7 +36,9 @@ from qtpy.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -47,6 +49,8 @@ from scoredenoise.api import effective_noise_model
 from scoredenoise.noise import PAPER_KERNEL, get_noise_model, list_noise_models
 from scoredenoise.objectives import OBJECTIVES
 from scoredenoise.stream import default_chunks
+
+from ._plots import LossPlot, NoiseLevelPlot
 
 #: Z slices per chunk of a lazy layer denoised by a 3D network (a 2D network: one plane)
 LAZY_DEPTH = 16
@@ -79,7 +83,19 @@ class Session:
 _SESSIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+#: threads the global Qt pool keeps beside the plugin's workers. napari's workers run in
+#: QThreadPool.globalInstance(), which Qt also uses to convert large images while it repaints,
+#: holding the GIL (PyQt does not release it there) until the conversion's tasks end. With
+#: the pool's default of one thread a core, two workers on a 2-core machine (training and an
+#: estimate) fill it, the conversion waits for a free thread and the workers for the GIL: the
+#: viewer froze. Free threads beside the workers keep the conversion going.
+_SPARE_POOL_THREADS = 4
+
+
 def get_session(viewer) -> Session:
+    pool = QThreadPool.globalInstance()
+    if pool.maxThreadCount() < 4 + _SPARE_POOL_THREADS:  # at most 4 workers run at once
+        pool.setMaxThreadCount(4 + _SPARE_POOL_THREADS)
     if viewer not in _SESSIONS:
         _SESSIONS[viewer] = Session()
     return _SESSIONS[viewer]
@@ -145,96 +161,6 @@ class _Progress(QObject):
 
 
 # ---------------------------------------------------------------------------------------------
-# loss plot
-
-
-class _Canvas:
-    """Dark background and data-to-pixel mapping shared by the small plots."""
-
-    def __init__(self, widget, pts, y_from_zero=False):
-        self.widget, self.pts, self.y_from_zero = widget, pts, y_from_zero
-
-    def __enter__(self):
-        self.p = QPainter(self.widget)
-        self.p.fillRect(self.widget.rect(), QColor(30, 30, 30))
-        self.empty = len(self.pts) < 2
-        if not self.empty:
-            xs, ys = [a for a, _ in self.pts], [b for _, b in self.pts]
-            self.x0, self.x1 = min(xs), max(max(xs), min(xs) + 1e-9)
-            self.y0 = min(0.0, min(ys)) if self.y_from_zero else min(ys)
-            self.y1 = max(max(ys), self.y0 + 1e-9)
-            self.w, self.h = self.widget.width() - 8, self.widget.height() - 8
-        return self
-
-    def xy(self, x, y):
-        return (int(4 + self.w * (x - self.x0) / (self.x1 - self.x0)),
-                int(4 + self.h * (1 - (y - self.y0) / (self.y1 - self.y0))))
-
-    def lines(self, series, color):
-        if self.empty:
-            return
-        self.p.setPen(QPen(color, 1.5))
-        for a, b in zip(series, series[1:]):
-            self.p.drawLine(*self.xy(*a), *self.xy(*b))
-
-    def points(self, series, color):
-        if self.empty:
-            return
-        self.p.setPen(QPen(color, 3))
-        for a in series:
-            self.p.drawPoint(*self.xy(*a))
-
-    def __exit__(self, *exc):
-        self.p.end()
-
-
-class LossPlot(QWidget):
-    """Minimal live plot of training (blue) and validation (orange) loss."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setMinimumHeight(90)
-        self.loss: list[tuple[int, float]] = []
-        self.val: list[tuple[int, float]] = []
-
-    def add(self, step, logs):
-        self.loss.append((step, logs["loss"]))
-        if "val_loss" in logs:
-            self.val.append((step, logs["val_loss"]))
-        self.update()
-
-    def clear(self):
-        self.loss, self.val = [], []
-        self.update()
-
-    def paintEvent(self, event):  # noqa: N802 (Qt API)
-        with _Canvas(self, self.loss + self.val) as c:
-            for series, color in ((self.loss, QColor(90, 160, 255)),
-                                  (self.val, QColor(255, 160, 60))):
-                c.lines(series, color)
-
-
-class NoiseLevelPlot(QWidget):
-    """Measured noise variance against mean level (points) and the fitted model (line)."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setMinimumHeight(110)
-        self.points: list[tuple[float, float]] = []
-        self.curve: list[tuple[float, float]] = []
-
-    def show_fit(self, mean, variance, curve_mean, curve_variance):
-        self.points = list(zip(map(float, mean), map(float, variance)))
-        self.curve = list(zip(map(float, curve_mean), map(float, curve_variance)))
-        self.update()
-
-    def paintEvent(self, event):  # noqa: N802 (Qt API)
-        with _Canvas(self, self.points + self.curve, y_from_zero=True) as c:
-            c.lines(self.curve, QColor(255, 160, 60))
-            c.points(self.points, QColor(90, 160, 255))
-
-
-# ---------------------------------------------------------------------------------------------
 # Train
 
 
@@ -253,6 +179,7 @@ class TrainWidget(QWidget):
 
         self.layers = QListWidget()
         self.layers.setSelectionMode(QAbstractItemView.MultiSelection)
+        self.layers.setMaximumHeight(110)  # about five layers; it scrolls beyond
         self.layers.itemSelectionChanged.connect(self._guess_axes)
         self.axes = QLineEdit()
         self.axes.setToolTip("letters from TCZYXS, one per layer axis; editable")
@@ -282,6 +209,18 @@ class TrainWidget(QWidget):
         self.val.setToolTip("share of the data held out to plot a validation loss (0: none)")
         self.val.setRange(0.0, 0.5)
         self.val.setSingleStep(0.05)
+        #: the training time to expect, shown before Start: steps x a measured step
+        self.eta = QLabel()
+        self.eta.setToolTip("measured: a few training steps of a fresh network with these "
+                            "settings on this machine")
+        self._step_seconds: dict = {}  # settings -> measured seconds a step
+        self._eta_worker = None
+        self._closed = threading.Event()  # the dock is gone: a late measurement is dropped
+        self.destroyed.connect(self._closed.set)
+        self._eta_timer = QTimer(self)
+        self._eta_timer.setSingleShot(True)
+        self._eta_timer.setInterval(300)  # measure once the settings stop changing
+        self._eta_timer.timeout.connect(self._measure_step)
         self.cont = QCheckBox("continue training the current model")
         self.start_btn = QPushButton("Start")
         self.stop_btn = QPushButton("Stop")
@@ -304,6 +243,7 @@ class TrainWidget(QWidget):
         form.addRow("batch size", self.batch)
         form.addRow("device", self.device)
         form.addRow("validation fraction", self.val)
+        form.addRow("expected time", self.eta)
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addWidget(self.cont)
@@ -320,7 +260,67 @@ class TrainWidget(QWidget):
         self.load_btn.clicked.connect(lambda: self.load_model())
         follow_layers(napari_viewer, self._refresh)
         self.session.model_changed.connect(self._show_model)
+        for w in (self.dims, self.preset, self.objective, self.device):
+            w.currentIndexChanged.connect(self._eta_timer.start)
+        for w in (self.patch, self.batch):
+            w.valueChanged.connect(self._eta_timer.start)
+        self.steps.valueChanged.connect(self._show_eta)
         self._refresh()
+        self._eta_timer.start()
+
+    # the expected training time
+    def _eta_key(self):
+        return (self.dims.currentIndex() + 2, self.preset.currentText(),
+                self.patch.value(), self.batch.value(), self.objective.currentText(),
+                self.device.currentText())
+
+    def _measure_step(self):
+        key = self._eta_key()
+        if key in self._step_seconds:
+            self._show_eta()
+            return
+        if self._eta_worker is not None:  # measured again when the running one ends
+            return
+        if not self.start_btn.isEnabled():  # training runs: a measurement would slow it
+            return                          # and be slowed by it
+        dims, preset, patch, batch, objective, device = key
+        self.eta.setText("measuring...")
+        worker = create_worker(sd.time_per_step, dims=dims, preset=preset, patch_size=patch,
+                               batch_size=batch, objective=objective, device=device,
+                               _start_thread=False)
+
+        def measured(sec):
+            self._step_seconds[key] = sec
+            if not self._closed.is_set():
+                self._show_eta()
+
+        def failed(exc):
+            if not self._closed.is_set():
+                self.eta.setText(f"not measured: {exc}")
+
+        def ended():
+            self._eta_worker = None
+            if not self._closed.is_set() and self._eta_key() not in self._step_seconds:
+                self._eta_timer.start()  # the settings changed meanwhile
+
+        worker.returned.connect(measured)
+        worker.errored.connect(failed)
+        worker.finished.connect(ended)
+        self._eta_worker = worker
+        worker.start()
+
+    def expected_seconds(self):
+        """Expected training time for the current settings (None until measured)."""
+        sec = self._step_seconds.get(self._eta_key())
+        return None if sec is None else sec * self.steps.value()
+
+    def _show_eta(self, *_):
+        total = self.expected_seconds()
+        if total is None:
+            self._eta_timer.start()
+            return
+        sec = self._step_seconds[self._eta_key()]
+        self.eta.setText(f"about {_duration(total)} ({sec:.2f} s a step, measured)")
 
     # layers
     def _refresh(self, *_):
@@ -439,8 +439,10 @@ class TrainWidget(QWidget):
         self.plot.clear()
 
     def _finished(self):
+        self.plot.finish()
         self.start_btn.setEnabled(True)
         self.stop_btn.setEnabled(False)
+        self._show_eta()
 
     def _show_model(self, model):
         i = model.info
@@ -489,7 +491,7 @@ class NoiseModelWidget(QWidget):
         super().__init__()
         self.session = get_session(napari_viewer)
         self.combo = QComboBox()
-        self.combo.addItems(list_noise_models())
+        _fill_noise_models(self.combo)
         self.description = QLabel()
         self.description.setWordWrap(True)
         self.error = QLabel()
@@ -520,15 +522,16 @@ class NoiseModelWidget(QWidget):
         self.estimate_btn = QPushButton("Estimate from layer")
         self.estimate_btn.setToolTip("fit the model's parameters to the noise level function "
                                      "(variance against mean) of the chosen layer")
-        self.white = QCheckBox("noise is white (no correlation between pixels)")
+        self.white = QCheckBox("noise is white")
         self.white.setToolTip(
-            "unchecked: the noise correlation of scanners and some cameras is measured in the "
+            "no correlation between neighbouring pixels. "
+            "Unchecked: the noise correlation of scanners and some cameras is measured in the "
             "layer and corrected for where significant; check it when the noise is known to "
             "be white (fine texture can pass for correlation)")
-        self.frames = QCheckBox("layer holds repeated frames of a static scene "
-                                "(photon transfer)")
+        self.frames = QCheckBox("repeated frames (photon transfer)")
         self.frames.setToolTip(
-            "a calibration series: the same field acquired again and again (first axis); the "
+            "the layer holds repeated frames of a static scene, a calibration series: the "
+            "same field acquired again and again (first axis); the "
             "fit uses each pixel's temporal mean and variance, free of any structure, instead "
             "of one image's noise level function")
         self.plot = NoiseLevelPlot()
@@ -689,6 +692,9 @@ class NoiseModelWidget(QWidget):
                            f"from one image")
                 return
             extra["frames_axis"] = 0
+        # the plot's unit: camera counts for integer data, else the data's own
+        self._estimate_unit = ("ADU" if np.issubdtype(np.dtype(ly.data.dtype), np.integer)
+                               else "data units")
         self.estimate_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
         self.bar.setValue(0)
@@ -724,7 +730,8 @@ class NoiseModelWidget(QWidget):
         grid = np.linspace(float(nlf.mean.min()), float(nlf.mean.max()), 64)
         # the model's curve as the measurement sees it (clipped moments near clipped limits)
         self.plot.show_fit(nlf.mean, nlf.variance, grid,
-                           nlf.model_variance(est.noise_model, grid))
+                           nlf.model_variance(est.noise_model, grid),
+                           unit=getattr(self, "_estimate_unit", None))
         self.fit_text.setText(est.summary())
 
     def _estimate_failed(self, exc):
@@ -747,6 +754,28 @@ class NoiseModelWidget(QWidget):
             self._changed()
         for k, v in values.items():
             self.fields[k].setValue(v)
+
+
+def _fill_noise_models(combo):
+    """The registry in two groups under headers that cannot be chosen: the camera models
+    (parameters in ADU, what a microscope gives) first, then the paper's Table 1 by row."""
+    infos = {n: type(get_noise_model(n)).describe() for n in list_noise_models()}
+    groups = (
+        ("Camera models (ADU)", [n for n, i in infos.items() if not i["table1_row"]]),
+        ("The paper's Table 1", sorted((n for n, i in infos.items() if i["table1_row"]),
+                                       key=lambda n: infos[n]["table1_row"])),
+    )
+    for header, names in groups:
+        if not names:
+            continue
+        combo.addItem(f"— {header} —")
+        item = combo.model().item(combo.count() - 1)
+        item.setEnabled(False)  # a header, not a choice
+        for n in names:
+            combo.addItem(n)
+            row = infos[n]["table1_row"]
+            tip = infos[n]["summary"] + (f" (Table 1 row {row})" if row else "")
+            combo.setItemData(combo.count() - 1, tip, Qt.ToolTipRole)
 
 
 _BAD_FIELD = "background-color: #703030"
@@ -788,17 +817,29 @@ class DenoiseWidget(QWidget):
             "data (a camera model's offset included); checked: the signal above the camera "
             "offset. Recorded in the result's metadata")
         self.signal.stateChanged.connect(self._noise_changed)
-        self.preview_btn = QPushButton("Denoise current plane")
-        self.all_btn = QPushButton("Denoise whole layer")
-        self.lazy_btn = QPushButton("Lazy layer (computed as you browse)")
-        self.lazy_btn.setToolTip("For stacks larger than memory: a layer whose chunks are "
-                                 "computed when shown, and kept for re-solving")
+        #: one Denoise action; what it covers is a choice (label, method, tooltip)
+        self.scopes = {
+            "plane shown": (self.preview, "the plane on screen, in a second or two: tune the "
+                            "noise model on it (it re-solves at once when the model changes)"),
+            "whole layer": (self.denoise_all, "every plane of the layer, held in memory"),
+            "lazy layer (as you browse)": (
+                self.lazy_layer, "for stacks larger than memory: a layer whose planes are "
+                "computed when shown, and kept for re-solving"),
+            "whole layer to file": (
+                self.denoise_to_file, "stream the whole layer to a .tif or .zarr chunk by "
+                "chunk (resumable), then show the file"),
+        }
+        self.scope = QComboBox()
+        for i, (label, (_, tip)) in enumerate(self.scopes.items()):
+            self.scope.addItem(label)
+            self.scope.setItemData(i, tip, Qt.ToolTipRole)
+        self.scope.currentTextChanged.connect(self._scope_changed)
+        self.denoise_btn = QPushButton("Denoise")
+        self.denoise_btn.setToolTip("denoise the chosen layer with the current model and noise "
+                                    "model, over the chosen scope")
         self.file_path = QLineEdit()
         self.file_path.setPlaceholderText("output .tif or .zarr")
         self.browse_btn = QPushButton("...")
-        self.file_btn = QPushButton("Denoise all to file")
-        self.file_btn.setToolTip("Stream the whole layer to disk chunk by chunk (resumable), "
-                                 "then show the file")
         self.chunk_cache = sd.ChunkCache()
         self.lazy = None  # the lazy result: source name, image, score
         self.cancel_btn = QPushButton("Cancel")
@@ -812,24 +853,34 @@ class DenoiseWidget(QWidget):
         lay.addLayout(form)
         lay.addWidget(self.live)
         lay.addWidget(self.signal)
-        lay.addLayout(_row(self.preview_btn, self.all_btn))
-        lay.addWidget(QLabel("Large stacks"))
-        lay.addWidget(self.lazy_btn)
-        lay.addLayout(_row(self.file_path, self.browse_btn, self.file_btn))
+        form.addRow("scope", self.scope)
+        self.file_row = QWidget()
+        file_lay = QHBoxLayout(self.file_row)
+        file_lay.setContentsMargins(0, 0, 0, 0)
+        file_lay.addWidget(self.file_path)
+        file_lay.addWidget(self.browse_btn)
+        form.addRow(self.file_row)
+        lay.addWidget(self.denoise_btn)
         lay.addLayout(_row(self.bar, self.cancel_btn))
         lay.addWidget(self.status)
         lay.addStretch()
-        self.preview_btn.clicked.connect(self.preview)
-        self.all_btn.clicked.connect(self.denoise_all)
-        self.lazy_btn.clicked.connect(self.lazy_layer)
+        self.denoise_btn.clicked.connect(self.denoise)
         self.browse_btn.clicked.connect(self._browse)
-        self.file_btn.clicked.connect(self.denoise_to_file)
+        self._scope_changed(self.scope.currentText())
         self.cancel_btn.clicked.connect(self._cancel.set)
         follow_layers(napari_viewer, self._refresh)
         self.session.noise_changed.connect(self._noise_changed)
         self.session.model_changed.connect(lambda *_: (self.cache.clear(),
                                                        self.sigma_a.clear()))
         self._refresh()
+
+    def denoise(self):
+        """The Denoise action over the chosen scope."""
+        self.scopes[self.scope.currentText()][0]()
+
+    def _scope_changed(self, label):
+        self.file_row.setVisible(label == "whole layer to file")
+        self.denoise_btn.setToolTip(self.scopes[label][1])
 
     def _refresh(self, *_):
         _fill_source_layers(self.layer, self.viewer)
@@ -931,8 +982,8 @@ class DenoiseWidget(QWidget):
     def _busy(self, busy):
         self.running = busy
         self.cancel_btn.setEnabled(busy)
-        for b in (self.preview_btn, self.all_btn, self.lazy_btn, self.file_btn):
-            b.setEnabled(not busy)
+        self.denoise_btn.setEnabled(not busy)
+        self.scope.setEnabled(not busy)
         if not busy:
             self.bar.setRange(0, max(self.bar.maximum(), 1))
 
@@ -1169,6 +1220,15 @@ def _geometry(ly) -> dict:
                                                   "rotate", "shear") if hasattr(ly, attr)}
 
 
+def _duration(seconds: float) -> str:
+    """'45 s', '3.5 min', '1 h 20 min'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
 def _spin(lo, hi, value):
     s = QSpinBox()
     s.setRange(lo, hi)
@@ -1183,4 +1243,41 @@ def _row(*widgets):
     return h
 
 
-__all__ = ["TrainWidget", "NoiseModelWidget", "DenoiseWidget", "get_session", "NoiseLevelPlot"]
+# ---------------------------------------------------------------------------------------------
+# the three steps in one dock
+
+
+class ScoreDenoiseWidget(QWidget):
+    """The workflow in one dock, one numbered tab a step: 1 Train or load a score model,
+    2 Noise model (pick, estimate, tune), 3 Denoise. The tabs are the three widgets, sharing
+    the viewer's session; a noise model changed in tab 2 re-solves what tab 3 shows, without
+    retraining. Each tab scrolls rather than grow beyond the screen."""
+
+    STEPS = ("1 Train or load", "2 Noise model", "3 Denoise")
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.train = TrainWidget(napari_viewer)
+        self.noise = NoiseModelWidget(napari_viewer)
+        self.denoise = DenoiseWidget(napari_viewer)
+        self.tabs = QTabWidget()
+        for title, page in zip(self.STEPS, (self.train, self.noise, self.denoise)):
+            scroll = QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QFrame.NoFrame)
+            scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # wrap, not scroll
+            scroll.setWidget(page)
+            self.tabs.addTab(scroll, title)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.tabs)
+        # the next step is one click away: a model ready leads to the noise model
+        self.train.session.model_changed.connect(self._model_ready)
+
+    def _model_ready(self, *_):
+        if self.tabs.currentIndex() == 0:
+            self.tabs.setCurrentIndex(1)
+
+
+__all__ = ["TrainWidget", "NoiseModelWidget", "DenoiseWidget", "ScoreDenoiseWidget",
+           "get_session", "NoiseLevelPlot"]
