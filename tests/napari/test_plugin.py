@@ -117,6 +117,21 @@ def test_train_denoise_live_resolve_and_screenshot(make_napari_viewer, qtbot, tm
     qtbot.waitUntil(lambda: den.denoise_btn.isEnabled(), timeout=120_000)
     assert all(np.any(out.data[i]) for i in range(4))
 
+    # several planes re-solve in a worker (the viewer is not held); changes made meanwhile
+    # are coalesced and the last parameters win, without the network
+    calls.clear()
+    noise.set_params(gain=5.0)
+    assert den._resolving  # returned at once: the solve runs in a worker
+    noise.set_params(gain=4.5)
+    noise.set_params(read_noise=1.2)
+    qtbot.waitUntil(lambda: not den._resolving, timeout=60_000)
+    assert not calls
+    chosen = out.metadata["scoredenoise"]["noise_model_chosen"]["params"]
+    assert chosen["gain"] == 4.5 and chosen["read_noise"] == 1.2
+    y2, s2 = den.cache[("FMD noisy", (2,))]
+    expect = sd.denoise(y2, train.session.model, noise.session.noise_model, score=s2)
+    np.testing.assert_allclose(out.data[2], expect, atol=1e-4)
+
     viewer.window._qt_window.resize(1400, 900)
     viewer.reset_view()
     shots = Path(os.environ.get("SCOREDENOISE_SCREENSHOT_DIR", tmp_path))

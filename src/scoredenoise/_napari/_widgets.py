@@ -807,6 +807,9 @@ class DenoiseWidget(QWidget):
         self._progress.step.connect(self._on_step)
         self.last_solve_seconds = None
         self.running = False  # a worker is computing (scores, sigma_a, a file)
+        self._resolving = False  # a worker re-solves cached planes (no network)
+        self._resolve_again = None  # the layer to re-solve when it ends (newer parameters)
+        self._resolve_worker = None
 
         self.layer = QComboBox()
         self.live = QCheckBox("update when the noise model changes")
@@ -950,20 +953,31 @@ class DenoiseWidget(QWidget):
         planes = [p for p in self._planes(ly, model, all_planes)
                   if (ly.name, p) not in self.cache]
 
-        def run():
+        nm, units = self.session.noise_model, self.units()
+        kept = [(idx, y, s) for (name, idx), (y, s) in self.cache.items() if name == ly.name]
+
+        def run():  # the scores, then the solve of every plane, all in the worker
             out = {}
             for i, idx in enumerate(planes):
                 if self._cancel.is_set():
                     raise sd.Cancelled(f"cancelled after {i} of {len(planes)} planes")
                 out[(ly.name, idx)] = self._score_plane(ly, model, idx)
                 self._progress.step.emit(i + 1, len(planes), None)
-            return out
+            items = kept + [(idx, y, s) for (_, idx), (y, s) in out.items()]
+            return out, self._solve_cached(items, model, nm, units)
 
-        if not planes:  # all kept: only the solve, which takes milliseconds
+        def done(result):
+            scores, solved = result
+            self.cache.update(scores)
+            self._apply_solved(ly, model, nm, units, *solved)
+            if self.session.noise_model != nm or self.units() != units:
+                self._resolve(ly)  # changed while it ran: the last parameters win
+
+        if not planes:  # all kept: only the solve, without the network
             self._resolve(ly)
             return
-        self._start(run, lambda res: (self.cache.update(res), self._resolve(ly)),
-                    f"computing the score of {len(planes)} plane(s) of {ly.name} ...")
+        self._start(run, done, f"computing the score of {len(planes)} plane(s) of "
+                               f"{ly.name} ...")
 
     def _start(self, run, done, status):
         """Run ``run`` in a worker thread with the bar and Cancel; ``done(result)`` in the GUI
@@ -1152,23 +1166,79 @@ class DenoiseWidget(QWidget):
                 self._resolve(self.viewer.layers[name])
 
     def _resolve(self, ly):
-        """Solve every cached plane of ``ly`` with the current noise model (no network)."""
-        model, nm = self.session.model, self.session.noise_model
-        t0 = time.perf_counter()
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", sd.ImplausibleSolutionWarning)
-                solved = {idx: (s if model.kind == "denoiser" else
-                                sd.denoise(y, model, nm, score=s, units=self.units(),
-                                           axes=_axes.spatial_axes(model.dims)))
-                          for (name, idx), (y, s) in self.cache.items() if name == ly.name}
-        except ValueError as exc:
-            show_error(f"cannot solve with {nm.name}: {exc}")
+        """Solve every cached plane of ``ly`` with the current noise model (no network): one
+        plane at once in the GUI thread (tens of ms, the live preview), several in a worker
+        with the bar and Cancel; a change made meanwhile is solved when it ends (the last
+        parameters win)."""
+        model, nm, units = self.session.model, self.session.noise_model, self.units()
+        items = [(idx, y, s) for (name, idx), (y, s) in self.cache.items() if name == ly.name]
+        if len(items) <= 1:
+            try:
+                solved, msgs, sec = self._solve_cached(items, model, nm, units)
+            except ValueError as exc:
+                show_error(f"cannot solve with {nm.name}: {exc}")
+                return
+            self._apply_solved(ly, model, nm, units, solved, msgs, sec)
             return
-        implausible = [w for w in caught if issubclass(w.category, sd.ImplausibleSolutionWarning)]
-        if implausible:  # the user sees it, not only a console
-            show_warning(f"{nm.name}: {implausible[0].message}")
-        self.last_solve_seconds = time.perf_counter() - t0
+        if self._resolving:  # solved again, with the parameters then current, when it ends
+            self._resolve_again = ly
+            return
+        self._resolving = True
+        self._resolve_again = None
+        self._cancel.clear()
+
+        def progress(done, total):
+            self._progress.step.emit(done, total, None)
+            return not self._cancel.is_set()
+
+        def run():
+            return self._solve_cached(items, model, nm, units, progress)
+
+        def done(result):
+            self._apply_solved(ly, model, nm, units, *result)
+
+        def ended():
+            self._resolving = False
+            self.cancel_btn.setEnabled(self.running)
+            again, self._resolve_again = self._resolve_again, None
+            if again is not None and again.name in self.viewer.layers:
+                self._resolve(again)
+
+        worker = create_worker(run, _start_thread=False)
+        worker.returned.connect(done)
+        worker.errored.connect(lambda exc: show_error(f"cannot solve with {nm.name}: {exc}")
+                               if not isinstance(exc, sd.Cancelled) else None)
+        worker.finished.connect(ended)
+        self.cancel_btn.setEnabled(True)
+        self.status.setText(f"{nm.name}: solving {len(items)} planes...")
+        self._resolve_worker = worker
+        worker.start()
+
+    @staticmethod
+    def _solve_cached(items, model, nm, units, progress=None):
+        """(plane -> result, implausible-solution messages, seconds) for cached scores."""
+        t0 = time.perf_counter()
+        solved, msgs = {}, []
+        for k, (idx, y, s) in enumerate(items):
+            if model.kind == "denoiser":
+                solved[idx] = s
+            else:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", sd.ImplausibleSolutionWarning)
+                    solved[idx] = sd.denoise(y, model, nm, score=s, units=units,
+                                             axes=_axes.spatial_axes(model.dims))
+                msgs += [str(w.message) for w in caught
+                         if issubclass(w.category, sd.ImplausibleSolutionWarning)]
+            if progress is not None and progress(k + 1, len(items)) is False:
+                raise sd.Cancelled("re-solve cancelled; the layer keeps its last result")
+        return solved, msgs, time.perf_counter() - t0
+
+    def _apply_solved(self, ly, model, nm, units, solved, msgs, seconds):
+        if msgs:  # the user sees it, not only a console
+            show_warning(f"{nm.name}: {msgs[0]}")
+        self.last_solve_seconds = seconds
+        if ly.name not in self.viewer.layers:
+            return
         out = self._output_layer(ly)
         for idx, x in solved.items():
             out.data[idx] = x
@@ -1185,7 +1255,7 @@ class DenoiseWidget(QWidget):
         out.metadata["scoredenoise"].update(
             noise_model=effective_noise_model(model, nm, 0, sig).to_dict(), sigma_a=sig,
             noise_model_chosen=nm.to_dict(), model=self.session.model_source,
-            planes_done=len(solved), units=self.units())
+            planes_done=len(solved), units=units)
         out.refresh()
         self.status.setText(f"{nm.name}: {len(solved)} plane(s) solved in "
                             f"{1000 * self.last_solve_seconds:.0f} ms (network not rerun)")
