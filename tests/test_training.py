@@ -267,3 +267,12 @@ def test_time_per_step_measures_real_training_steps(monkeypatch):
         sd.time_per_step(preset="huge")
     with pytest.raises(ValueError, match="repeats must be >= 1, got 0"):
         sd.time_per_step(repeats=0)
+
+
+def test_interactive_settings_fit_the_device():
+    from scoredenoise.training import interactive_settings
+
+    assert interactive_settings("cpu") == {"preset": "small", "steps": 2000}
+    assert interactive_settings("cuda")["preset"] == "default"  # no GPU needed to ask
+    with pytest.raises((ValueError, RuntimeError)):
+        interactive_settings("tpu-nonsense")

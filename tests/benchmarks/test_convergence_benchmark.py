@@ -47,3 +47,11 @@ def test_exact_solve_benchmark_runs_end_to_end_tiny(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert {r["data"] for r in rows} == {"uint8 frame", "float frame", "uint8 frame, emccd"}
     assert all(r["cached_ms"] >= 0 for r in rows)
+
+
+def test_interactive_benchmark_runs_end_to_end_tiny(tmp_path):
+    out = tmp_path / "i.json"
+    _module("interactive").main(["--tiny", "--out", str(out)])
+    res = json.loads(out.read_text())
+    assert [(r["preset"], r["steps"]) for r in res["rows"]] == [("small", 3)]
+    assert np.isfinite(res["rows"][0]["psnr"]) and np.isfinite(res["noisy_psnr"])

@@ -593,6 +593,12 @@ def test_expected_training_time_is_shown_before_start(make_napari_viewer, qtbot,
     monkeypatch.setattr(sd, "time_per_step", fake_time_per_step)
     viewer = make_napari_viewer()
     _, train = viewer.window.add_plugin_dock_widget("scoredenoise", "Train")
+    # defaults that fit the device: on a CPU a result in 2-3 minutes
+    from scoredenoise.training import interactive_settings
+
+    quick = interactive_settings("auto")
+    assert (train.preset.currentText(), train.steps.value()) == (quick["preset"],
+                                                                 quick["steps"])
     train.preset.setCurrentText("small")
     train.steps.setValue(1200)
     qtbot.waitUntil(lambda: train.expected_seconds() is not None, timeout=10_000)

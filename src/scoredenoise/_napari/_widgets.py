@@ -49,6 +49,7 @@ from scoredenoise.api import effective_noise_model
 from scoredenoise.noise import PAPER_KERNEL, get_noise_model, list_noise_models
 from scoredenoise.objectives import OBJECTIVES
 from scoredenoise.stream import default_chunks
+from scoredenoise.training import interactive_settings
 
 from ._plots import LossPlot, NoiseLevelPlot
 
@@ -188,7 +189,9 @@ class TrainWidget(QWidget):
         self.dims.currentIndexChanged.connect(self._guess_axes)
         self.preset = QComboBox()
         self.preset.addItems(["small", "default", "large"])
-        self.preset.setCurrentText("default")
+        # a CPU user gets a result in 2-3 minutes, a GPU user the API's defaults
+        quick = interactive_settings("auto")
+        self.preset.setCurrentText(quick["preset"])
         self.objective = QComboBox()  # the methods that train on noisy layers alone
         self.objective.addItems([n for n, o in OBJECTIVES.items() if not o.needs_targets])
         self.objective.setToolTip("score: the method (choose and tune the noise model after "
@@ -196,7 +199,7 @@ class TrainWidget(QWidget):
                                   "comparison (a fixed denoiser, no noise model)")
         self.preset.setToolTip("network size: small trains fastest on a CPU, large is meant "
                                "for a GPU")
-        self.steps = _spin(1, 1_000_000, 1000)
+        self.steps = _spin(1, 1_000_000, quick["steps"])
         self.steps.setToolTip("optimisation steps; Stop keeps a usable model at any time")
         self.patch = _spin(8, 1024, 64)
         self.patch.setToolTip("side of the random training patches (pixels)")
