@@ -31,6 +31,7 @@ from .noise import (
 from .smoothing import select_sigma_a
 from .stream import denoise_files, denoise_to_file, open_image
 from .training import time_per_step, train
+from .uncertainty import posterior_std
 
 __all__ = [
     "__version__",
@@ -54,6 +55,7 @@ __all__ = [
     "ScoreModel",
     "Score",
     "select_sigma_a",
+    "posterior_std",
     "ModelFileError",
     "Cancelled",
     "NoiseModel",

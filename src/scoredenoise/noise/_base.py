@@ -485,6 +485,14 @@ class NoiseModel:
         self._check_y(t["y"])
         return to_output(self._solve(t["y"], t["score"]), y)
 
+    def posterior_variance(self, y, score, score_jacobian_diagonal):
+        """Var[x_i | y] per pixel from the score and the diagonal of its Jacobian
+        ds_i/dy_i (second-order Tweedie), for models where it is derived; the others raise
+        :class:`NotImplementedError` naming the model."""
+        raise NotImplementedError(
+            f"{self.name}: the posterior variance is derived for the Gaussian noise model so "
+            f"far (second-order Tweedie); use noise model 'gaussian'")
+
     def residual(self, x, y, score):
         """``f(x, y) - score`` for the equation that :meth:`solve` solves.
 

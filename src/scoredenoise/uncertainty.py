@@ -1,0 +1,135 @@
+"""How sure a result is: the diagonal of the score's Jacobian, and from it the posterior
+standard deviation of each pixel (second-order Tweedie; Xie et al. 2023's score, issue 24).
+
+For Gaussian noise of std sigma, y = x + n, the posterior mean is y + sigma^2 s(y) (the
+solve) and the posterior covariance sigma^2 (I + sigma^2 ds/dy). The learned score is that of
+the data smoothed by the training noise and sigma_a; the solve removes them as part of a
+Gaussian of std sigma_total, and so does the variance here.
+
+The diagonal of ds/dy is estimated with probes: a probe v holds random signs on a lattice of
+pixels ``spacing`` apart (zero elsewhere), and the central difference (s(y + eps v) -
+s(y - eps v)) / (2 eps) gives J v; at a lattice pixel, v_i (J v)_i = J_ii plus the
+contributions of the other lattice pixels, which have zero mean (random signs) and leave out
+every neighbour closer than ``spacing``, where the Jacobian is largest. ``spacing**2`` probes
+cover every pixel once; ``repeats`` coverings are averaged. Cost: 2 * repeats * spacing**2
+network passes.
+
+Status: the Gaussian model and 2-D single-channel images (``posterior_std``); the other noise
+models, calibration on real data, the CLI and the plugin are not done yet (docs/uncertainty.md).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .api import effective_noise_model
+from .model import ScoreModel
+
+__all__ = ["score_jacobian_diagonal", "posterior_std"]
+
+
+def score_jacobian_diagonal(score_fn: Callable[[np.ndarray], np.ndarray], image, *,
+                            eps: float, spacing: int = 2, repeats: int = 1,
+                            rng=None) -> np.ndarray:
+    """Estimate ds_i/dy_i of a score function at ``image`` (any shape; the lattice is on
+    the last two axes).
+
+    Parameters
+    ----------
+    score_fn : callable
+        ``score_fn(y)`` returns the score at ``y`` (same shape).
+    image : array_like
+        Where the Jacobian is taken.
+    eps : float
+        Step of the central difference, in the data's units (e.g. 1e-2 of the noise std):
+        exact for a piecewise linear network within its linear pieces.
+    spacing : int
+        Lattice spacing of each probe; ``spacing=1``: Hutchinson's estimator with
+        Rademacher probes; a spacing beyond the network's receptive field: the exact
+        diagonal.
+    repeats : int
+        Coverings averaged (the estimate's noise falls as 1/sqrt(repeats)).
+    rng : seed or numpy Generator
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape as ``image``, in 1/data units squared.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> d = score_jacobian_diagonal(lambda y: -y / 4.0, np.zeros((8, 8)), eps=0.1)
+    >>> float(d.mean())
+    -0.25
+    """
+    y = np.asarray(image, dtype=np.float64)
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0 (data units), got {eps}")
+    if int(spacing) != spacing or spacing < 1:
+        raise ValueError(f"spacing must be an integer >= 1, got {spacing}")
+    if int(repeats) != repeats or repeats < 1:
+        raise ValueError(f"repeats must be an integer >= 1, got {repeats}")
+    if y.ndim < 2:
+        raise ValueError(f"image must have at least 2 axes (Y, X), got shape {y.shape}")
+    rng = np.random.default_rng(rng)
+    out = np.zeros_like(y)
+    for _ in range(int(repeats)):
+        for oy in range(spacing):
+            for ox in range(spacing):
+                v = np.zeros_like(y)
+                lattice = (Ellipsis, slice(oy, None, spacing), slice(ox, None, spacing))
+                v[lattice] = rng.choice((-1.0, 1.0), size=v[lattice].shape)
+                jv = (np.asarray(score_fn(y + eps * v), np.float64)
+                      - np.asarray(score_fn(y - eps * v), np.float64)) / (2 * eps)
+                out[lattice] += v[lattice] * jv[lattice]
+    return out / repeats
+
+
+def posterior_std(image, model: ScoreModel, noise_model, *, sigma_a="auto", spacing: int = 2,
+                  repeats: int = 1, eps: float | None = None, device="auto", rng=None):
+    """Per-pixel posterior standard deviation of the denoised image, same shape as ``image``.
+
+    The spread of the clean image given the noisy one, under ``noise_model``, from the
+    learned score and its Jacobian's diagonal (second-order Tweedie): the error of
+    :func:`scoredenoise.denoise`'s result at each pixel is of this size. Derived for the
+    ``gaussian`` model so far (others raise NotImplementedError); 2-D single-channel images.
+
+    Parameters
+    ----------
+    image : array_like, 2-D
+    model : ScoreModel
+    noise_model : NoiseModel
+    sigma_a : "auto" or float
+        Where a sigma-conditioned network is evaluated (as in ``denoise``).
+    spacing, repeats : int
+        Probes (:func:`score_jacobian_diagonal`); cost 2 * repeats * spacing**2 network
+        passes.
+    eps : float, optional
+        Central-difference step in data units (default: 1 % of the total noise std).
+    device, rng
+
+    Examples
+    --------
+    >>> sd_map = scoredenoise.posterior_std(noisy, model, scoredenoise.get_noise_model(
+    ...     "gaussian", sigma=25.0))                                  # doctest: +SKIP
+    """
+    y = np.asarray(image, dtype=np.float32)
+    if y.ndim != 2:
+        raise ValueError(f"posterior_std takes one 2-D plane (Y, X) so far, got shape "
+                         f"{y.shape}")
+    sig = model.resolve_sigma_a(y, sigma_a, noise_model, device=device)
+    arg = sig if model.conditioned else None
+    nm = effective_noise_model(model, noise_model, 0, sig)
+    s = model.predict(y, device=device, sigma_a=arg)
+    total = float(np.sqrt(nm.noise_level(np.array([float(np.mean(y))]))[0]))
+    step = 0.01 * total if eps is None else float(eps)
+
+    def score_fn(z):
+        return model.predict(z.astype(np.float32), device=device, sigma_a=arg)
+
+    d = score_jacobian_diagonal(score_fn, y, eps=step, spacing=spacing, repeats=repeats,
+                                rng=rng)
+    return np.sqrt(nm.posterior_variance(y, s, d)).astype(np.float32)
