@@ -55,3 +55,12 @@ def test_interactive_benchmark_runs_end_to_end_tiny(tmp_path):
     res = json.loads(out.read_text())
     assert [(r["preset"], r["steps"]) for r in res["rows"]] == [("small", 3)]
     assert np.isfinite(res["rows"][0]["psnr"]) and np.isfinite(res["noisy_psnr"])
+
+
+def test_uncertainty_benchmark_runs_end_to_end_tiny(tmp_path):
+    out = tmp_path / "u.json"
+    _module("uncertainty").main(["--tiny", "--out", str(out)])
+    res = json.loads(out.read_text())
+    assert len(res["images"]) == 2
+    m = res["mean"]
+    assert np.isfinite(m["rms_z"]) and 0 <= m["coverage_95"] <= 1 and m["cost_ratio"] > 0
