@@ -576,7 +576,8 @@ def test_one_denoise_button_whose_scope_is_a_choice(make_napari_viewer, qtbot, t
     viewer = make_napari_viewer()
     _, den = viewer.window.add_plugin_dock_widget("scoredenoise", "Denoise")
     assert [den.scope.itemText(i) for i in range(den.scope.count())] == [
-        "plane shown", "whole layer", "lazy layer (as you browse)", "whole layer to file"]
+        "plane shown", "whole layer", "lazy layer (as you browse)", "whole layer to file",
+        "posterior std of the plane shown"]
     assert not den.file_row.isVisibleTo(den)  # the output path only where it is needed
     den.scope.setCurrentText("whole layer to file")
     assert den.file_row.isVisibleTo(den)
@@ -622,3 +623,33 @@ def test_the_qt_pool_keeps_threads_beside_the_workers(make_napari_viewer):
     viewer = make_napari_viewer()
     viewer.window.add_plugin_dock_widget("scoredenoise", "Score denoising (all steps)")
     assert QThreadPool.globalInstance().maxThreadCount() >= 8
+
+
+def test_posterior_std_layer_of_the_plane_shown(make_napari_viewer, qtbot, monkeypatch):
+    from scoredenoise._napari import _widgets
+
+    errors = []
+    monkeypatch.setattr(_widgets, "show_error", errors.append)
+    viewer = make_napari_viewer()
+    y = np.random.default_rng(0).normal(60, 10, size=(3, 48, 48)).astype(np.float32)
+    ly = viewer.add_image(y, name="stack", scale=(2.0, 0.5, 0.5))
+    train, noise, den = _dock(viewer)
+    train.session.set_model(untrained(), "test")
+    noise.set_params("gaussian", sigma=10.0)
+    den.layer.setCurrentText("stack")
+    viewer.dims.set_current_step(0, 1)
+    _press(den, "posterior std of the plane shown")
+    qtbot.waitUntil(lambda: not den.running, timeout=60_000)
+    out = viewer.layers["stack posterior std"]
+    np.testing.assert_array_equal(out.scale, ly.scale)
+    assert not np.any(out.data[0]) and not np.any(out.data[2])  # only the plane shown
+    expect = sd.posterior_std(y[1], train.session.model, noise.session.noise_model, rng=0)
+    np.testing.assert_allclose(out.data[1], expect, rtol=1e-5)
+    assert out.metadata["scoredenoise"]["kind"] == "posterior std"
+    # not a training layer, and a model without the derivation says so
+    assert "stack posterior std" not in train.selected_names() + [
+        train.layers.item(i).text() for i in range(train.layers.count())]
+    noise.set_params("poisson-gaussian")
+    _press(den, "posterior std of the plane shown")
+    qtbot.waitUntil(lambda: not den.running, timeout=60_000)
+    assert "the posterior variance is derived for the Gaussian noise model" in den.status.text()

@@ -93,7 +93,15 @@ _SESSIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _SPARE_POOL_THREADS = 4
 
 
+def _import_torch_lazies():
+    """torch imports its compiler stack (torch._dynamo) on the first optimizer it builds;
+    done in a worker while another worker runs torch code, the import failed ("'prims' object
+    has no attribute 'sum'"), so it is done once here, in the GUI thread (about 1 s)."""
+    import torch._dynamo  # noqa: F401
+
+
 def get_session(viewer) -> Session:
+    _import_torch_lazies()
     pool = QThreadPool.globalInstance()
     if pool.maxThreadCount() < 4 + _SPARE_POOL_THREADS:  # at most 4 workers run at once
         pool.setMaxThreadCount(4 + _SPARE_POOL_THREADS)
@@ -834,6 +842,10 @@ class DenoiseWidget(QWidget):
             "whole layer to file": (
                 self.denoise_to_file, "stream the whole layer to a .tif or .zarr chunk by "
                 "chunk (resumable), then show the file"),
+            "posterior std of the plane shown": (
+                self.std_map, "how sure the result is, pixel by pixel: the posterior standard "
+                "deviation as a layer beside the result (the gaussian noise model so far; "
+                "8 network passes; docs/uncertainty.md)"),
         }
         self.scope = QComboBox()
         for i, (label, (_, tip)) in enumerate(self.scopes.items()):
@@ -947,6 +959,48 @@ class DenoiseWidget(QWidget):
     def denoise_all(self):
         """Score every plane in a worker (progress, cancel), then solve."""
         self._score_planes(all_planes=True)
+
+    def std_map(self):
+        """The posterior standard deviation of the plane shown (``sd.posterior_std``), in a
+        worker, as the layer "NAME posterior std" with the source's geometry."""
+        src = self._checked_source(in_memory=True)
+        if src is None:
+            return
+        ly, model = src
+        if model.kind != "score" or model.dims != 2:
+            show_error("the posterior std needs a 2D score model")
+            return
+        (idx,) = self._planes(ly, model, False)
+        nm = self.session.noise_model
+
+        def run():
+            y = np.asarray(ly.data[idx], dtype=np.float32)
+            if ly.name not in self.sigma_a:
+                self.sigma_a[ly.name] = model.resolve_sigma_a(
+                    full_resolution(ly), "auto", nm, axes=layer_axes(ly, model.dims))
+            sig = self.sigma_a[ly.name] if model.conditioned else "auto"  # (fixed)
+            return sd.posterior_std(y, model, nm, sigma_a=sig, rng=0)
+
+        def done(std):
+            name = f"{ly.name} posterior std"
+            if name not in self.viewer.layers or \
+                    self.viewer.layers[name].data.shape != ly.data.shape:
+                if name in self.viewer.layers:
+                    self.viewer.layers.remove(name)
+                md = dict(ly.metadata)
+                md["scoredenoise"] = {"source": ly.name, "kind": "posterior std"}
+                self.viewer.add_image(np.zeros(ly.data.shape, np.float32), name=name,
+                                      metadata=md, colormap="magma", **_geometry(ly))
+            out = self.viewer.layers[name]
+            out.data[idx] = std
+            out.metadata["scoredenoise"].update(
+                noise_model_chosen=nm.to_dict(), sigma_a=self.sigma_a[ly.name],
+                model=self.session.model_source)
+            out.contrast_limits = (0.0, float(std.max()) or 1.0)
+            out.refresh()
+            self.status.setText(f"posterior std of plane {idx}: mean {std.mean():.3g}")
+
+        self._start(run, done, f"posterior std of plane {idx} of {ly.name} ...")
 
     def _score_planes(self, all_planes):
         src = self._checked_source(in_memory=True)
