@@ -592,7 +592,7 @@ def test_expected_training_time_is_shown_before_start(make_napari_viewer, qtbot,
         return {"small": 0.1, "default": 0.4}[kw["preset"]]
 
     monkeypatch.setattr(sd, "time_per_step", fake_time_per_step)
-    viewer = make_napari_viewer()
+    viewer = make_napari_viewer(show=True)  # measured once the dock is shown
     _, train = viewer.window.add_plugin_dock_widget("scoredenoise", "Train")
     # defaults that fit the device: on a CPU a result in 2-3 minutes
     from scoredenoise.training import interactive_settings

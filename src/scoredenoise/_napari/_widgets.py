@@ -277,7 +277,13 @@ class TrainWidget(QWidget):
             w.valueChanged.connect(self._eta_timer.start)
         self.steps.valueChanged.connect(self._show_eta)
         self._refresh()
-        self._eta_timer.start()
+        self._eta_shown = False  # measured when first shown, not for a hidden dock
+
+    def showEvent(self, event):  # noqa: N802 (Qt API)
+        super().showEvent(event)
+        if not self._eta_shown:
+            self._eta_shown = True
+            self._eta_timer.start()
 
     # the expected training time
     def _eta_key(self):
