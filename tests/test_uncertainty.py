@@ -90,3 +90,20 @@ def test_posterior_std_of_a_model_and_its_limits():
         score_jacobian_diagonal(lambda z: z, y, eps=0.1, spacing=0)
     with pytest.raises(ValueError, match="eps must be > 0"):
         score_jacobian_diagonal(lambda z: z, y, eps=0)
+
+
+def test_forward_differences_from_the_score_and_the_window():
+    net = _net()
+    y = np.random.default_rng(0).normal(size=(12, 12))
+    exact = _exact_diagonal(net, y)
+    fn = _fn(net)
+    d = score_jacobian_diagonal(fn, y, eps=1e-5, spacing=5, score=fn(y))
+    np.testing.assert_allclose(d, exact, atol=1e-4)  # one pass a probe, same answer
+    m = untrained()
+    img = np.random.default_rng(1).normal(50, 10, size=(32, 32)).astype(np.float32)
+    g = sd.get_noise_model("gaussian", sigma=10.0)
+    raw = sd.posterior_std(img, m, g, window=1, rng=0)
+    smooth = sd.posterior_std(img, m, g, window=5, rng=0)
+    assert smooth.std() < raw.std()  # the averaged diagonal varies less
+    with pytest.raises(ValueError, match="window must be an odd integer >= 1, got 4"):
+        sd.posterior_std(img, m, g, window=4)
