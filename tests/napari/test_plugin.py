@@ -612,6 +612,15 @@ def test_expected_training_time_is_shown_before_start(make_napari_viewer, qtbot,
     train.preset.setCurrentText("default")  # a new network size is measured
     qtbot.waitUntil(lambda: "4.0 min" in train.eta.text(), timeout=10_000)  # 600 x 0.4 s
     assert len(measured) == n + 1
+    # settings that cannot be measured (no such preset here: the fake raises) say why once
+    # and are not measured again and again
+    train.preset.setCurrentText("large")
+    qtbot.waitUntil(lambda: train.eta.text().startswith("not measured"), timeout=10_000)
+    qtbot.wait(1500)  # five timer periods
+    assert len(measured) == n + 2 and train.expected_seconds() is None
+    train.steps.setValue(700)
+    qtbot.wait(700)
+    assert len(measured) == n + 2 and train.eta.text().startswith("not measured")
 
 
 def test_the_qt_pool_keeps_threads_beside_the_workers(make_napari_viewer):

@@ -225,6 +225,7 @@ class TrainWidget(QWidget):
         self.eta.setToolTip("measured: a few training steps of a fresh network with these "
                             "settings on this machine")
         self._step_seconds: dict = {}  # settings -> measured seconds a step
+        self._eta_failed: dict = {}  # settings -> why they could not be measured (no retry)
         self._eta_worker = None
         self._closed = threading.Event()  # the dock is gone: a late measurement is dropped
         self.destroyed.connect(self._closed.set)
@@ -296,32 +297,37 @@ class TrainWidget(QWidget):
         if key in self._step_seconds:
             self._show_eta()
             return
+        if key in self._eta_failed:  # e.g. "cuda" without a GPU: said once, not retried
+            self.eta.setText(f"not measured: {self._eta_failed[key]}")
+            return
         if self._eta_worker is not None:  # measured again when the running one ends
             return
         if not self.start_btn.isEnabled():  # training runs: a measurement would slow it
             return                          # and be slowed by it
         dims, preset, patch, batch, objective, device = key
         self.eta.setText("measuring...")
-        worker = create_worker(sd.time_per_step, dims=dims, preset=preset, patch_size=patch,
-                               batch_size=batch, objective=objective, device=device,
-                               _start_thread=False)
-
         def measured(sec):
             self._step_seconds[key] = sec
             if not self._closed.is_set():
                 self._show_eta()
 
         def failed(exc):
+            self._eta_failed[key] = exc
             if not self._closed.is_set():
                 self.eta.setText(f"not measured: {exc}")
 
         def ended():
             self._eta_worker = None
-            if not self._closed.is_set() and self._eta_key() not in self._step_seconds:
+            current = self._eta_key() if not self._closed.is_set() else None
+            if current is not None and current not in self._step_seconds and \
+                    current not in self._eta_failed:
                 self._eta_timer.start()  # the settings changed meanwhile
 
+        # errors go to failed (shown beside the field), not re-raised in the event loop
+        worker = create_worker(sd.time_per_step, dims=dims, preset=preset, patch_size=patch,
+                               batch_size=batch, objective=objective, device=device,
+                               _connect={"errored": failed}, _start_thread=False)
         worker.returned.connect(measured)
-        worker.errored.connect(failed)
         worker.finished.connect(ended)
         self._eta_worker = worker
         worker.start()
@@ -334,7 +340,8 @@ class TrainWidget(QWidget):
     def _show_eta(self, *_):
         total = self.expected_seconds()
         if total is None:
-            self._eta_timer.start()
+            if self._eta_key() not in self._eta_failed:
+                self._eta_timer.start()
             return
         sec = self._step_seconds[self._eta_key()]
         self.eta.setText(f"about {_duration(total)} ({sec:.2f} s a step, measured)")
@@ -825,6 +832,8 @@ class DenoiseWidget(QWidget):
         self.last_solve_seconds = None
         self.running = False  # a worker is computing (scores, sigma_a, a file)
         self._resolving = False  # a worker re-solves cached planes (no network)
+        self._resolve_cancel = threading.Event()
+        self.destroyed.connect(self._resolve_cancel.set)
         self._resolve_again = None  # the layer to re-solve when it ends (newer parameters)
         self._resolve_worker = None
 
@@ -892,6 +901,7 @@ class DenoiseWidget(QWidget):
         self.browse_btn.clicked.connect(self._browse)
         self._scope_changed(self.scope.currentText())
         self.cancel_btn.clicked.connect(self._cancel.set)
+        self.cancel_btn.clicked.connect(self._resolve_cancel.set)
         follow_layers(napari_viewer, self._refresh)
         self.session.noise_changed.connect(self._noise_changed)
         self.session.model_changed.connect(lambda *_: (self.cache.clear(),
@@ -1248,11 +1258,11 @@ class DenoiseWidget(QWidget):
             return
         self._resolving = True
         self._resolve_again = None
-        self._cancel.clear()
+        self._resolve_cancel.clear()  # its own flag: a scoring job's Cancel stays set
 
         def progress(done, total):
             self._progress.step.emit(done, total, None)
-            return not self._cancel.is_set()
+            return not self._resolve_cancel.is_set()
 
         def run():
             return self._solve_cached(items, model, nm, units, progress)
@@ -1267,10 +1277,12 @@ class DenoiseWidget(QWidget):
             if again is not None and again.name in self.viewer.layers:
                 self._resolve(again)
 
-        worker = create_worker(run, _start_thread=False)
+        def failed(exc):
+            if not isinstance(exc, sd.Cancelled):
+                show_error(f"cannot solve with {nm.name}: {exc}")
+
+        worker = create_worker(run, _connect={"errored": failed}, _start_thread=False)
         worker.returned.connect(done)
-        worker.errored.connect(lambda exc: show_error(f"cannot solve with {nm.name}: {exc}")
-                               if not isinstance(exc, sd.Cancelled) else None)
         worker.finished.connect(ended)
         self.cancel_btn.setEnabled(True)
         self.status.setText(f"{nm.name}: solving {len(items)} planes...")
