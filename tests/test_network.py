@@ -69,6 +69,12 @@ def test_sigma_conditioned_network_takes_sigma_per_sample():
         net(x, 0.0)
     with pytest.raises(ValueError, match="not sigma-conditioned; drop sigma"):
         build_network("small")(x, 0.1)
-    # the sigma channel costs one more input channel of the first convolution only
+    # the sigma channel costs one more input channel of the first convolution; the
+    # modulation a 1 -> 32 -> 32 embedding and a (scale, shift) head per block
+    blocks = [16, 32, 64, 32, 16]
+    extra = 16 * 9 + (32 + 32) + (32 * 32 + 32) + sum(2 * w * 32 + 2 * w for w in blocks)
     assert network_info(net)["parameters"] - network_info(build_network("small"))[
-        "parameters"] == 16 * 9
+        "parameters"] == extra
+    old = build_network("small", sigma_input=True, sigma_modulation=False)
+    assert old.modulation is None and network_info(old)["parameters"] - network_info(
+        build_network("small"))["parameters"] == 16 * 9

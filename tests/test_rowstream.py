@@ -109,7 +109,14 @@ def test_one_streamed_image_can_be_cancelled_between_bands():
 def test_streamed_pass_of_a_sigma_conditioned_network():
     torch.manual_seed(0)
     net = build_network("small", sigma_input=True).eval()
+    assert net.config.sigma_modulation
+    with torch.no_grad():  # trained-like modulation (a fresh network's is the identity)
+        for head in net.modulation:
+            head.weight.normal_(0, 0.3)
+            head.bias.normal_(0, 0.3)
     x = torch.randn(1, 1, 70, 45)
     with torch.inference_mode():
-        torch.testing.assert_close(stream_forward(net, x, rows=8, sigma=0.07), net(x, 0.07),
+        want = net(x, 0.07)
+        torch.testing.assert_close(stream_forward(net, x, rows=8, sigma=0.07), want,
                                    rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(net(x, 0.2), want, atol=1e-3)

@@ -176,6 +176,7 @@ def stream_forward(net, x: torch.Tensor, *, rows: int | None = None,
     cfg = net.config
     m = cfg.multiple
     spatial = x.shape[2:]
+    mods = net.modulations(x, sigma)  # a modulated network's per-block scale and shift
     x = pad_to_multiple(net.with_sigma(x, sigma), m)  # as the network's forward pads
     total = x.shape[2]
     rows = rows or band_rows(math.prod(x.shape[3:]), m)
@@ -197,6 +198,8 @@ def stream_forward(net, x: torch.Tensor, *, rows: int | None = None,
                 h = pools[i - 1].push(h)
             for c in down[i]:
                 h = c.push(h)
+            if mods is not None:
+                h = h * mods[i][0] + mods[i][1]
             if i < depth:
                 skips[depth - 1 - i] = h
         for j in range(depth):
@@ -208,6 +211,8 @@ def stream_forward(net, x: torch.Tensor, *, rows: int | None = None,
             h = convs[0].push(u, skips[j])
             for c in convs[1:]:
                 h = c.push(h)
+            if mods is not None:
+                h = h * mods[depth + 1 + j][0] + mods[depth + 1 + j][1]
         if h.shape[2]:
             y = net.head(h)
             if out is None:

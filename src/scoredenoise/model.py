@@ -481,8 +481,9 @@ def _check_header(header, tensors: dict, source: str) -> UNetConfig:
         v = arch.get(key)
         if key in arch and (isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi):
             bad(f"architecture.{key}", f"must be an integer in {lo}-{hi}, got {v!r}")
-    if not isinstance(arch.get("sigma_input", False), bool):
-        bad("architecture.sigma_input", f"must be true or false, got {arch['sigma_input']!r}")
+    for key in ("sigma_input", "sigma_modulation"):
+        if not isinstance(arch.get(key, False), bool):
+            bad(f"architecture.{key}", f"must be true or false, got {arch[key]!r}")
     cfg = UNetConfig(**arch)
     with torch.device("meta"):  # the shapes the architecture implies, nothing allocated
         expected = {f"net.{k}": tuple(v.shape) for k, v in UNet(cfg).state_dict().items()}

@@ -18,6 +18,10 @@ __all__ = ["UNet", "UNetConfig", "PRESETS", "build_network", "network_info", "SI
 
 #: the sigma_a channel of a conditioned network holds log(sigma_a / SIGMA_REF)
 SIGMA_REF = 0.05
+#: width of a modulated network's sigma embedding
+_EMBED = 32
+#: whether new sigma-conditioned networks modulate every block (``sigma_modulation``)
+SIGMA_MODULATION = True
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,10 @@ class UNetConfig:
     #: a sigma-conditioned score network: one more input channel holds
     #: log(sigma_a / SIGMA_REF), the AR-DAE perturbation the score is asked for
     sigma_input: bool = False
+    #: a conditioned network also scales and shifts every block's output channels by a
+    #: learned function of that level (FiLM, as noise-conditioned score networks do); False:
+    #: the level enters through the input channel only (model files before 0.3)
+    sigma_modulation: bool = False
 
     def __post_init__(self):
         if self.dims not in (2, 3):
@@ -97,6 +105,42 @@ class UNet(nn.Module):
             self.up.append(_Block(d, 2 * w_skip, w_skip, config.convs_per_level))
         self.head = _conv(d, widths[0], config.out_channels, k=1)
         self._pool = F.max_pool2d if d == 2 else F.max_pool3d
+        self.sigma_mlp = self.modulation = None
+        if config.sigma_input and config.sigma_modulation:
+            # log-level -> a shared embedding -> (scale, shift) per block; the heads start at
+            # zero, so a fresh network is the input-channel one
+            self.sigma_mlp = nn.Sequential(nn.Linear(1, _EMBED), nn.SiLU(),
+                                           nn.Linear(_EMBED, _EMBED), nn.SiLU())
+            outs = [b[-2].out_channels for b in self.down] + \
+                [b[-2].out_channels for b in self.up]
+            self.modulation = nn.ModuleList(nn.Linear(_EMBED, 2 * w) for w in outs)
+            for head in self.modulation:
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
+
+    def sigma_level(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        """log(sigma / SIGMA_REF), one per sample of ``x`` (``sigma``: a number, or one per
+        sample), checked."""
+        if sigma is None:
+            raise ValueError("a sigma-conditioned network needs sigma (the AR-DAE perturbation "
+                             "sigma_a, normalised units)")
+        sig = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)
+        if not bool((sig > 0).all()):
+            raise ValueError(f"sigma_a must be > 0, got {sig.tolist()}")
+        return torch.log(sig / SIGMA_REF).expand(x.shape[0])
+
+    def modulations(self, x: torch.Tensor, sigma) -> list | None:
+        """The (scale, shift) of every block, down then up, each ``(N, C, 1, ...)``, for a
+        network with ``sigma_modulation``; else None."""
+        if self.modulation is None:
+            return None
+        emb = self.sigma_mlp(self.sigma_level(x, sigma).reshape(-1, 1))
+        shape = (x.shape[0], -1) + (1,) * (x.ndim - 2)
+        out = []
+        for head in self.modulation:
+            g, b = head(emb).to(x.dtype).chunk(2, dim=1)
+            out.append(((1 + g).reshape(shape), b.reshape(shape)))
+        return out
 
     def with_sigma(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
         """The network's input: ``x``, and for a sigma-conditioned network the channel of
@@ -105,13 +149,7 @@ class UNet(nn.Module):
             if sigma is not None:
                 raise ValueError("this network is not sigma-conditioned; drop sigma")
             return x
-        if sigma is None:
-            raise ValueError("a sigma-conditioned network needs sigma (the AR-DAE perturbation "
-                             "sigma_a, normalised units)")
-        sig = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)
-        if not bool((sig > 0).all()):
-            raise ValueError(f"sigma_a must be > 0, got {sig.tolist()}")
-        level = torch.log(sig / SIGMA_REF).to(x.dtype)
+        level = self.sigma_level(x, sigma).to(x.dtype)
         level = level.reshape((-1, 1) + (1,) * (x.ndim - 2)).expand(
             (x.shape[0], 1) + tuple(x.shape[2:]))
         fmt = torch.channels_last if x.ndim == 4 and x.is_contiguous(
@@ -123,17 +161,23 @@ class UNet(nn.Module):
         ``sigma``: the AR-DAE perturbation of a sigma-conditioned network (a number, or one
         per sample)."""
         spatial = x.shape[2:]
+        mods = self.modulations(x, sigma)
         x = pad_to_multiple(self.with_sigma(x, sigma), self.config.multiple)
         skips = []
         for i, block in enumerate(self.down):
             if i:
                 x = self._pool(x, 2)
             x = block(x)
+            if mods is not None:
+                x = x * mods[i][0] + mods[i][1]
             skips.append(x)
         skips.pop()
-        for reduce, block in zip(self.reduce, self.up):
+        for j, (reduce, block) in enumerate(zip(self.reduce, self.up)):
             x = F.interpolate(reduce(x), scale_factor=2, mode="nearest")
             x = block(torch.cat([x, skips.pop()], dim=1))
+            if mods is not None:
+                g, b = mods[len(self.down) + j]
+                x = x * g + b
         x = self.head(x)
         return x[(slice(None), slice(None)) + tuple(slice(0, n) for n in spatial)]
 
@@ -160,7 +204,8 @@ def build_network(preset: str = "default", *, dims: int = 2, channels: int = 1,
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     cfg = dict(PRESETS[preset], dims=dims, in_channels=channels, out_channels=channels,
-               sigma_input=bool(sigma_input))
+               sigma_input=bool(sigma_input),
+               sigma_modulation=bool(sigma_input) and SIGMA_MODULATION)
     cfg.update(overrides)
     return UNet(UNetConfig(**cfg))
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["Objective", "OBJECTIVES", "get_objective", "neighbor_subsample",
-           "iddp_degradation", "sample_sigma_a"]
+           "iddp_degradation", "sample_sigma_a", "sigma_weight"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,28 @@ def _randn(x, gen):
 # the method
 
 
+#: how a sigma-conditioned score network weighs its samples (:func:`sigma_weight`): "score"
+#: (default: 1 / sigma_a^2) or "none" (the plain AR-DAE loss)
+SIGMA_WEIGHTING = "score"
+
+
+def sigma_weight(sigma):
+    """The weight of a sample trained at ``sigma`` (sigma_a) in the sigma-conditioned
+    AR-DAE loss, up to a constant.
+
+    The loss exceeds its minimum by sigma^2 ||s - s*||^2, and so does its gradient (the
+    antithetic pairs make its noise O(sigma^2) too). The score of noisy data is bounded
+    (by about 1 / the noise's std), so unweighted, a range of 0.01-0.5 gives the small
+    sigma_a the solve uses on natural images 1/2500 of the large ones' say, and the score
+    there goes untrained. 1 / sigma^2 gives every sigma_a the same say in the score's
+    error and the same gradient (Set12 row 1: 27.72 dB against 27.17; docs/training.md)."""
+    if SIGMA_WEIGHTING == "none":
+        return torch.ones_like(torch.as_tensor(sigma, dtype=torch.float32))
+    if SIGMA_WEIGHTING == "score":
+        return 1.0 / torch.as_tensor(sigma, dtype=torch.float32) ** 2
+    raise ValueError(f"SIGMA_WEIGHTING must be 'score' or 'none', got {SIGMA_WEIGHTING!r}")
+
+
 def sample_sigma_a(n: int, low: float, high: float, generator=None,
                    device="cpu") -> torch.Tensor:
     """``n`` values of sigma_a, log-uniform in [low, high] (each octave trained alike)."""
@@ -111,7 +133,9 @@ def _score_loss(ctx: LossContext, x, t):
     sig = torch.cat([sig, sig])
     sb = sig.reshape((-1,) + (1,) * (x.ndim - 1))
     s = ctx.net(torch.cat([x, x]) + sb * u, sig).float() / ctx.score_scale
-    return torch.mean((u + sb * s) ** 2)
+    lo, hi = ctx.sigma_range
+    w = sigma_weight(sb) / sigma_weight(math.sqrt(lo * hi))  # 1 in the range's middle
+    return torch.mean((u + sb * s) ** 2 * w)
 
 
 _register(Objective("score", "score", False, _score_loss,
