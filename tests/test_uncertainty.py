@@ -73,6 +73,34 @@ def test_gaussian_posterior_std_is_calibrated_for_a_gaussian_prior():
     assert 0.94 < np.mean(np.abs(z) < 1.96) < 0.96
 
 
+def test_poisson_gaussian_posterior_std_in_the_many_photon_limit():
+    # x ~ N(mu, tau^2) per pixel at about 1000 photons (gain 2 ADU): the camera's noise is
+    # then nearly Gaussian of variance v = gain * mu + read^2, p(y) nearly N(mu + offset,
+    # tau^2 + v), and the posterior variance v tau^2 / (v + tau^2)
+    gain, offset, read, mu, tau = 2.0, 100.0, 3.0, 2000.0, 20.0
+    nm = sd.get_noise_model("poisson-gaussian", gain=gain, offset=offset, read_noise=read)
+    rng = np.random.default_rng(0)
+    x = rng.normal(mu, tau, size=(256, 256))
+    y = nm.sample(x, rng=1)
+    v = gain * mu + read ** 2
+
+    def score_fn(z):
+        return -(z - mu - offset) / (tau ** 2 + v)
+
+    d = np.full(y.shape, -1 / (tau ** 2 + v))
+    std = np.sqrt(nm.posterior_variance(y, score_fn(y), d))
+    want = np.sqrt(v) * tau / np.hypot(np.sqrt(v), tau)
+    # v taken at each pixel's x^ (within +-4 tau of mu), not at mu
+    assert abs(std.mean() / want - 1) < 0.01 and np.abs(std / want - 1).max() < 0.12
+    z = (x - nm.solve(y, score_fn(y))) / std
+    assert 0.97 < np.sqrt(np.mean(z ** 2)) < 1.03
+    assert 0.94 < np.mean(np.abs(z) < 1.96) < 0.96
+    # plumbing through posterior_std, with a trained-like model on this camera's data
+    m = untrained()
+    s = sd.posterior_std(y[:32, :32].astype(np.float32), m, nm, rng=0)
+    assert s.shape == (32, 32) and np.all(np.isfinite(s))
+
+
 def test_posterior_std_of_a_model_and_its_limits():
     m = untrained()
     y = np.random.default_rng(0).normal(50, 10, size=(32, 32)).astype(np.float32)
@@ -82,8 +110,9 @@ def test_posterior_std_of_a_model_and_its_limits():
     # never more than the total noise std (the prior can only narrow it), bar the clip
     total = np.hypot(10.0, m.smoothing_sigma(0))
     assert s.max() <= total * 1.5
-    with pytest.raises(NotImplementedError, match="poisson-gaussian: the posterior variance"):
-        sd.posterior_std(y, m, sd.get_noise_model("poisson-gaussian"))
+    with pytest.raises(NotImplementedError, match="gamma.*: the posterior variance is derived "
+                                                  "for the 'gaussian' and 'poisson-gaussian'"):
+        sd.posterior_std(y, m, sd.get_noise_model("gamma"))
     with pytest.raises(ValueError, match="one 2-D plane"):
         sd.posterior_std(y[None], m, g)
     with pytest.raises(ValueError, match="spacing must be an integer >= 1, got 0"):

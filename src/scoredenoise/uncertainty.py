@@ -15,8 +15,10 @@ cover every pixel once; ``repeats`` coverings are averaged. Cost: 2 * repeats * 
 network passes, or half with forward differences from a known score (``posterior_std``:
 spacing 2, 2 coverings, 8 passes, the diagonal then averaged over 5x5 pixels).
 
-Status: the Gaussian model and 2-D single-channel images (``posterior_std``); the other noise
-models, calibration on real data, the CLI and the plugin are not done yet (docs/uncertainty.md).
+Noise models: ``gaussian`` exactly (for the exact score); ``poisson-gaussian`` in the local
+Gaussian approximation (the camera's variance at the posterior mean in the same formula: exact
+where the counts are many). The others raise NotImplementedError. 2-D single-channel planes;
+calibration on real data, the CLI and chunked maps are not done yet (docs/uncertainty.md).
 """
 
 from __future__ import annotations
@@ -115,7 +117,8 @@ def posterior_std(image, model: ScoreModel, noise_model, *, sigma_a="auto", spac
     The spread of the clean image given the noisy one, under ``noise_model``, from the
     learned score and its Jacobian's diagonal (second-order Tweedie): the error of
     :func:`scoredenoise.denoise`'s result at each pixel is of this size. Derived for the
-    ``gaussian`` model so far (others raise NotImplementedError); 2-D single-channel images.
+    ``gaussian`` model and, in the local Gaussian approximation, ``poisson-gaussian``
+    (others raise NotImplementedError); 2-D single-channel images.
 
     Parameters
     ----------

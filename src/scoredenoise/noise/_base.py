@@ -490,8 +490,8 @@ class NoiseModel:
         ds_i/dy_i (second-order Tweedie), for models where it is derived; the others raise
         :class:`NotImplementedError` naming the model."""
         raise NotImplementedError(
-            f"{self.name}: the posterior variance is derived for the Gaussian noise model so "
-            f"far (second-order Tweedie); use noise model 'gaussian'")
+            f"{self.name}: the posterior variance is derived for the 'gaussian' and "
+            f"'poisson-gaussian' noise models so far (second-order Tweedie); use one of them")
 
     def residual(self, x, y, score):
         """``f(x, y) - score`` for the equation that :meth:`solve` solves.

@@ -195,6 +195,20 @@ class PoissonGaussian(GaussianMixtureModel):
     def plus_gaussian(self, sigma):
         return self.replace(read_noise=float(np.hypot(self.read_noise, sigma)))
 
+    def posterior_variance(self, y, score, score_jacobian_diagonal):
+        """Var[x_i | y] in the local Gaussian approximation: the noise at a pixel taken as
+        Gaussian of the variance the camera gives at the posterior mean x^,
+        v = gain * x^ + read_noise^2, and Tweedie's second-order formula applied with it,
+        v (1 + v ds_i/dy_i) (clipped at 0). Exact where the counts are many (the Poisson part
+        then Gaussian, the variance nearly constant across the posterior); an approximation
+        at a few photons a pixel, where the Poisson part is skewed and the variance varies
+        with x within the posterior."""
+        x = np.asarray(self.solve(np.asarray(y, np.float32), np.asarray(score, np.float32)),
+                       np.float64)
+        v = self.gain * np.maximum(x, 0.0) + self.read_noise ** 2
+        return np.clip(v * (1.0 + v * np.asarray(score_jacobian_diagonal, np.float64)), 0.0,
+                       None)
+
     def rescaled(self, k):
         return self.replace(gain=self.gain * k, offset=self.offset * k,
                             read_noise=self.read_noise * k)
