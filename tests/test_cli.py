@@ -378,3 +378,35 @@ def test_estimate_noise_shows_a_progress_bar_per_file(tmp_path, capsys):
     assert main(["estimate-noise", str(tmp_path / "z.tif"), "--axes", "ZYX", "--json"]) == 0
     captured = capsys.readouterr()
     assert "3/3" not in captured.err and json.loads(captured.out)[0]["noise_model"]
+
+
+def test_posterior_std_maps_plane_by_plane(tmp_path, capsys):
+    import tifffile
+
+    import scoredenoise as sd
+    from scoredenoise.io import read_image
+
+    y = np.random.default_rng(0).normal(50, 10, (3, 40, 36)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "s.tif", y, metadata={"axes": "ZYX"})
+    m = untrained()
+    m.save(tmp_path / "m.sdmodel")
+    out = tmp_path / "out"
+    run = ["posterior-std", str(tmp_path / "s.tif"), "-m", str(tmp_path / "m.sdmodel"),
+           "--noise", "gaussian", "--param", "sigma=10", "-o", str(out), "-q"]
+    assert main(run) == 0
+    img = read_image(out / "s_posterior_std.tif")
+    assert img.axes == "ZYX" and img.shape == y.shape
+    g = sd.get_noise_model("gaussian", sigma=10.0)
+    np.testing.assert_allclose(img.data[1], sd.posterior_std(y[1], m, g, rng=0), rtol=1e-6)
+    md = tifffile.TiffFile(out / "s_posterior_std.tif").shaped_metadata[0]["scoredenoise"]
+    assert md["kind"] == "posterior std" and md["noise_model"]["name"] == "gaussian"
+    # an existing output is kept, a model without the derivation and bad axes say why
+    before = (out / "s_posterior_std.tif").read_bytes()
+    capsys.readouterr()
+    assert main(run) == 1
+    assert "exists (use --overwrite)" in capsys.readouterr().err
+    assert (out / "s_posterior_std.tif").read_bytes() == before
+    assert main(run[:4] + ["--noise", "poisson-gaussian", "--param", "gain=2", "-o",
+                           str(tmp_path / "pg"), "-q"]) == 0
+    assert main(run + ["--overwrite", "--axes", "YXZ"]) == 1
+    assert "with Y and X last" in capsys.readouterr().err

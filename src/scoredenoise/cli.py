@@ -1,4 +1,5 @@
-"""Command line: ``scoredenoise noise-models``, ``train``, ``denoise``, ``estimate-noise``."""
+"""Command line: ``scoredenoise noise-models``, ``train``, ``denoise``, ``posterior-std``,
+``estimate-noise``."""
 
 from __future__ import annotations
 
@@ -381,6 +382,68 @@ def _cmd_estimate_noise(args) -> int:
     return 1 if failures else 0
 
 
+def _cmd_posterior_std(args) -> int:
+    import numpy as np
+
+    from .estimate import estimate_noise
+    from .io import find_images, read_image, write_tiff
+    from .model import load_model
+    from .noise import get_noise_model
+    from .uncertainty import posterior_std
+
+    model = load_model(args.model)
+    if model.channels != 1:
+        raise ValueError(f"posterior-std takes single-channel models so far; {args.model} has "
+                         f"{model.channels} channels")
+    params = _parse_params(args.param)
+    files = find_images(args.images)
+    outdir = Path(args.output)
+    inputs = {f.resolve() for f in files}
+    failures = 0
+    for f in files:
+        out = outdir / f"{_stem(f)}_posterior_std.tif"
+        try:
+            if out.resolve() in inputs:
+                raise ValueError(f"refusing to overwrite the input {out}; choose another "
+                                 f"--output")
+            if out.exists() and not args.overwrite:
+                raise FileExistsError(f"{out} exists (use --overwrite)")
+            img = read_image(f)
+            axes = args.axes or img.axes
+            data = np.asarray(img.data, np.float32)
+            if len(axes) != data.ndim or not axes.endswith("YX") or "C" in axes:
+                raise ValueError(f"posterior-std takes single-channel planes with Y and X "
+                                 f"last; {f.name} has axes {axes!r} and shape {data.shape} "
+                                 f"(give --axes, e.g. ZYX)")
+            planes = data.reshape((-1,) + data.shape[-2:])
+            if args.estimate_noise:
+                nm = estimate_noise(data, args.noise, axes=axes, **params).noise_model
+            else:
+                nm = get_noise_model(args.noise, **params)
+            # sigma_a chosen once a file, on its middle plane (as denoise does)
+            mid = planes[len(planes) // 2]
+            sig = model.resolve_sigma_a(mid, _sigma_a_arg(args.sigma_a), nm,
+                                        device=args.device)
+            bar = _Bar(f.name, args.quiet, unit="plane")
+            std = np.empty_like(planes)
+            for i, plane in enumerate(planes):
+                std[i] = posterior_std(plane, model, nm, device=args.device, rng=args.seed,
+                                       sigma_a=sig if model.conditioned else "auto")
+                bar(i + 1, len(planes))
+            bar.close()
+            outdir.mkdir(parents=True, exist_ok=True)
+            write_tiff(out, std.reshape(data.shape), axes=axes, pixel_size=img.pixel_size,
+                       unit=img.unit, metadata={"scoredenoise": {
+                           "kind": "posterior std", "version": __version__,
+                           "model": str(args.model), "noise_model": nm.to_dict(),
+                           "sigma_a": sig, "source": str(f)}})
+            print(f"{f} -> {out}")
+        except (ValueError, FileExistsError, NotImplementedError) as exc:
+            failures += 1
+            print(f"scoredenoise: failed: {f}: {exc}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -501,6 +564,33 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(address tcp://host:8786 or a scheduler file)")
     common(p)
     p.set_defaults(func=_cmd_denoise)
+
+    p = sub.add_parser("posterior-std", help="per-pixel posterior standard deviation maps",
+                       description="Write OUTDIR/<name>_posterior_std.tif: how far the "
+                                   "denoised image may be from the truth at each pixel "
+                                   "(second-order Tweedie from the model's score; "
+                                   "docs/uncertainty.md). Noise models: gaussian, "
+                                   "poisson-gaussian. Single-channel images, plane by plane, "
+                                   "read whole (not streamed).")
+    p.add_argument("images", nargs="+", help="TIFF/PNG files or folders")
+    p.add_argument("-m", "--model", required=True, help="model file from 'train'")
+    p.add_argument("--noise", default="gaussian", choices=["gaussian", "poisson-gaussian"],
+                   help="noise model")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="noise-model parameter, repeatable, e.g. --param gain=2.1")
+    p.add_argument("--estimate-noise", action="store_true",
+                   help="estimate the --noise model's parameters from each file")
+    p.add_argument("--sigma-a", default="auto",
+                   help="where a sigma-conditioned network is evaluated: auto (chosen on "
+                        "the file's middle plane, as denoise does) or a number")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random probes")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--axes", help="axes of the images, letters from TZYX (default: from the "
+                                  "file's metadata)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_posterior_std)
 
     p = sub.add_parser("estimate-noise", help="estimate noise-model parameters from images",
                        description="Estimate the parameters of a noise model from each noisy "

@@ -18,7 +18,7 @@ spacing 2, 2 coverings, 8 passes, the diagonal then averaged over 5x5 pixels).
 Noise models: ``gaussian`` exactly (for the exact score); ``poisson-gaussian`` in the local
 Gaussian approximation (the camera's variance at the posterior mean in the same formula: exact
 where the counts are many). The others raise NotImplementedError. 2-D single-channel planes;
-calibration on real data, the CLI and chunked maps are not done yet (docs/uncertainty.md).
+calibration on real data and chunked (streamed) maps are not done yet (docs/uncertainty.md).
 """
 
 from __future__ import annotations
