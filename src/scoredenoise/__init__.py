@@ -20,6 +20,7 @@ from .estimate import (
     select_noise_parameters,
 )
 from .estimate_kernel import NoiseKernel, estimate_noise_kernel
+from .langevin import sample_posterior
 from .model import Cancelled, ModelFileError, Score, ScoreModel, load_model
 from .noise import (
     NoiseModel,
@@ -38,6 +39,7 @@ __all__ = [
     "train",
     "time_per_step",
     "denoise",
+    "sample_posterior",
     "ImplausibleSolutionWarning",
     "denoise_to_file",
     "denoise_files",

@@ -63,6 +63,12 @@ class Objective:
     patch_multiple: int = 1
     #: the learning rate :func:`scoredenoise.train` uses unless given one
     lr: float = 1e-3
+    #: a score objective trained over this fixed sigma_a range (normalised units) unless
+    #: given one, never narrowed to the data; None: the AR-DAE default range, narrowed
+    sigma_range: tuple[float, float] | None = None
+    #: trained on clean (high-SNR) images: no photon smoothing (only de-quantisation) and
+    #: no sigma_a chosen on the training data
+    clean_data: bool = False
 
 
 OBJECTIVES: dict[str, Objective] = {}
@@ -116,7 +122,7 @@ def sample_sigma_a(n: int, low: float, high: float, generator=None,
     return torch.exp(math.log(low) + r * (math.log(high) - math.log(low)))
 
 
-def _score_loss(ctx: LossContext, x, t):
+def _score_loss(ctx: LossContext, x, t, weighted: bool = True):
     if isinstance(ctx.extra_noise, torch.Tensor) or ctx.extra_noise:
         x = x + ctx.extra_noise * _randn(x, ctx.generator)
     # antithetic pairs (+u, -u): the O(sigma_a) noise of the gradient cancels, leaving an
@@ -133,6 +139,8 @@ def _score_loss(ctx: LossContext, x, t):
     sig = torch.cat([sig, sig])
     sb = sig.reshape((-1,) + (1,) * (x.ndim - 1))
     s = ctx.net(torch.cat([x, x]) + sb * u, sig).float() / ctx.score_scale
+    if not weighted:  # clean images: |s| ~ 1 / sigma, the plain loss weighs levels alike
+        return torch.mean((u + sb * s) ** 2)
     lo, hi = ctx.sigma_range
     w = sigma_weight(sb) / sigma_weight(math.sqrt(lo * hi))  # 1 in the range's middle
     return torch.mean((u + sb * s) ** 2 * w)
@@ -140,6 +148,20 @@ def _score_loss(ctx: LossContext, x, t):
 
 _register(Objective("score", "score", False, _score_loss,
                     "AR-DAE score matching on noisy images (the method)"))
+
+
+def _prior_loss(ctx: LossContext, x, t):
+    return _score_loss(ctx, x, t, weighted=False)
+
+
+#: NCSN's levels reach 0.01 of the data range at the bottom and beyond it at the top
+PRIOR_SIGMA_RANGE = (0.005, 1.0)
+
+_register(Objective("prior", "score", False, _prior_loss,
+                    "the score of clean images at every noise level (denoising score "
+                    "matching, as NCSN): the prior for stochastic denoising "
+                    "(scoredenoise.sample_posterior), trained on high-SNR images",
+                    sigma_range=PRIOR_SIGMA_RANGE, clean_data=True))
 
 
 def _direct_loss(ctx: LossContext, x, t):

@@ -402,9 +402,12 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
         part, read noise included, to half a photon step (:func:`auto_extra_noise`): the
         density of lattice values, and of photon counts a gain apart, is a comb whose score the
         network cannot learn. The exact Poisson-Gaussian solve removes it exactly.
-    objective : {"score", "neighbor2neighbor", "iddp", "supervised", "noise2noise"}
+    objective : {"score", "prior", "neighbor2neighbor", "iddp", "supervised", "noise2noise"}
         The method (score), a related self-supervised method (noisy images only), or a
         direct baseline needing ``targets``; see :mod:`scoredenoise.objectives`.
+        ``"prior"``: the score of *clean* (high-SNR, e.g. frame-averaged) images at every
+        noise level of ``sigma_a`` (default 0.005-1), for stochastic denoising
+        (:func:`scoredenoise.sample_posterior`).
     targets : sequence of arrays, optional
         Clean images (supervised) or second noisy frames (noise2noise), aligned with images.
     conditioned : bool
@@ -494,8 +497,13 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
                              f"{objective!r}")
         conditioned = model.conditioned
     conditioned = bool(conditioned) and obj.kind == "score"
+    if obj.sigma_range is not None and not conditioned:
+        raise ValueError(f"objective {objective!r} trains a sigma-conditioned network; drop "
+                         f"conditioned=False")
     # a fresh conditioned network with the default range narrows it to the data once
-    adaptive = conditioned and sigma_a is None and model is None
+    adaptive = conditioned and sigma_a is None and model is None and obj.sigma_range is None
+    if sigma_a is None and obj.sigma_range is not None:
+        sigma_a = obj.sigma_range
     if sigma_a is None:
         if conditioned:
             sigma_a = (model.sigma_range if model is not None and model.conditioned
@@ -526,7 +534,8 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
     if obj.kind != "score":
         extra_noise = 0.0
     elif extra_noise == "auto":
-        extra_noise = model.extra_noise if model is not None else auto_extra_noise(sampler)
+        extra_noise = model.extra_noise if model is not None else (
+            sampler.quantisation_step() if obj.clean_data else auto_extra_noise(sampler))
     extra_noise = float(extra_noise)
 
     if model is not None:
@@ -682,7 +691,8 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
     done = step + 1 if steps > start_step else start_step
     net.eval()
     result = make_model(done, stopped)
-    if conditioned:  # where the score is evaluated when no image chooses: on the data
+    if conditioned and not obj.clean_data:  # where the score is evaluated when no image
+        # chooses: on the data
         result.meta["sigma_a_default"] = float(np.median(
             select_on_training_data(result, sampler, dev)))
     if checkpoint is not None:

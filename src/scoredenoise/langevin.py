@@ -1,0 +1,172 @@
+"""Stochastic denoising: samples of the posterior p(x | y) by annealed Langevin dynamics
+(Kawar, Vaksman and Elad 2021, Algorithm 1), for Gaussian noise of known std.
+
+Each sample is one clean image consistent with the noisy one: where the data leave the image
+ambiguous the samples differ, and their spread shows it; each sample's residual y - x is
+noise-like (white, of std sigma), unlike the posterior mean's, which is smoother than any one
+plausible image.
+
+Why the self-supervised score model cannot drive it: Algorithm 1 needs the score of the
+*clean* images smoothed by every noise level sigma_i between the data's sigma_0 and about 0,
+grad log p(x + N(0, sigma_i^2)). Noisy images alone give the score of the data smoothed
+further, grad log p(y + N(0, sigma_a^2)), whose noise level never falls below the data's own:
+the levels below sigma_0 are not in them. So the prior is a separate model, trained on
+high-SNR images (frame averages, or clean references) with ``train(clean, objective="prior")``:
+the same sigma-conditioned network, trained by denoising score matching over sigma_i from
+0.005 to 1 of the data range (as NCSN trains).
+
+The posterior score at level sigma_i < sigma_0 (Kawar et al., Eq. 7):
+s_i(x | y) = s_prior(x, sigma_i) + (y - x) / (sigma_0^2 - sigma_i^2); at each level ``T``
+steps x <- x + a_i s_i + sqrt(2 a_i) z with a_i = eps sigma_i^2 / sigma_L^2, started at y.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ._device import resolve_device
+from .model import SCORE_OUTPUT_SCALE, ScoreModel, _report
+
+__all__ = ["sample_posterior", "annealed_langevin", "langevin_levels"]
+
+
+def langevin_levels(sigma: float, sigma_min: float, ratio: float = 0.98) -> np.ndarray:
+    """The noise levels sigma_1 > ... > sigma_L of Algorithm 1: geometric, ``ratio`` apart,
+    from ``sigma * ratio`` (just below the data's ``sigma``) down to ``sigma_min``."""
+    if not 0 < ratio < 1:
+        raise ValueError(f"ratio must be in (0, 1), got {ratio}")
+    if not 0 < sigma_min < sigma:
+        raise ValueError(f"sigma_min must be in (0, sigma = {sigma:.4g}), got {sigma_min}")
+    n = max(1, int(math.floor(math.log(sigma_min / sigma) / math.log(ratio))))
+    return sigma * ratio ** np.arange(1, n + 1)
+
+
+def _check_prior(prior: ScoreModel) -> None:
+    obj = prior.meta.get("training", {}).get("objective")
+    if not isinstance(prior, ScoreModel) or prior.kind != "score" or not prior.conditioned \
+            or obj != "prior":
+        raise ValueError(
+            "sample_posterior needs the score of clean images at every noise level: train it "
+            "on high-SNR images with scoredenoise.train(clean, objective='prior') (a "
+            f"self-supervised score model learns the noisy data's score, got objective {obj!r})")
+
+
+def sample_posterior(image, prior: ScoreModel, *, sigma: float, n_samples: int = 4,
+                     sigma_min: float | None = None, ratio: float = 0.98,
+                     steps_per_level: int = 5, step: float = 0.06, device="auto", rng=None,
+                     progress=None) -> np.ndarray:
+    """Samples of the clean image given a noisy one, y = x + N(0, sigma^2), by annealed
+    Langevin dynamics on the posterior (Kawar et al. 2021, Algorithm 1).
+
+    Parameters
+    ----------
+    image : array_like, 2-D
+        The noisy plane (data units).
+    prior : ScoreModel
+        The score of clean images at every noise level: ``train(clean, objective="prior")``
+        on high-SNR images of the same kind (frame averages), in the same units.
+    sigma : float
+        Std of the Gaussian noise of ``image`` (data units), e.g. from ``estimate_noise``.
+    n_samples : int
+        Independent samples, computed together (one network batch).
+    sigma_min : float, optional
+        The last level (data units); default the larger of sigma / 100 and the lowest level
+        the prior was trained at.
+    ratio, steps_per_level, step : float, int, float
+        Levels ``ratio`` apart (NCSNv2's 0.98), ``steps_per_level`` Langevin steps at each
+        (the paper's T = 5), step size a_i = ``step`` sigma_i^2 (the paper's
+        eps sigma_i^2 / sigma_L^2 with eps = step sigma_L^2). ``step ratio^2 / (1 - ratio^2)``
+        must stay below 2, or the first steps, where the likelihood term is steepest, diverge.
+    device, rng
+        ``rng`` seeds the Langevin noise (an int or a numpy Generator).
+    progress : callable, optional
+        ``progress(done, total)`` after each Langevin step; returning False cancels
+        (:class:`scoredenoise.Cancelled`).
+
+    Returns
+    -------
+    ndarray, shape (n_samples, *image.shape), float32
+        Each a sample of p(x + N(0, sigma_min^2) | y): its residual y - x is noise of std
+        about sigma.
+
+    Examples
+    --------
+    >>> prior = scoredenoise.train(averages, objective="prior", steps=3000)  # doctest: +SKIP
+    >>> xs = scoredenoise.sample_posterior(noisy, prior, sigma=12.0, n_samples=8)  # doctest: +SKIP
+    >>> spread = xs.std(axis=0)                       # where the samples disagree  # doctest: +SKIP
+    """
+    _check_prior(prior)
+    y = np.asarray(image, dtype=np.float32)
+    if y.ndim != 2 or prior.dims != 2 or prior.channels != 1:
+        raise ValueError(f"sample_posterior takes one 2-D single-channel plane with a 2-D "
+                         f"single-channel prior so far, got shape {y.shape}")
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0 (the noise std, data units), got {sigma}")
+    if int(n_samples) != n_samples or n_samples < 1:
+        raise ValueError(f"n_samples must be an integer >= 1, got {n_samples}")
+    if int(steps_per_level) != steps_per_level or steps_per_level < 1:
+        raise ValueError(f"steps_per_level must be an integer >= 1, got {steps_per_level}")
+    if not 0 < ratio < 1:
+        raise ValueError(f"ratio must be in (0, 1), got {ratio}")
+    if not (step > 0 and step * ratio ** 2 / (1 - ratio ** 2) < 2):
+        raise ValueError(f"step must be > 0 and step * ratio^2 / (1 - ratio^2) < 2 (stable "
+                         f"first steps), got step {step} at ratio {ratio}: lower step or ratio")
+    scale = float(prior.scale[0])
+    offset = float(prior.offset[0])
+    lo, hi = prior.sigma_range
+    s0 = float(sigma) / scale  # normalised units
+    if s0 > hi:
+        raise ValueError(f"sigma {sigma} is {s0:.3g} of the prior's scale, above the highest "
+                         f"level it was trained at ({hi:.3g}); train it with a wider sigma_a")
+    smin = max(s0 / 100, lo) if sigma_min is None else float(sigma_min) / scale
+    if smin < lo * (1 - 1e-6):
+        raise ValueError(f"sigma_min {sigma_min} is below the lowest level the prior was "
+                         f"trained at ({lo * scale:.4g} data units)")
+    levels = langevin_levels(s0, smin, ratio)
+    dev = resolve_device(device)
+    net = prior.network.to(dev).eval()
+
+    def prior_score(x, sig):
+        return net(x, float(sig)).float() / SCORE_OUTPUT_SCALE
+
+    yn = torch.from_numpy((y - offset) / scale).to(dev)
+    x = annealed_langevin(yn, prior_score, sigma=s0, levels=levels, n_samples=n_samples,
+                          steps_per_level=steps_per_level, step=step, rng=rng,
+                          progress=progress)
+    return (x.cpu().numpy() * scale + offset).astype(np.float32)
+
+
+def annealed_langevin(y: torch.Tensor, prior_score, *, sigma: float, levels, n_samples: int = 1,
+                      steps_per_level: int = 5, step: float = 0.06, rng=None,
+                      progress=None) -> torch.Tensor:
+    """Algorithm 1 of Kawar et al. 2021 for any prior score, in the units of ``y``.
+
+    ``y``: the noisy image (a tensor of any shape, e.g. (H, W)); ``prior_score(x, sigma_i)``
+    the score of the clean images smoothed by N(0, sigma_i^2) at a batch ``x`` of shape
+    (n_samples, 1, *y.shape); ``sigma`` the noise std of ``y``; ``levels`` sigma_1 > ... >
+    sigma_L, all below ``sigma`` (:func:`langevin_levels`). Returns (n_samples, *y.shape).
+    """
+    levels = [float(v) for v in levels]
+    if not levels or not all(0 < v < sigma for v in levels):
+        raise ValueError(f"levels must lie in (0, sigma = {sigma:.4g}), got "
+                         f"{levels[:1] + levels[-1:]}")
+    gen = torch.Generator(device="cpu").manual_seed(
+        int(np.random.default_rng(rng).integers(2 ** 63)))
+    yb = y.reshape((1, 1) + tuple(y.shape))
+    x = yb.repeat((int(n_samples), 1) + (1,) * y.ndim)
+    total = len(levels) * int(steps_per_level)
+    done = 0
+    _report(progress, 0, total)
+    with torch.inference_mode():
+        for sig in levels:
+            a = step * sig ** 2
+            for _ in range(int(steps_per_level)):
+                z = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
+                x = x + a * (prior_score(x, sig) + (yb - x) / (sigma ** 2 - sig ** 2)) + \
+                    math.sqrt(2 * a) * z
+                done += 1
+                _report(progress, done, total)
+    return x[:, 0]
