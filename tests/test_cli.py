@@ -399,7 +399,9 @@ def test_posterior_std_maps_plane_by_plane(tmp_path, capsys):
     g = sd.get_noise_model("gaussian", sigma=10.0)
     np.testing.assert_allclose(img.data[1], sd.posterior_std(y[1], m, g, rng=0), rtol=1e-6)
     md = tifffile.TiffFile(out / "s_posterior_std.tif").shaped_metadata[0]["scoredenoise"]
-    assert md["kind"] == "posterior std" and md["noise_model"]["name"] == "gaussian"
+    assert md["kind"] == "posterior std" and md["noise_model_chosen"]["name"] == "gaussian"
+    assert md == sd.provenance(m, g, sigma_a=md["sigma_a"], source=str(tmp_path / "s.tif"),
+                               kind="posterior std", model_source=str(tmp_path / "m.sdmodel"))
     # an existing output is kept, a model without the derivation and bad axes say why
     before = (out / "s_posterior_std.tif").read_bytes()
     capsys.readouterr()

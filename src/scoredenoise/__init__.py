@@ -10,7 +10,7 @@ This package imports neither Qt nor napari; the napari plugin lives in
 
 from ._chunked import ChunkCache
 from ._version import __version__
-from .api import ImplausibleSolutionWarning, denoise
+from .api import ImplausibleSolutionWarning, denoise, provenance
 from .estimate import (
     NoiseEstimate,
     estimate_noise,
@@ -40,6 +40,7 @@ __all__ = [
     "time_per_step",
     "denoise",
     "sample_posterior",
+    "provenance",
     "ImplausibleSolutionWarning",
     "denoise_to_file",
     "denoise_files",

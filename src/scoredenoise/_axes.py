@@ -19,6 +19,18 @@ def infer_axes(ndim: int) -> str:
     return defaults[ndim]
 
 
+def default_axes(ndim: int, dims: int = 2) -> str:
+    """Default axes of a stack for a ``dims``-D network: Y X last; for a 2D network the
+    leading axes are planes of the same kind of image (S, then T), for a 3D network Z, then
+    samples (or TC for a 5-D array). What the napari plugin proposes for a layer."""
+    if ndim < dims:
+        raise ValueError(f"a {dims}D network needs at least {dims} dimensions, got {ndim}; "
+                         f"use a 2D network for 2D images")
+    if dims == 3:
+        return "S" * (ndim - 3) + "ZYX" if ndim <= 4 else "TC" + "ZYX"
+    return {2: "YX", 3: "SYX", 4: "TSYX"}.get(ndim, "TCSYX"[:ndim - 2] + "YX")
+
+
 def check_axes(axes: str | None, ndim: int, dims: int) -> str:
     """Validate ``axes`` for an array of ``ndim`` dims and a ``dims``-D network."""
     axes = infer_axes(ndim) if axes is None else axes.upper()

@@ -12,7 +12,7 @@ from .model import ProgressFn, ScoreModel, score_sigma_a
 from .noise import NoiseModel, get_noise_model, noise_model_from_dict
 
 __all__ = ["denoise", "resolve_noise_model", "resolve_noise_models", "effective_noise_model",
-           "ImplausibleSolutionWarning", "UNITS"]
+           "provenance", "ImplausibleSolutionWarning", "UNITS"]
 
 #: what ``denoise(..., units=)`` returns: the clean image in the input's units (the camera
 #: offset included, comparable with the raw data and frame averages), or the signal above
@@ -109,6 +109,43 @@ def effective_noise_model(model: ScoreModel, noise_model, channel: int = 0,
         noise_model = noise_model[channel]
     sigma = model.smoothing_sigma(channel, sigma_a)
     return noise_model.plus_gaussian(sigma) if sigma else noise_model
+
+
+def provenance(model: ScoreModel, noise_model=None, *, sigma_a: float | None = None,
+               units: str | None = None, source=None, kind: str = "denoised",
+               model_source=None, **extra) -> dict:
+    """What a result records about how it was made (the ``"scoredenoise"`` entry of a napari
+    layer's metadata; JSON-ready).
+
+    ``kind``: "denoised", "posterior std", ...; ``noise_model``: the one chosen (None for a
+    direct denoiser, which has none: its ``method`` is recorded instead); ``sigma_a``: where
+    the score was evaluated. For a score model both the chosen noise model and the one
+    solved with (``noise_model``: the chosen one plus the training noise and sigma_a) are
+    recorded. ``model_source``: the model's file or name; ``extra``: anything else.
+
+    Examples
+    --------
+    >>> md = scoredenoise.provenance(model, nm, sigma_a=0.03, units="input",
+    ...                              source="cells")                        # doctest: +SKIP
+    """
+    from . import __version__
+
+    md = {"source": source, "kind": kind, "version": __version__, "model": model_source,
+          "model_kind": model.kind}
+    if model.kind != "score":
+        md.update(noise_model=None, noise_model_chosen=None,
+                  method=model.meta.get("training", {}).get("objective"))
+    elif noise_model is not None:
+        nm = resolve_noise_models(noise_model)
+        chosen = [m.to_dict() for m in nm] if isinstance(nm, tuple) else nm.to_dict()
+        solved = [effective_noise_model(model, nm, c, sigma_a).to_dict()
+                  for c in range(len(nm))] if isinstance(nm, tuple) else \
+            effective_noise_model(model, nm, 0, sigma_a).to_dict()
+        md.update(noise_model=solved, noise_model_chosen=chosen, sigma_a=sigma_a)
+    if units is not None:
+        md["units"] = units
+    md.update(extra)
+    return md
 
 
 def _has_operator(noise_model) -> bool:

@@ -385,6 +385,7 @@ def _cmd_estimate_noise(args) -> int:
 def _cmd_posterior_std(args) -> int:
     import numpy as np
 
+    from .api import provenance
     from .estimate import estimate_noise
     from .io import find_images, read_image, write_tiff
     from .model import load_model
@@ -433,10 +434,9 @@ def _cmd_posterior_std(args) -> int:
             bar.close()
             outdir.mkdir(parents=True, exist_ok=True)
             write_tiff(out, std.reshape(data.shape), axes=axes, pixel_size=img.pixel_size,
-                       unit=img.unit, metadata={"scoredenoise": {
-                           "kind": "posterior std", "version": __version__,
-                           "model": str(args.model), "noise_model": nm.to_dict(),
-                           "sigma_a": sig, "source": str(f)}})
+                       unit=img.unit, metadata={"scoredenoise": provenance(
+                           model, nm, sigma_a=sig, source=str(f), kind="posterior std",
+                           model_source=str(args.model))})
             print(f"{f} -> {out}")
         except (ValueError, FileExistsError, NotImplementedError) as exc:
             failures += 1

@@ -45,7 +45,6 @@ from qtpy.QtWidgets import (
 
 import scoredenoise as sd
 from scoredenoise import _axes
-from scoredenoise.api import effective_noise_model
 from scoredenoise.noise import PAPER_KERNEL, get_noise_model, list_noise_models
 from scoredenoise.objectives import OBJECTIVES
 from scoredenoise.stream import default_chunks
@@ -158,9 +157,7 @@ def layer_axes(layer, dims: int = 2) -> str:
     if nd < dims:
         raise ValueError(f"layer {layer.name!r} is {nd}D but the model is {dims}D; use a 2D "
                          f"model for 2D images")
-    if dims == 3:
-        return "S" * (nd - 3) + "ZYX" if nd <= 4 else "TC" + "ZYX"
-    return {2: "YX", 3: "SYX", 4: "TSYX"}.get(nd, "TCSYX"[:nd - 2] + "YX")
+    return _axes.default_axes(nd, dims)
 
 
 class _Progress(QObject):
@@ -1004,14 +1001,14 @@ class DenoiseWidget(QWidget):
                 if name in self.viewer.layers:
                     self.viewer.layers.remove(name)
                 md = dict(ly.metadata)
-                md["scoredenoise"] = {"source": ly.name, "kind": "posterior std"}
+                md["scoredenoise"] = {"source": ly.name}
                 self.viewer.add_image(np.zeros(ly.data.shape, np.float32), name=name,
                                       metadata=md, colormap="magma", **_geometry(ly))
             out = self.viewer.layers[name]
             out.data[idx] = std
-            out.metadata["scoredenoise"].update(
-                noise_model_chosen=nm.to_dict(), sigma_a=self.sigma_a[ly.name],
-                model=self.session.model_source)
+            out.metadata["scoredenoise"].update(sd.provenance(
+                model, nm, sigma_a=self.sigma_a[ly.name], source=ly.name,
+                kind="posterior std", model_source=self.session.model_source))
             out.contrast_limits = (0.0, float(std.max()) or 1.0)
             out.refresh()
             self.status.setText(f"posterior std of plane {idx}: mean {std.mean():.3g}")
@@ -1134,13 +1131,10 @@ class DenoiseWidget(QWidget):
         out = sd.denoise(lz["image"], model, nm, score=lz["score"], axes=lz["axes"],
                          units=units)
         name = f"{lz['source']} denoised (lazy)"
-        score_model = model.kind == "score"
         sig = getattr(lz["score"], "sigma_a", None)
-        md = {"scoredenoise": {"source": lz["source"], "lazy": True, "units": units,
-                               "noise_model": effective_noise_model(model, nm, 0, sig)
-                               .to_dict() if score_model else None, "sigma_a": sig,
-                               "noise_model_chosen": nm.to_dict() if score_model else None,
-                               "model": self.session.model_source}}
+        md = {"scoredenoise": sd.provenance(model, nm, sigma_a=sig, units=units,
+                                            source=lz["source"], lazy=True,
+                                            model_source=self.session.model_source)}
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]
             layer.data = out
@@ -1318,19 +1312,18 @@ class DenoiseWidget(QWidget):
         for idx, x in solved.items():
             out.data[idx] = x
         if model.kind == "denoiser":
-            out.metadata["scoredenoise"].update(
-                noise_model=None, method=model.meta.get("training", {}).get("objective"),
-                model=self.session.model_source, planes_done=len(solved))
+            out.metadata["scoredenoise"].update(sd.provenance(
+                model, source=ly.name, model_source=self.session.model_source,
+                planes_done=len(solved)))
             out.refresh()
             self.status.setText(f"{len(solved)} plane(s) denoised by a direct denoiser "
                                 f"({out.metadata['scoredenoise']['method']}): no noise model "
                                 f"to tune")
             return
         sig = self.sigma_a.get(ly.name, model.sigma_a_default)
-        out.metadata["scoredenoise"].update(
-            noise_model=effective_noise_model(model, nm, 0, sig).to_dict(), sigma_a=sig,
-            noise_model_chosen=nm.to_dict(), model=self.session.model_source,
-            planes_done=len(solved), units=units)
+        out.metadata["scoredenoise"].update(sd.provenance(
+            model, nm, sigma_a=sig, units=units, source=ly.name,
+            model_source=self.session.model_source, planes_done=len(solved)))
         out.refresh()
         self.status.setText(f"{nm.name}: {len(solved)} plane(s) solved in "
                             f"{1000 * self.last_solve_seconds:.0f} ms (network not rerun)")
