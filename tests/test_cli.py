@@ -412,3 +412,32 @@ def test_posterior_std_maps_plane_by_plane(tmp_path, capsys):
                            str(tmp_path / "pg"), "-q"]) == 0
     assert main(run + ["--overwrite", "--axes", "YXZ"]) == 1
     assert "with Y and X last" in capsys.readouterr().err
+
+
+def test_prior_training_and_posterior_samples(tmp_path, capsys):
+    import tifffile
+
+    from scoredenoise.io import read_image
+
+    rng = np.random.default_rng(0)
+    clean = np.clip(rng.normal(0.5, 0.1, (2, 32, 32)), 0, 1).astype(np.float32)
+    tifffile.imwrite(tmp_path / "clean.tif", clean)  # two planes
+    assert main(["train", str(tmp_path / "clean.tif"), "-o", str(tmp_path / "p.sdmodel"),
+                 "--objective", "prior", "--steps", "2", "--preset", "small",
+                 "--patch-size", "16", "--batch-size", "2", "-q"]) == 0
+    noisy = (clean[0] + rng.normal(0, 0.05, (32, 32))).astype(np.float32)
+    tifffile.imwrite(tmp_path / "y.tif", noisy)
+    out = tmp_path / "out"
+    run = ["sample-posterior", str(tmp_path / "y.tif"), "-p", str(tmp_path / "p.sdmodel"),
+           "--sigma", "0.05", "-n", "2", "-o", str(out), "-q"]
+    assert main(run) == 0
+    xs, spread = read_image(out / "y_samples.tif"), read_image(out / "y_spread.tif")
+    assert xs.axes == "SYX" and xs.shape == (2, 32, 32) and spread.shape == (32, 32)
+    np.testing.assert_allclose(spread.data, np.asarray(xs.data).std(axis=0), rtol=1e-5)
+    assert xs.extra["scoredenoise"]["kind"] == "posterior samples"
+    capsys.readouterr()
+    assert main(run) == 1 and "exists (use --overwrite)" in capsys.readouterr().err
+    # a self-supervised score model cannot drive it, and says what can
+    untrained().save(tmp_path / "m.sdmodel")
+    assert main(run[:2] + ["-p", str(tmp_path / "m.sdmodel")] + run[4:]) == 2
+    assert "objective='prior'" in capsys.readouterr().err

@@ -1,5 +1,5 @@
 """Command line: ``scoredenoise noise-models``, ``train``, ``denoise``, ``posterior-std``,
-``estimate-noise``."""
+``sample-posterior``, ``estimate-noise``."""
 
 from __future__ import annotations
 
@@ -444,6 +444,55 @@ def _cmd_posterior_std(args) -> int:
     return 1 if failures else 0
 
 
+def _cmd_sample_posterior(args) -> int:
+    import numpy as np
+
+    from .io import find_images, read_image, write_tiff
+    from .langevin import check_prior, sample_posterior
+    from .model import load_model
+
+    prior = load_model(args.prior)
+    check_prior(prior)  # a wrong model fails before any file
+    files = find_images(args.images)
+    outdir = Path(args.output)
+    inputs = {f.resolve() for f in files}
+    failures = 0
+    for f in files:
+        outs = {k: outdir / f"{_stem(f)}_{k}.tif" for k in ("samples", "spread")}
+        try:
+            if any(o.resolve() in inputs for o in outs.values()):
+                raise ValueError(f"refusing to overwrite an input in {outdir}; choose another "
+                                 f"--output")
+            if any(o.exists() for o in outs.values()) and not args.overwrite:
+                raise FileExistsError(f"{outs['samples']} or its spread exists (use "
+                                      f"--overwrite)")
+            img = read_image(f)
+            y = np.asarray(img.data, np.float32)
+            if y.ndim != 2:
+                raise ValueError(f"sample-posterior takes single 2-D planes so far; {f.name} "
+                                 f"has shape {y.shape}")
+            bar = _Bar(f.name, args.quiet, unit="step")
+            xs = sample_posterior(y, prior, sigma=args.sigma, n_samples=args.n,
+                                  rng=args.seed, device=args.device,
+                                  progress=lambda d, t: bar(d, t))
+            bar.close()
+            outdir.mkdir(parents=True, exist_ok=True)
+            md = {"kind": "posterior samples", "version": __version__,
+                  "prior": str(args.prior), "sigma": args.sigma, "seed": args.seed,
+                  "source": str(f)}
+            axes = img.axes if len(img.axes) == 2 else "YX"
+            write_tiff(outs["samples"], xs, axes="S" + axes, pixel_size=img.pixel_size,
+                       unit=img.unit, metadata={"scoredenoise": md})
+            write_tiff(outs["spread"], xs.std(axis=0), axes=axes,
+                       pixel_size=img.pixel_size, unit=img.unit,
+                       metadata={"scoredenoise": {**md, "kind": "posterior samples' spread"}})
+            print(f"{f} -> {outs['samples']}, {outs['spread']}")
+        except (ValueError, FileExistsError) as exc:
+            failures += 1
+            print(f"scoredenoise: failed: {f}: {exc}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -591,6 +640,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_posterior_std)
+
+    p = sub.add_parser("sample-posterior", help="stochastic denoising: samples of the "
+                                                "clean image",
+                       description="Write OUTDIR/<name>_samples.tif (N samples of the clean "
+                                   "image given the noisy one, Gaussian noise of std --sigma; "
+                                   "annealed Langevin dynamics, Kawar et al. 2021) and "
+                                   "<name>_spread.tif (their per-pixel std). Needs a prior "
+                                   "trained on clean images: 'train --objective prior'.")
+    p.add_argument("images", nargs="+", help="TIFF/PNG files or folders (2-D planes)")
+    p.add_argument("-p", "--prior", required=True,
+                   help="prior model file from 'train --objective prior' on clean images")
+    p.add_argument("--sigma", type=float, required=True,
+                   help="std of the Gaussian noise, data units")
+    p.add_argument("-n", type=int, default=4, help="samples per image (default 4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_sample_posterior)
 
     p = sub.add_parser("estimate-noise", help="estimate noise-model parameters from images",
                        description="Estimate the parameters of a noise model from each noisy "

@@ -119,6 +119,12 @@ def _read_tiff(path: Path, lazy: bool) -> ImageData:
             unit = md.get("unit", unit)
             extra = {k: v for k, v in md.items() if k not in ("shape", "axes", "pixel_size",
                                                                 "unit")}
+            # our own outputs keep our letters: their S is a sample axis, not tifffile's
+            # samples per pixel (a colour)
+            own = md.get("axes")
+            if "scoredenoise" in md and isinstance(own, str) and \
+                    len(own) == len(series.shape) and set(own) <= set("TCZYXS"):
+                axes = own
         if tif.is_ome:
             ome = tif.ome_metadata or ""
             for ax in "XYZ":

@@ -44,7 +44,8 @@ def langevin_levels(sigma: float, sigma_min: float, ratio: float = 0.98) -> np.n
     return sigma * ratio ** np.arange(1, n + 1)
 
 
-def _check_prior(prior: ScoreModel) -> None:
+def check_prior(prior: ScoreModel) -> None:
+    """Raise ValueError unless ``prior`` is a model of ``train(objective="prior")``."""
     obj = prior.meta.get("training", {}).get("objective")
     if not isinstance(prior, ScoreModel) or prior.kind != "score" or not prior.conditioned \
             or obj != "prior":
@@ -98,7 +99,7 @@ def sample_posterior(image, prior: ScoreModel, *, sigma: float, n_samples: int =
     >>> xs = scoredenoise.sample_posterior(noisy, prior, sigma=12.0, n_samples=8)  # doctest: +SKIP
     >>> spread = xs.std(axis=0)                       # where the samples disagree  # doctest: +SKIP
     """
-    _check_prior(prior)
+    check_prior(prior)
     y = np.asarray(image, dtype=np.float32)
     if y.ndim != 2 or prior.dims != 2 or prior.channels != 1:
         raise ValueError(f"sample_posterior takes one 2-D single-channel plane with a 2-D "
