@@ -577,8 +577,10 @@ def test_one_denoise_button_whose_scope_is_a_choice(make_napari_viewer, qtbot, t
     _, den = viewer.window.add_plugin_dock_widget("scoredenoise", "Denoise")
     assert [den.scope.itemText(i) for i in range(den.scope.count())] == [
         "plane shown", "whole layer", "lazy layer (as you browse)", "whole layer to file",
-        "posterior std of the plane shown"]
+        "posterior std of the plane shown",
+        "posterior samples of the plane shown (needs a prior)"]
     assert not den.file_row.isVisibleTo(den)  # the output path only where it is needed
+    assert not den.prior_row.isVisibleTo(den)  # the prior only for samples
     den.scope.setCurrentText("whole layer to file")
     assert den.file_row.isVisibleTo(den)
     assert "stream" in den.denoise_btn.toolTip()
@@ -663,3 +665,44 @@ def test_posterior_std_layer_of_the_plane_shown(make_napari_viewer, qtbot, monke
     qtbot.waitUntil(lambda: not den.running, timeout=60_000)
     assert "the posterior variance is derived for the 'gaussian' and 'poisson-gaussian'" \
         in den.status.text()
+
+
+def test_posterior_samples_layers(make_napari_viewer, qtbot, monkeypatch, tmp_path):
+    from scoredenoise._napari import _widgets
+    errors = []
+    monkeypatch.setattr(_widgets, "show_error", errors.append)
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    y = rng.normal(60, 10, size=(3, 32, 32)).astype(np.float32)
+    ly = viewer.add_image(y, name="stack", scale=(2.0, 0.5, 0.5))
+    train, noise, den = _dock(viewer)
+    den.layer.setCurrentText("stack")
+    viewer.dims.set_current_step(0, 1)
+    noise.set_params("gaussian", sigma=10.0)
+    # no prior: the reason, not a crash
+    _press(den, "posterior samples of the plane shown (needs a prior)")
+    assert "need a prior" in errors[-1] and not den.running
+    assert den.prior_row.isVisible() or not den.isVisible()
+    # a self-supervised model is refused as a prior
+    untrained().save(tmp_path / "m.sdmodel")
+    assert den.load_prior(tmp_path / "m.sdmodel") is None and "objective='prior'" in errors[-1]
+    clean = [rng.normal(60, 5, size=(32, 32)).astype(np.float32) for _ in range(2)]
+    prior = sd.train(clean, objective="prior", preset="small", steps=2, patch_size=16,
+                     batch_size=2, seed=0)
+    assert den.load_prior(prior.save(tmp_path / "p.sdmodel")) is not None
+    den.n_samples.setValue(3)
+    _press(den, "posterior samples of the plane shown (needs a prior)")
+    qtbot.waitUntil(lambda: not den.running, timeout=120_000)
+    xs = viewer.layers["stack samples"]
+    assert xs.data.shape == (3, 3, 32, 32)
+    np.testing.assert_array_equal(xs.scale, (1.0, 2.0, 0.5, 0.5))
+    assert not np.any(xs.data[:, 0]) and not np.any(xs.data[:, 2])  # only the plane shown
+    assert not np.allclose(xs.data[0, 1], xs.data[1, 1])  # the samples differ
+    spread = viewer.layers["stack samples spread"]
+    np.testing.assert_array_equal(spread.scale, ly.scale)
+    np.testing.assert_allclose(spread.data[1], xs.data[:, 1].std(axis=0), rtol=1e-5)
+    assert xs.metadata["scoredenoise"]["kind"] == "posterior samples"
+    # samples need the gaussian model's sigma
+    noise.set_params("poisson-gaussian")
+    _press(den, "posterior samples of the plane shown (needs a prior)")
+    assert "need the gaussian noise model" in errors[-1]

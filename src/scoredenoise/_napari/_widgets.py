@@ -45,6 +45,7 @@ from qtpy.QtWidgets import (
 
 import scoredenoise as sd
 from scoredenoise import _axes
+from scoredenoise.langevin import check_prior
 from scoredenoise.noise import PAPER_KERNEL, get_noise_model, list_noise_models
 from scoredenoise.objectives import OBJECTIVES
 from scoredenoise.stream import default_chunks
@@ -856,8 +857,12 @@ class DenoiseWidget(QWidget):
                 "chunk (resumable), then show the file"),
             "posterior std of the plane shown": (
                 self.std_map, "how sure the result is, pixel by pixel: the posterior standard "
-                "deviation as a layer beside the result (the gaussian noise model so far; "
-                "8 network passes; docs/uncertainty.md)"),
+                "deviation as a layer beside the result (gaussian and poisson-gaussian "
+                "noise models; 8 network passes; docs/uncertainty.md)"),
+            "posterior samples of the plane shown (needs a prior)": (
+                self.samples, "stochastic denoising: several equally plausible clean images "
+                "and their per-pixel spread (annealed Langevin dynamics; gaussian noise "
+                "model; a prior trained on clean images: train --objective prior)"),
         }
         self.scope = QComboBox()
         for i, (label, (_, tip)) in enumerate(self.scopes.items()):
@@ -867,6 +872,15 @@ class DenoiseWidget(QWidget):
         self.denoise_btn = QPushButton("Denoise")
         self.denoise_btn.setToolTip("denoise the chosen layer with the current model and noise "
                                     "model, over the chosen scope")
+        self.prior = None  # the score of clean images (train(objective="prior"))
+        self.prior_source = None
+        self.prior_btn = QPushButton("Load prior...")
+        self.prior_btn.setToolTip("a model trained on clean images (frame averages) with "
+                                  "objective 'prior': the score of clean images at every "
+                                  "noise level, which posterior samples need")
+        self.prior_label = QLabel("no prior")
+        self.n_samples = _spin(1, 64, 4)
+        self.n_samples.setToolTip("samples drawn together (one network batch)")
         self.file_path = QLineEdit()
         self.file_path.setPlaceholderText("output .tif or .zarr")
         self.browse_btn = QPushButton("...")
@@ -890,12 +904,21 @@ class DenoiseWidget(QWidget):
         file_lay.addWidget(self.file_path)
         file_lay.addWidget(self.browse_btn)
         form.addRow(self.file_row)
+        self.prior_row = QWidget()
+        prior_lay = QHBoxLayout(self.prior_row)
+        prior_lay.setContentsMargins(0, 0, 0, 0)
+        prior_lay.addWidget(self.prior_btn)
+        prior_lay.addWidget(self.prior_label, 1)
+        prior_lay.addWidget(QLabel("samples"))
+        prior_lay.addWidget(self.n_samples)
+        form.addRow(self.prior_row)
         lay.addWidget(self.denoise_btn)
         lay.addLayout(_row(self.bar, self.cancel_btn))
         lay.addWidget(self.status)
         lay.addStretch()
         self.denoise_btn.clicked.connect(self.denoise)
         self.browse_btn.clicked.connect(self._browse)
+        self.prior_btn.clicked.connect(lambda: self.load_prior())
         self._scope_changed(self.scope.currentText())
         self.cancel_btn.clicked.connect(self._cancel.set)
         self.cancel_btn.clicked.connect(self._resolve_cancel.set)
@@ -911,6 +934,7 @@ class DenoiseWidget(QWidget):
 
     def _scope_changed(self, label):
         self.file_row.setVisible(label == "whole layer to file")
+        self.prior_row.setVisible(label.startswith("posterior samples"))
         self.denoise_btn.setToolTip(self.scopes[label][1])
 
     def _refresh(self, *_):
@@ -1014,6 +1038,94 @@ class DenoiseWidget(QWidget):
             self.status.setText(f"posterior std of plane {idx}: mean {std.mean():.3g}")
 
         self._start(run, done, f"posterior std of plane {idx} of {ly.name} ...")
+
+    def load_prior(self, path=None):
+        """Load the prior for posterior samples (a model of ``train(objective="prior")``)."""
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Load prior", "",
+                                                  "scoredenoise models (*.sdmodel)")
+            if not path:
+                return None
+        try:
+            prior = sd.load_model(path)
+            check_prior(prior)
+        except (ValueError, FileNotFoundError) as exc:
+            show_error(str(exc))
+            self.status.setText(str(exc))
+            return None
+        self.set_prior(prior, str(path))
+        return prior
+
+    def set_prior(self, prior, source):
+        check_prior(prior)
+        self.prior, self.prior_source = prior, source
+        self.prior_label.setText(Path(str(source)).name)
+
+    def samples(self):
+        """Posterior samples of the plane shown (``sd.sample_posterior``) in a worker: the
+        layers "NAME samples" (a leading sample axis) and "NAME samples spread"."""
+        try:
+            ly = self.viewer.layers[self.layer.currentText()]
+        except KeyError:
+            show_error("no image layer to denoise")
+            return
+        if self.prior is None:
+            msg = ("posterior samples need a prior: load one trained on clean images "
+                   "(scoredenoise train --objective prior)")
+            show_error(msg)
+            self.status.setText(msg)
+            return
+        nm = self.session.noise_model
+        if nm.name != "gaussian":
+            msg = (f"posterior samples need the gaussian noise model (its sigma), got "
+                   f"{nm.name}: choose gaussian in step 2")
+            show_error(msg)
+            self.status.setText(msg)
+            return
+        prior, n = self.prior, self.n_samples.value()
+        lead = ly.data.ndim - 2
+        idx = tuple(int(i) for i in self.viewer.dims.current_step[:lead])
+
+        def run():
+            y = np.asarray(ly.data[idx], dtype=np.float32)
+
+            def progress(done, total):
+                self._progress.step.emit(done, total, None)
+                return not self._cancel.is_set()
+
+            return sd.sample_posterior(y, prior, sigma=nm.sigma, n_samples=n, rng=0,
+                                       progress=progress)
+
+        def done(xs):
+            md = {"scoredenoise": {"source": ly.name, "kind": "posterior samples",
+                                   "prior": self.prior_source, "sigma": nm.sigma,
+                                   "plane": list(idx), "samples": n}}
+            name = f"{ly.name} samples"
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
+            full = np.zeros((n,) + ly.data.shape, np.float32)
+            full[(slice(None),) + idx] = xs
+            geo = _geometry(ly)
+            # a leading sample axis before the layer's own (scale 1, no offset)
+            self.viewer.add_image(full, name=name, metadata=md,
+                                  contrast_limits=ly.contrast_limits,
+                                  colormap=ly.colormap.name,
+                                  scale=(1.0,) + tuple(geo["scale"]),
+                                  translate=(0.0,) + tuple(geo["translate"]))
+            spread_name = f"{ly.name} samples spread"
+            if spread_name in self.viewer.layers:
+                self.viewer.layers.remove(spread_name)
+            sp = np.zeros(ly.data.shape, np.float32)
+            sp[idx] = xs.std(axis=0)
+            self.viewer.add_image(sp, name=spread_name, colormap="magma",
+                                  metadata={"scoredenoise": {**md["scoredenoise"],
+                                                             "kind": "posterior spread"}},
+                                  **geo)
+            self._refresh()
+            self.status.setText(f"{n} posterior samples of plane {idx}: mean spread "
+                                f"{float(xs.std(axis=0).mean()):.3g}")
+
+        self._start(run, done, f"{n} posterior samples of plane {idx} of {ly.name} ...")
 
     def _score_planes(self, all_planes):
         src = self._checked_source(in_memory=True)
