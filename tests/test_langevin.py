@@ -63,5 +63,7 @@ def test_prior_models_and_the_sampler_limits():
         sd.sample_posterior(y, prior, sigma=0.05, step=0.2)
     with pytest.raises(ValueError, match="sigma must be > 0"):
         sd.sample_posterior(y, prior, sigma=0)
+    with pytest.raises(ValueError, match="this model is a prior"):
+        sd.denoise(y, prior, "gaussian", sigma=0.05)
     with pytest.raises(ValueError, match="drop conditioned=False"):
         sd.train(clean, objective="prior", conditioned=False, steps=1)

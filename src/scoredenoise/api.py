@@ -264,6 +264,11 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
     >>> c = scoredenoise.denoise(stack, model2, est, axes="CYX")         # doctest: +SKIP
     """
     check_units(units, model.kind)
+    if model.meta.get("training", {}).get("objective") == "prior":
+        raise ValueError("this model is a prior (the score of clean images, trained with "
+                         "objective='prior'): it draws posterior samples "
+                         "(scoredenoise.sample_posterior); denoise with a score model trained "
+                         "on the noisy images")
     if hasattr(image, "dask") or type(image).__module__.startswith("dask"):
         from ._chunked import denoise_dask, solve_dask
 
