@@ -114,16 +114,16 @@ def test_conditioned_network_learns_the_score_at_each_sigma():
         assert slope == pytest.approx(want, rel=0.2), (sig, slope, want)
 
 
-def test_conditioned_loss_weighted_by_sigma_trains_every_level(monkeypatch):
+def test_conditioned_loss_weighted_by_sigma_trains_every_level():
     """The unweighted AR-DAE loss counts the score's error at sigma_a by sigma_a^2: over a
     50x range the small sigma_a went untrained (relative error 0.47 at 0.01 after 150
-    steps, against 0.02 with the 1 / sigma_a^2 weight, the option SIGMA_WEIGHTING="score")."""
-    import scoredenoise.objectives as objectives
-    monkeypatch.setattr(objectives, "SIGMA_WEIGHTING", "score")
+    steps, against 0.02 with the 1 / sigma_a^2 weight, which the default "auto" weighting
+    picks for continuous data like these)."""
     rng = np.random.default_rng(0)
     imgs = [rng.normal(0.5, 0.1, (64, 64)).astype(np.float32) for _ in range(4)]
     m = sd.train(imgs, preset="small", steps=150, patch_size=32, batch_size=8, seed=0,
                  sigma_a=(0.01, 0.5))
+    assert m.meta["training"]["sigma_weighting"] == "score"
     y = np.random.default_rng(5).normal(0.5, 0.1, (96, 96)).astype(np.float32)
     core = (slice(16, -16), slice(16, -16))
     for sig in (0.01, 0.03, 0.1):

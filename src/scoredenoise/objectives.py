@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["Objective", "OBJECTIVES", "get_objective", "neighbor_subsample",
-           "iddp_degradation", "sample_sigma_a", "sigma_weight"]
+           "iddp_degradation", "sample_sigma_a", "sigma_weight",
+           "resolve_sigma_weighting", "SIGMA_WEIGHTINGS"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class LossContext:
     extra_noise: torch.Tensor | float
     score_scale: float
     sigma_range: tuple[float, float] | None = None
+    #: how the conditioned loss weighs its levels, resolved: "none" or "score"
+    weighting: str = "none"
 
 
 @dataclass(frozen=True)
@@ -93,17 +96,44 @@ def _randn(x, gen):
 # the method
 
 
-#: how a sigma-conditioned score network weighs its samples (:func:`sigma_weight`): "none"
-#: (default: the plain AR-DAE loss) or "score" (1 / sigma_a^2). Measured with the FiLM
-#: network (docs/training.md): "score" gave Set12 row 1 +0.57 dB (27.99 against 27.42) but
-#: the FMD pairs -1.7 dB (34.15 against 35.87; the photon-starved fish -2.6), so it is an
-#: option for continuous (e.g. synthetic Gaussian) noise, not the default
-SIGMA_WEIGHTING = "none"
+#: how a sigma-conditioned score network weighs its samples (:func:`sigma_weight`):
+#: "auto" (default: chosen by the data, :func:`resolve_sigma_weighting`), "none" (the plain
+#: AR-DAE loss) or "score" (1 / sigma_a^2). Measured with the FiLM network
+#: (docs/training.md): "score" gave Set12 row 1 +0.57 dB (27.99 against 27.42) but the FMD
+#: pairs -1.7 dB (34.15 against 35.87; the photon-starved fish -2.6)
+SIGMA_WEIGHTING = "auto"
+SIGMA_WEIGHTINGS = ("auto", "none", "score")
 
 
-def sigma_weight(sigma):
+def resolve_sigma_weighting(extra_noise: float, weighting: str | None = None) -> str:
+    """The weighting a training run uses: ``weighting`` (default :data:`SIGMA_WEIGHTING`),
+    with ``"auto"`` resolved by the data.
+
+    ``"auto"`` weighs by 1 / sigma_a^2 (``"score"``) where the training data are continuous
+    (no smoothing added, ``extra_noise == 0``), and not at all (``"none"``) where they lie on
+    a lattice or are photon counts (``extra_noise > 0``): there the targets at small sigma_a
+    carry the comb that the smoothing only half removes, the noisiest targets of all, and
+    weighting them up swamped the rest.
+
+    Examples
+    --------
+    >>> resolve_sigma_weighting(0.0, "auto")
+    'score'
+    >>> resolve_sigma_weighting(1.6, "auto")
+    'none'
+    """
+    weighting = SIGMA_WEIGHTING if weighting is None else weighting
+    if weighting not in SIGMA_WEIGHTINGS:
+        raise ValueError(f"sigma weighting must be one of {SIGMA_WEIGHTINGS}, "
+                         f"got {weighting!r}")
+    if weighting == "auto":
+        return "score" if not extra_noise else "none"
+    return weighting
+
+
+def sigma_weight(sigma, weighting: str = "score"):
     """The weight of a sample trained at ``sigma`` (sigma_a) in the sigma-conditioned
-    AR-DAE loss, up to a constant.
+    AR-DAE loss, up to a constant, for a resolved ``weighting`` ("none" or "score").
 
     The loss exceeds its minimum by sigma^2 ||s - s*||^2, and so does its gradient (the
     antithetic pairs make its noise O(sigma^2) too). The score of noisy data is bounded
@@ -113,11 +143,12 @@ def sigma_weight(sigma):
     error and the same gradient (Set12 row 1: 27.72 dB against 27.17 with the input-channel
     network, 27.99 against 27.42 with FiLM); on photon-count data it amplifies the noisiest
     targets, those at small sigma_a, and cost the FMD pairs 1.7 dB (docs/training.md)."""
-    if SIGMA_WEIGHTING == "none":
-        return torch.ones_like(torch.as_tensor(sigma, dtype=torch.float32))
-    if SIGMA_WEIGHTING == "score":
-        return 1.0 / torch.as_tensor(sigma, dtype=torch.float32) ** 2
-    raise ValueError(f"SIGMA_WEIGHTING must be 'score' or 'none', got {SIGMA_WEIGHTING!r}")
+    sigma = torch.as_tensor(sigma, dtype=torch.float32)
+    if weighting == "none":
+        return torch.ones_like(sigma)
+    if weighting == "score":
+        return 1.0 / sigma ** 2
+    raise ValueError(f"weighting must be 'score' or 'none' (resolved), got {weighting!r}")
 
 
 def sample_sigma_a(n: int, low: float, high: float, generator=None,
@@ -147,7 +178,8 @@ def _score_loss(ctx: LossContext, x, t, weighted: bool = True):
     if not weighted:  # clean images: |s| ~ 1 / sigma, the plain loss weighs levels alike
         return torch.mean((u + sb * s) ** 2)
     lo, hi = ctx.sigma_range
-    w = sigma_weight(sb) / sigma_weight(math.sqrt(lo * hi))  # 1 in the range's middle
+    w = (sigma_weight(sb, ctx.weighting)  # 1 in the range's middle
+         / sigma_weight(math.sqrt(lo * hi), ctx.weighting))
     return torch.mean((u + sb * s) ** 2 * w)
 
 

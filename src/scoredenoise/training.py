@@ -28,7 +28,7 @@ from ._device import autocast, resolve_device, resolve_precision
 from .model import SCORE_OUTPUT_SCALE, ScoreModel, model_from_parts, read_model_file
 from .network import PRESETS, build_network
 from .objectives import OBJECTIVES as _OBJECTIVES
-from .objectives import LossContext, get_objective
+from .objectives import LossContext, get_objective, resolve_sigma_weighting
 from .smoothing import SIGMA_RANGE
 
 __all__ = ["train", "time_per_step", "PatchSampler", "sigma_a_schedule", "OBJECTIVES",
@@ -537,6 +537,9 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
         extra_noise = model.extra_noise if model is not None else (
             sampler.quantisation_step() if obj.clean_data else auto_extra_noise(sampler))
     extra_noise = float(extra_noise)
+    # the conditioned loss's weight over sigma_a, chosen by the data (continuous: 1/sigma_a^2)
+    weighting = (resolve_sigma_weighting(extra_noise)
+                 if obj.kind == "score" and conditioned and obj.sigma_range is None else "none")
 
     if model is not None:
         if model.channels != sampler.channels:
@@ -592,7 +595,8 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
         ctx = LossContext(net=net_fn, step=step_now[0], steps=steps, generator=gen,
                           sigma_a=sig, extra_noise=extra_n if extra_noise else 0.0,
                           score_scale=SCORE_OUTPUT_SCALE,
-                          sigma_range=tuple(cur_range) if conditioned else None)
+                          sigma_range=tuple(cur_range) if conditioned else None,
+                          weighting=weighting)
         return obj.loss(ctx, (x - off_t) / sc_t, None if t is None else (t - off_t) / sc_t)
 
     # the conditioned network's current training range; narrowed once (adaptive) at
@@ -612,7 +616,8 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
                     batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                     val_fraction=val_fraction, augment=augment, extra_noise=extra_noise,
                     conditioned=conditioned, sigma_a=list(sigma_a), anneal_every=anneal_every,
-                    precision=precision, seed=seed, device=str(dev), ema=ema)
+                    precision=precision, seed=seed, device=str(dev), ema=ema,
+                    sigma_weighting=weighting)
     data_info = [{"shape": list(s.array.shape), "axes": s.axes, "dtype": str(s.array.dtype)}
                  for s in sampler.sources]
 
