@@ -95,3 +95,32 @@ def test_written_files_follow_the_umask(tmp_path):
     for name in ("a.tif", "a.png", "m.sdmodel"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
     assert (tmp_path / "b.tif").stat().st_mode & 0o777 == 0o600
+
+
+def test_tiff_written_from_pages_one_at_a_time(tmp_path):
+    """Pages given one by one (streamed: one in memory) make the same file as the array; a
+    generator that fails half way leaves no output; pages need their dtype."""
+    data = np.random.default_rng(0).random((4, 12, 10)).astype(np.float32)
+    held = []
+
+    def pages():
+        for p in data:
+            held.append(p)
+            yield p
+
+    write_tiff(tmp_path / "p.tif", pages(), shape=data.shape, dtype=np.float32, axes="ZYX",
+               pixel_size={"X": 0.5, "Y": 0.5})
+    img = read_image(tmp_path / "p.tif")
+    assert img.axes == "ZYX" and img.pixel_size["X"] == 0.5 and len(held) == 4
+    np.testing.assert_array_equal(img.data, data)
+
+    def failing():
+        yield data[0]
+        raise RuntimeError("cancelled")
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        write_tiff(tmp_path / "f.tif", failing(), shape=data.shape, dtype=np.float32,
+                   axes="ZYX")
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["p.tif"]
+    with pytest.raises(ValueError, match="dtype"):
+        write_tiff(tmp_path / "g.tif", pages(), shape=data.shape, axes="ZYX")

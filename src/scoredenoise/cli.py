@@ -387,9 +387,10 @@ def _cmd_posterior_std(args) -> int:
 
     from .api import provenance
     from .estimate import estimate_noise
-    from .io import find_images, read_image, write_tiff
+    from .io import find_images, write_tiff
     from .model import load_model
     from .noise import get_noise_model
+    from .stream import open_image
     from .uncertainty import posterior_std
 
     model = load_model(args.model)
@@ -409,10 +410,9 @@ def _cmd_posterior_std(args) -> int:
                                  f"--output")
             if out.exists() and not args.overwrite:
                 raise FileExistsError(f"{out} exists (use --overwrite)")
-            img = read_image(f)
-            axes = args.axes or img.axes
-            data = np.asarray(img.data, np.float32)
-            if len(axes) != data.ndim or not axes.endswith("YX") or "C" in axes:
+            img = open_image(f, axes=args.axes)  # lazily: one plane in memory at a time
+            axes, data = img.axes, img.data
+            if not axes.endswith("YX") or "C" in axes:
                 raise ValueError(f"posterior-std takes single-channel planes with Y and X "
                                  f"last; {f.name} has axes {axes!r} and shape {data.shape} "
                                  f"(give --axes, e.g. ZYX)")
@@ -422,21 +422,24 @@ def _cmd_posterior_std(args) -> int:
             else:
                 nm = get_noise_model(args.noise, **params)
             # sigma_a chosen once a file, on its middle plane (as denoise does)
-            mid = planes[len(planes) // 2]
+            mid = np.asarray(planes[len(planes) // 2], np.float32)
             sig = model.resolve_sigma_a(mid, _sigma_a_arg(args.sigma_a), nm,
                                         device=args.device)
             bar = _Bar(f.name, args.quiet, unit="plane")
-            std = np.empty_like(planes)
-            for i, plane in enumerate(planes):
-                std[i] = posterior_std(plane, model, nm, device=args.device, rng=args.seed,
-                                       sigma_a=sig if model.conditioned else "auto")
-                bar(i + 1, len(planes))
-            bar.close()
-            outdir.mkdir(parents=True, exist_ok=True)
-            write_tiff(out, std.reshape(data.shape), axes=axes, pixel_size=img.pixel_size,
-                       unit=img.unit, metadata={"scoredenoise": provenance(
+
+            def maps(planes=planes, nm=nm, sig=sig, bar=bar):
+                for i in range(len(planes)):
+                    plane = np.asarray(planes[i], np.float32)
+                    yield posterior_std(plane, model, nm, device=args.device, rng=args.seed,
+                                        sigma_a=sig if model.conditioned else "auto")
+                    bar(i + 1, len(planes))
+
+            write_tiff(out, maps(), shape=data.shape, dtype=np.float32, axes=axes,
+                       pixel_size=img.pixel_size, unit=img.unit,
+                       metadata={"scoredenoise": provenance(
                            model, nm, sigma_a=sig, source=str(f), kind="posterior std",
                            model_source=str(args.model))})
+            bar.close()
             print(f"{f} -> {out}")
         except (ValueError, FileExistsError, NotImplementedError) as exc:
             failures += 1
@@ -619,8 +622,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "denoised image may be from the truth at each pixel "
                                    "(second-order Tweedie from the model's score; "
                                    "docs/uncertainty.md). Noise models: gaussian, "
-                                   "poisson-gaussian. Single-channel images, plane by plane, "
-                                   "read whole (not streamed).")
+                                   "poisson-gaussian. Single-channel images, streamed plane by "
+                                   "plane (one plane in memory at a time).")
     p.add_argument("images", nargs="+", help="TIFF/PNG files or folders")
     p.add_argument("-m", "--model", required=True, help="model file from 'train'")
     p.add_argument("--noise", default="gaussian", choices=["gaussian", "poisson-gaussian"],

@@ -177,17 +177,29 @@ def publish(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
-def write_tiff(path: str | os.PathLike, data: np.ndarray, *, axes: str,
+def write_tiff(path: str | os.PathLike, data, *, axes: str,
                pixel_size: dict | None = None, unit: str | None = None,
-               metadata: dict | None = None, compression: str | None = None) -> Path:
+               metadata: dict | None = None, compression: str | None = None,
+               shape: tuple | None = None, dtype=None) -> Path:
     """Write ``data`` to a TIFF atomically, with axes, pixel sizes and JSON metadata.
 
     Axes and metadata are stored as tifffile's JSON description (read back by
     :func:`read_image`); X/Y pixel sizes also as resolution tags that other software reads.
+    ``data`` is an array, or an iterable of (Y, X) pages with ``shape`` and ``dtype`` given:
+    then one page at a time is held in memory (streamed writing).
     """
     import tifffile
 
     path = Path(path)
+    pages = {}
+    if shape is None:
+        data = np.asarray(data)
+        shape, dtype = data.shape, data.dtype
+    elif dtype is None:
+        raise ValueError("write_tiff: pages need their dtype (dtype=) as well as the shape")
+    else:
+        pages = {"shape": tuple(shape), "dtype": np.dtype(dtype)}
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
     pixel_size = pixel_size or {}
     md = {"axes": axes, "pixel_size": pixel_size}
     if unit:
@@ -199,8 +211,8 @@ def write_tiff(path: str | os.PathLike, data: np.ndarray, *, axes: str,
         kwargs["resolution"] = (1.0 / pixel_size["X"], 1.0 / pixel_size["Y"])
     tmp = atomic_path(path)
     try:
-        tifffile.imwrite(tmp, data, metadata=md, bigtiff=data.nbytes > 2 ** 31,
-                         photometric="minisblack",
+        tifffile.imwrite(tmp, data, metadata=md, **pages,
+                         bigtiff=nbytes > 2 ** 31 - 2 ** 25, photometric="minisblack",
                          compression=compression, **kwargs)
         publish(tmp, path)
     except BaseException:
