@@ -441,3 +441,34 @@ def test_prior_training_and_posterior_samples(tmp_path, capsys):
     untrained().save(tmp_path / "m.sdmodel")
     assert main(run[:2] + ["-p", str(tmp_path / "m.sdmodel")] + run[4:]) == 2
     assert "objective='prior'" in capsys.readouterr().err
+
+
+def test_camera_prior_and_its_samples(tmp_path, capsys):
+    """train --objective prior --camera ... records the camera; sample-posterior then needs
+    no --sigma (and refuses one), and writes samples in ADU, never below the offset."""
+    import tifffile
+
+    from scoredenoise.io import read_image
+    from scoredenoise.noise import PoissonGaussian
+
+    rng = np.random.default_rng(0)
+    clean = (40 + 20 * rng.random((2, 32, 32))).astype(np.float32)
+    tifffile.imwrite(tmp_path / "avg.tif", clean)
+    base = ["train", str(tmp_path / "avg.tif"), "-o", str(tmp_path / "p.sdmodel"),
+            "--objective", "prior", "--steps", "2", "--preset", "small", "--patch-size",
+            "16", "--batch-size", "2", "-q"]
+    cam = ["--camera", "gain=3.8", "--camera", "offset=3.5", "--camera", "read_noise=1"]
+    assert main(base[:5] + ["score"] + base[6:] + cam) == 2
+    assert "use it with --objective prior" in capsys.readouterr().err
+    assert main(base + cam) == 0
+    camera = PoissonGaussian(gain=3.8, offset=3.5, read_noise=1.0)
+    noisy = camera.sample(clean[0] - 3.5, rng=1).astype(np.float32)
+    tifffile.imwrite(tmp_path / "y.tif", noisy)
+    run = ["sample-posterior", str(tmp_path / "y.tif"), "-p", str(tmp_path / "p.sdmodel"),
+           "-n", "2", "-o", str(tmp_path / "out"), "-q"]
+    assert main(run + ["--sigma", "2"]) == 2
+    assert "drop --sigma" in capsys.readouterr().err
+    assert main(run) == 0
+    xs = read_image(tmp_path / "out" / "y_samples.tif")
+    assert xs.shape == (2, 32, 32) and float(np.min(xs.data)) >= 3.5
+    assert xs.extra["scoredenoise"]["camera"] == camera.to_dict()

@@ -20,7 +20,7 @@ from .estimate import (
     select_noise_parameters,
 )
 from .estimate_kernel import NoiseKernel, estimate_noise_kernel
-from .langevin import sample_posterior
+from .langevin import sample_posterior, train_prior
 from .model import Cancelled, ModelFileError, Score, ScoreModel, load_model
 from .noise import (
     NoiseModel,
@@ -40,6 +40,7 @@ __all__ = [
     "time_per_step",
     "denoise",
     "sample_posterior",
+    "train_prior",
     "provenance",
     "ImplausibleSolutionWarning",
     "denoise_to_file",

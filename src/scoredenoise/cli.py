@@ -38,20 +38,21 @@ def _cmd_noise_models(args) -> int:
     return 0
 
 
-def _parse_params(items) -> dict:
+def _parse_params(items, option: str = "--param") -> dict:
     params = {}
     for item in items or []:
         if "=" not in item:
-            raise ValueError(f"--param takes name=value, got {item!r}")
+            raise ValueError(f"{option} takes name=value, got {item!r}")
         k, v = item.split("=", 1)
         k = k.strip()
         if k in params:
-            raise ValueError(f"--param {k} is given twice ({params[k]!r} and {v}); give each "
-                             f"parameter once")
+            raise ValueError(f"{option} {k} is given twice ({params[k]!r} and {v}); give "
+                             f"each parameter once")
         try:
             params[k] = json.loads(v)
         except json.JSONDecodeError:
-            raise ValueError(f"--param {k}: value {v!r} is not a number or JSON list") from None
+            raise ValueError(f"{option} {k}: value {v!r} is not a number or JSON list") \
+                from None
     return params
 
 
@@ -130,6 +131,10 @@ class _Bar:
 
 
 def _cmd_train(args) -> int:
+    import functools
+
+    import numpy as np
+
     from .io import find_images, read_image
     from .training import train
 
@@ -143,9 +148,20 @@ def _cmd_train(args) -> int:
             raise ValueError(f"--targets gives {len(tfiles)} images for {len(files)} inputs; "
                              f"give one target per input, in the same order")
         targets = [read_image(f, lazy=True).data for f in tfiles]
+    data = [im.data for im in imgs]
+    fit = functools.partial(train, objective=args.objective)
+    if args.camera:  # a prior of camera data, in its variance-stabilised domain
+        from .langevin import train_prior
+        from .noise import get_noise_model
+
+        if args.objective != "prior":
+            raise ValueError(f"--camera stabilises the clean images of a prior: use it with "
+                             f"--objective prior, got {args.objective}")
+        cam = get_noise_model("poisson-gaussian", **_parse_params(args.camera, "--camera"))
+        fit = functools.partial(train_prior, noise_model=cam)
+        data = [np.asarray(d) for d in data]
     bar = _Bar("train", args.quiet)
-    model = train([im.data for im in imgs], axes=axes, dims=args.dims, preset=args.preset,
-                  objective=args.objective, targets=targets,
+    model = fit(data, axes=axes, dims=args.dims, preset=args.preset, targets=targets,
                   steps=args.steps, patch_size=args.patch_size, batch_size=args.batch_size,
                   lr=args.lr, val_fraction=args.val_fraction, augment=not args.no_augment,
                   extra_noise=(args.extra_noise if args.extra_noise == "auto"
@@ -456,6 +472,13 @@ def _cmd_sample_posterior(args) -> int:
 
     prior = load_model(args.prior)
     check_prior(prior)  # a wrong model fails before any file
+    camera = prior.meta.get("stabilised_by")
+    if camera is None and args.sigma is None:
+        raise ValueError(f"--sigma (the Gaussian noise's std) is needed: {args.prior} is a "
+                         f"prior of images as they are, not of a camera's stabilised ones")
+    if camera is not None and args.sigma is not None:
+        raise ValueError(f"{args.prior} is a prior for the camera {camera['params']}: its "
+                         f"noise is the camera's; drop --sigma")
     files = find_images(args.images)
     outdir = Path(args.output)
     inputs = {f.resolve() for f in files}
@@ -481,8 +504,8 @@ def _cmd_sample_posterior(args) -> int:
             bar.close()
             outdir.mkdir(parents=True, exist_ok=True)
             md = {"kind": "posterior samples", "version": __version__,
-                  "prior": str(args.prior), "sigma": args.sigma, "seed": args.seed,
-                  "source": str(f)}
+                  "prior": str(args.prior), "sigma": args.sigma, "camera": camera,
+                  "seed": args.seed, "source": str(f)}
             axes = img.axes if len(img.axes) == 2 else "YX"
             write_tiff(outs["samples"], xs, axes="S" + axes, pixel_size=img.pixel_size,
                        unit=img.unit, metadata={"scoredenoise": md})
@@ -537,6 +560,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "supervised or noise2noise (need --targets)")
     p.add_argument("--targets", nargs="+", help="clean images (supervised) or second noisy "
                                                 "frames (noise2noise), one per input")
+    p.add_argument("--camera", action="append", metavar="NAME=VALUE",
+                   help="with --objective prior: the poisson-gaussian camera (gain, offset, "
+                        "read_noise; repeatable, e.g. --camera gain=3.8) whose noisy images "
+                        "the prior will sample: it is trained on the variance-stabilised "
+                        "clean images (docs/uncertainty.md)")
     p.add_argument("--dims", type=int, default=2, choices=[2, 3], help="2D or 3D network")
     p.add_argument("--preset", default="default", choices=["small", "default", "large"])
     p.add_argument("--steps", type=int, default=_TRAIN_STEPS,
@@ -647,15 +675,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample-posterior", help="stochastic denoising: samples of the "
                                                 "clean image",
                        description="Write OUTDIR/<name>_samples.tif (N samples of the clean "
-                                   "image given the noisy one, Gaussian noise of std --sigma; "
-                                   "annealed Langevin dynamics, Kawar et al. 2021) and "
-                                   "<name>_spread.tif (their per-pixel std). Needs a prior "
-                                   "trained on clean images: 'train --objective prior'.")
+                                   "image given the noisy one: Gaussian noise of std --sigma, "
+                                   "or a camera's noise through its variance-stabilising "
+                                   "transform; annealed Langevin dynamics, Kawar et al. 2021) "
+                                   "and <name>_spread.tif (their per-pixel std). Needs a prior "
+                                   "trained on clean images: 'train --objective prior' "
+                                   "(with --camera for camera data).")
     p.add_argument("images", nargs="+", help="TIFF/PNG files or folders (2-D planes)")
     p.add_argument("-p", "--prior", required=True,
                    help="prior model file from 'train --objective prior' on clean images")
-    p.add_argument("--sigma", type=float, required=True,
-                   help="std of the Gaussian noise, data units")
+    p.add_argument("--sigma", type=float,
+                   help="std of the Gaussian noise, data units (not with a camera prior, "
+                        "'train --objective prior --camera ...', whose camera sets the noise)")
     p.add_argument("-n", type=int, default=4, help="samples per image (default 4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", required=True, help="output folder")

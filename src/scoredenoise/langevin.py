@@ -15,6 +15,13 @@ high-SNR images (frame averages, or clean references) with ``train(clean, object
 the same sigma-conditioned network, trained by denoising score matching over sigma_i from
 0.005 to 1 of the data range (as NCSN trains).
 
+Camera (``poisson-gaussian``) noise is not Gaussian: it is made so by the generalized Anscombe
+transform (its ``stabilise``), which turns the noisy image into t = m(x) + n with n close to
+N(0, 1), m(x) = E[t | x] (``stabilise_clean``). The prior is then that of m(x), trained on
+the transformed clean images (:func:`train_prior` with the camera's noise model; the model file
+records the camera), Algorithm 1 runs in the transformed domain with sigma = 1, and each sample
+is mapped back to ADU by the inverse of m (``unstabilise``): samples map to samples.
+
 The posterior score at level sigma_i < sigma_0 (Kawar et al., Eq. 7):
 s_i(x | y) = s_prior(x, sigma_i) + (y - x) / (sigma_0^2 - sigma_i^2); at each level ``T``
 steps x <- x + a_i s_i + sqrt(2 a_i) z with a_i = eps sigma_i^2 / sigma_L^2, started at y.
@@ -30,7 +37,7 @@ import torch
 from ._device import resolve_device
 from .model import SCORE_OUTPUT_SCALE, ScoreModel, _report
 
-__all__ = ["sample_posterior", "annealed_langevin", "langevin_levels"]
+__all__ = ["sample_posterior", "train_prior", "annealed_langevin", "langevin_levels"]
 
 
 def langevin_levels(sigma: float, sigma_min: float, ratio: float = 0.98) -> np.ndarray:
@@ -55,12 +62,99 @@ def check_prior(prior: ScoreModel) -> None:
             f"self-supervised score model learns the noisy data's score, got objective {obj!r})")
 
 
-def sample_posterior(image, prior: ScoreModel, *, sigma: float, n_samples: int = 4,
+def _stabiliser(noise_model):
+    """The noise model if it has a variance-stabilising transform, else None."""
+    return noise_model if callable(getattr(noise_model, "stabilise_clean", None)) else None
+
+
+def train_prior(images, *, noise_model=None, **train_kwargs) -> ScoreModel:
+    """Train the prior of :func:`sample_posterior`: the score of clean images at every noise
+    level (``train(images, objective="prior")``), on high-SNR images such as frame averages.
+
+    Parameters
+    ----------
+    images : array or list of arrays
+        Clean images, in the units of the noisy data to be sampled (ADU with the camera's
+        offset for camera data).
+    noise_model : NoiseModel, optional
+        For camera noise (``poisson-gaussian``): the camera. The prior is then trained on the
+        variance-stabilised images (``noise_model.stabilise_clean``) and the model file
+        records the camera, so that :func:`sample_posterior` samples in that domain. None:
+        the images as they are (Gaussian noise).
+    **train_kwargs
+        As for :func:`scoredenoise.train` (``steps``, ``preset``, ``seed``, ...).
+
+    Examples
+    --------
+    >>> cam = scoredenoise.get_noise_model("poisson-gaussian", gain=3.8, offset=3.5,
+    ...                                    read_noise=1.0)                  # doctest: +SKIP
+    >>> prior = train_prior(averages, noise_model=cam, steps=3000)          # doctest: +SKIP
+    """
+    from .training import train
+
+    if train_kwargs.get("objective", "prior") != "prior":
+        raise ValueError(f"train_prior trains objective 'prior', got "
+                         f"{train_kwargs['objective']!r}")
+    train_kwargs.pop("objective", None)
+    stab = _stabiliser(noise_model)
+    if noise_model is not None and stab is None and noise_model.name != "gaussian":
+        raise ValueError(f"a prior for {noise_model.name} noise needs a variance-stabilising "
+                         f"transform, which only poisson-gaussian has; give no noise model "
+                         f"for gaussian noise")
+    if stab is not None:
+        imgs = images if isinstance(images, (list, tuple)) else [images]
+        images = [stab.stabilise_clean(np.asarray(im, np.float32)).astype(np.float32)
+                  for im in imgs]
+    prior = train(images, objective="prior", **train_kwargs)
+    if stab is not None:
+        prior.meta["stabilised_by"] = stab.to_dict()
+    return prior
+
+
+def _prior_camera(prior: ScoreModel, noise_model):
+    """The camera whose transformed domain the prior was trained in (None: the data's own
+    units), checked against the ``noise_model`` given for sampling."""
+    from .noise import noise_model_from_dict
+
+    rec = prior.meta.get("stabilised_by")
+    cam = None if rec is None else noise_model_from_dict(rec)
+    if noise_model is None:
+        return cam
+    if _stabiliser(noise_model) is None:
+        if noise_model.name != "gaussian":
+            raise ValueError(f"posterior samples are derived for gaussian and (through its "
+                             f"variance-stabilising transform) poisson-gaussian noise, not "
+                             f"{noise_model.name}")
+        if cam is not None:
+            raise ValueError(f"this prior was trained on images stabilised for "
+                             f"{_describe(cam)}; sample with that noise model (or none)")
+        return None
+    if cam is None:
+        raise ValueError(f"{noise_model.name} noise needs a prior trained on stabilised "
+                         f"images: train_prior(averages, noise_model=...) (CLI: train "
+                         f"--objective prior --stabilise ...); this one was trained on the "
+                         f"images as they are")
+    a, b = cam.to_dict()["params"], noise_model.to_dict()["params"]
+    if any(not np.isclose(a[k], b[k], rtol=0.01, atol=1e-6) for k in a):
+        raise ValueError(f"this prior was trained for {_describe(cam)}, not "
+                         f"{_describe(noise_model)}: sample with its camera or train a prior "
+                         f"for this one")
+    return noise_model
+
+
+def _describe(nm) -> str:
+    return f"{nm.name}(" + ", ".join(f"{k}={v:.4g}" for k, v in
+                                     nm.to_dict()["params"].items()) + ")"
+
+
+def sample_posterior(image, prior: ScoreModel, *, sigma: float | None = None,
+                     noise_model=None, n_samples: int = 4,
                      sigma_min: float | None = None, ratio: float = 0.98,
                      steps_per_level: int = 5, step: float = 0.06, device="auto", rng=None,
                      progress=None) -> np.ndarray:
-    """Samples of the clean image given a noisy one, y = x + N(0, sigma^2), by annealed
-    Langevin dynamics on the posterior (Kawar et al. 2021, Algorithm 1).
+    """Samples of the clean image given a noisy one, by annealed Langevin dynamics on the
+    posterior (Kawar et al. 2021, Algorithm 1): Gaussian noise y = x + N(0, sigma^2), or
+    camera noise (``poisson-gaussian``) through its variance-stabilising transform.
 
     Parameters
     ----------
@@ -69,8 +163,13 @@ def sample_posterior(image, prior: ScoreModel, *, sigma: float, n_samples: int =
     prior : ScoreModel
         The score of clean images at every noise level: ``train(clean, objective="prior")``
         on high-SNR images of the same kind (frame averages), in the same units.
-    sigma : float
+    sigma : float, optional
         Std of the Gaussian noise of ``image`` (data units), e.g. from ``estimate_noise``.
+    noise_model : NoiseModel, optional
+        Instead of ``sigma``: a ``gaussian`` model, or the ``poisson-gaussian`` camera of a
+        prior from ``train_prior(..., noise_model=camera)`` (checked against the camera the
+        prior records; default that camera). With a stabilised prior, ``image`` is in ADU
+        with the offset, and so are the samples.
     n_samples : int
         Independent samples, computed together (one network batch).
     sigma_min : float, optional
@@ -100,6 +199,29 @@ def sample_posterior(image, prior: ScoreModel, *, sigma: float, n_samples: int =
     >>> spread = xs.std(axis=0)                       # where the samples disagree  # doctest: +SKIP
     """
     check_prior(prior)
+    opts = dict(n_samples=n_samples, ratio=ratio, steps_per_level=steps_per_level, step=step,
+                device=device, rng=rng, progress=progress)
+    cam = _prior_camera(prior, noise_model)
+    if cam is not None:  # in the camera's variance-stabilised domain, where sigma = 1
+        if sigma is not None or sigma_min is not None:
+            raise ValueError(f"with a prior of stabilised images the noise is the camera's "
+                             f"({_describe(cam)}), 1 in its transformed domain: drop sigma "
+                             f"and sigma_min")
+        t = cam.stabilise(np.asarray(image, np.float64)).astype(np.float32)
+        return cam.unstabilise(_sample_gaussian(t, prior, 1.0, None, **opts)).astype(
+            np.float32)
+    if noise_model is not None:
+        if sigma is not None:
+            raise ValueError("give sigma or a gaussian noise_model, not both")
+        sigma = float(noise_model.sigma)
+    if sigma is None:
+        raise ValueError("sample_posterior needs the noise: sigma= (Gaussian noise) or "
+                         "noise_model=")
+    return _sample_gaussian(image, prior, sigma, sigma_min, **opts)
+
+
+def _sample_gaussian(image, prior, sigma, sigma_min, *, n_samples, ratio, steps_per_level,
+                     step, device, rng, progress) -> np.ndarray:
     y = np.asarray(image, dtype=np.float32)
     if y.ndim != 2 or prior.dims != 2 or prior.channels != 1:
         raise ValueError(f"sample_posterior takes one 2-D single-channel plane with a 2-D "

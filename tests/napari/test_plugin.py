@@ -706,3 +706,30 @@ def test_posterior_samples_layers(make_napari_viewer, qtbot, monkeypatch, tmp_pa
     noise.set_params("poisson-gaussian")
     _press(den, "posterior samples of the plane shown (needs a prior)")
     assert "need the gaussian noise model" in errors[-1]
+    # ... unless the prior was trained for a camera, which then sets the noise
+    cam = sd.get_noise_model("poisson-gaussian", gain=3.8, offset=3.5, read_noise=1.0)
+    cam_prior = sd.train_prior(clean, noise_model=cam, preset="small", steps=2,
+                               patch_size=16, batch_size=2, seed=0)
+    assert den.load_prior(cam_prior.save(tmp_path / "cam.sdmodel")) is not None
+    n_err = len(errors)
+    _press(den, "posterior samples of the plane shown (needs a prior)")
+    qtbot.waitUntil(lambda: not den.running, timeout=120_000)
+    assert len(errors) == n_err
+    xs = viewer.layers["stack samples"]
+    assert xs.metadata["scoredenoise"]["camera"] == cam.to_dict()
+    assert float(xs.data[:, 1].min()) >= 3.5  # ADU, never below the camera's offset
+
+
+def test_the_plane_shown_is_read_in_the_layers_own_coordinates(make_napari_viewer):
+    """A layer with a scale and translate, behind a layer with one more axis in front (a
+    samples layer): the plane shown is the layer's own data index, not a slider step."""
+    from scoredenoise._napari._widgets import _plane_shown
+
+    viewer = make_napari_viewer()
+    ly = viewer.add_image(np.zeros((5, 8, 8), np.float32), scale=(2.0, 1.0, 1.0),
+                          translate=(10.0, 0.0, 0.0))
+    viewer.add_image(np.zeros((3, 5, 8, 8), np.float32), scale=(1.0, 2.0, 1.0, 1.0),
+                     translate=(0.0, 10.0, 0.0, 0.0))
+    viewer.dims.set_point(1, 14.0)  # world z = 14 is the layer's plane (14 - 10) / 2 = 2
+    viewer.dims.set_point(0, 1.0)  # the samples axis: not the layer's
+    assert _plane_shown(viewer, ly, 1) == (2,)

@@ -958,7 +958,7 @@ class DenoiseWidget(QWidget):
         lead = ly.data.ndim - model.dims
         if all_planes:
             return [tuple(i) for i in np.ndindex(*ly.data.shape[:lead])]
-        return [tuple(int(i) for i in self.viewer.dims.current_step[:lead])]
+        return [_plane_shown(self.viewer, ly, lead)]
 
     def _score_plane(self, ly, model, idx):
         """The plane and the network's output: its score (score models), or the denoised
@@ -1076,15 +1076,22 @@ class DenoiseWidget(QWidget):
             self.status.setText(msg)
             return
         nm = self.session.noise_model
-        if nm.name != "gaussian":
-            msg = (f"posterior samples need the gaussian noise model (its sigma), got "
-                   f"{nm.name}: choose gaussian in step 2")
+        camera = self.prior.meta.get("stabilised_by")  # a camera prior brings its noise
+        msg = None
+        if getattr(ly, "multiscale", False):
+            msg = "posterior samples take single-scale layers; open the full-resolution level"
+        elif camera is None and nm.name != "gaussian":
+            msg = (f"posterior samples with this prior need the gaussian noise model (its "
+                   f"sigma), got {nm.name}: choose gaussian in step 2, or load a prior "
+                   f"trained for the camera (train --objective prior --camera ...)")
+        if msg:
             show_error(msg)
             self.status.setText(msg)
             return
+        noise = dict(sigma=nm.sigma) if camera is None else {}
         prior, n = self.prior, self.n_samples.value()
         lead = ly.data.ndim - 2
-        idx = tuple(int(i) for i in self.viewer.dims.current_step[:lead])
+        idx = _plane_shown(self.viewer, ly, lead)
 
         def run():
             y = np.asarray(ly.data[idx], dtype=np.float32)
@@ -1093,12 +1100,13 @@ class DenoiseWidget(QWidget):
                 self._progress.step.emit(done, total, None)
                 return not self._cancel.is_set()
 
-            return sd.sample_posterior(y, prior, sigma=nm.sigma, n_samples=n, rng=0,
-                                       progress=progress)
+            return sd.sample_posterior(y, prior, n_samples=n, rng=0, progress=progress,
+                                       **noise)
 
         def done(xs):
             md = {"scoredenoise": {"source": ly.name, "kind": "posterior samples",
-                                   "prior": self.prior_source, "sigma": nm.sigma,
+                                   "prior": self.prior_source,
+                                   "sigma": None if camera else nm.sigma, "camera": camera,
                                    "plane": list(idx), "samples": n}}
             name = f"{ly.name} samples"
             if name in self.viewer.layers:
@@ -1462,6 +1470,18 @@ class DenoiseWidget(QWidget):
 
 # ---------------------------------------------------------------------------------------------
 # helpers
+
+
+def _plane_shown(viewer, ly, lead: int) -> tuple:
+    """The index of the plane of ``ly`` the viewer shows, over its ``lead`` leading axes.
+
+    The viewer's dims hold every layer's axes, right-aligned (a samples layer adds one in
+    front), and its point is in world units (the layer's scale and translate): the point is
+    mapped to the layer's data coordinates, not read as slider steps."""
+    point = np.asarray(viewer.dims.point, float)[-ly.ndim:]
+    data = np.asarray(ly.world_to_data(point), float)
+    return tuple(int(np.clip(round(v), 0, n - 1))
+                 for v, n in zip(data[:lead], ly.data.shape[:lead]))
 
 
 def _geometry(ly) -> dict:

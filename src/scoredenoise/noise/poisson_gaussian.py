@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -209,6 +210,73 @@ class PoissonGaussian(GaussianMixtureModel):
         return np.clip(v * (1.0 + v * np.asarray(score_jacobian_diagonal, np.float64)), 0.0,
                        None)
 
+    def stabilise(self, y):
+        """The generalized Anscombe transform (Murtagh et al. 1995; Makitalo and Foi 2013) of
+        noisy data: t = (2 / gain) sqrt(max(gain (y - offset) + 3/8 gain^2 + read_noise^2,
+        0)), whose noise is close to N(0, 1) at every signal level (variance within 1 % from
+        about 3 photo-electrons a pixel up; 0.82 at one). ``y`` in ADU as the camera gives
+        it (offset included). The clean image's counterpart is :meth:`stabilise_clean`."""
+        y = np.asarray(y, dtype=np.float64)
+        g, r = self.gain, self.read_noise
+        return (2.0 / g) * np.sqrt(np.maximum(g * (y - self.offset) + 0.375 * g * g + r * r,
+                                              0.0))
+
+    def stabilise_clean(self, x):
+        """Where the transformed noisy data centre for a clean image ``x`` (ADU, offset
+        included): E[stabilise(y) | x], so that stabilise(y) = stabilise_clean(x) + noise of
+        mean 0 and variance about 1. Differs from ``stabilise(x)`` by up to 0.18 of the
+        noise's std at one photo-electron a pixel (0.03 at 100), the bias that Makitalo and
+        Foi's exact unbiased inverse removes; computed once per camera from the counts'
+        distribution (a table, interpolated)."""
+        x = np.maximum(np.asarray(x, dtype=np.float64) - self.offset, 0.0)
+        grid, table = _clean_transform_table(self.gain, self.read_noise)
+        inside = np.interp(x, grid, table)
+        far = self.stabilise(x + self.offset) - _far_bias(x / self.gain, self.gain)
+        return np.where(x <= grid[-1], inside, far)
+
+    def unstabilise(self, t):
+        """The inverse of :meth:`stabilise_clean`: the clean ADU value (offset included) of a
+        value ``t`` of the transformed domain; values below the transform of a zero signal
+        map to the offset. Right for samples of the clean image drawn in that domain
+        (samples map to samples)."""
+        t = np.asarray(t, dtype=np.float64)
+        grid, table = _clean_transform_table(self.gain, self.read_noise)
+        g, r = self.gain, self.read_noise
+        inside = np.interp(t, table, grid)  # table increases with the signal
+        # beyond the table: invert t = T(x) - 1 / (4 sqrt(photons)) by fixed-point steps
+        # (the bias changes slowly with x: three steps reach 1e-9 of the signal)
+        far = np.full_like(t, grid[-1])
+        for _ in range(4):
+            tt = t + _far_bias(far / g, g)
+            far = ((g * tt / 2.0) ** 2 - 0.375 * g * g - r * r) / g
+        return np.where(t <= table[-1], inside, far) + self.offset
+
     def rescaled(self, k):
         return self.replace(gain=self.gain * k, offset=self.offset * k,
                             read_noise=self.read_noise * k)
+
+
+def _far_bias(photons, gain):
+    """E[t] - T(x) for many photons: the transform's second-order bias, -1 / (4 sqrt(n))
+    in units of the noise's std (the Anscombe transform's expansion; the read noise's share
+    is of higher order)."""
+    return 1.0 / (4.0 * np.sqrt(np.maximum(photons, 1.0)))
+
+
+@functools.lru_cache(maxsize=32)
+def _clean_transform_table(gain: float, read_noise: float):
+    """(x, E[stabilise(y) | x]) for signals x from 0 to 400 photo-electrons (ADU above the
+    offset): the expectation over the Poisson counts and, by Gauss-Hermite quadrature, the
+    read noise. Beyond 400 photons the asymptotic bias is below 0.0125 of the noise's std."""
+    g, r = float(gain), float(read_noise)
+    lam = np.concatenate([np.linspace(0.0, 4.0, 81)[:-1], np.geomspace(4.0, 400.0, 200)])
+    k = np.arange(0, int(400 + 12 * np.sqrt(400) + 20))
+    nodes, weights = np.polynomial.hermite_e.hermegauss(24)
+    weights = weights / weights.sum()
+    # T(g k + n) for every count k and quadrature node n (offset removed)
+    arg = g * (g * k[:, None] + r * nodes[None, :]) + 0.375 * g * g + r * r
+    t_k = ((2.0 / g) * np.sqrt(np.maximum(arg, 0.0))) @ weights
+    from scipy.stats import poisson
+    pk = poisson.pmf(k[None, :], lam[:, None])
+    table = pk @ t_k
+    return lam * g, np.maximum.accumulate(table)
