@@ -64,3 +64,13 @@ def test_uncertainty_benchmark_runs_end_to_end_tiny(tmp_path):
     assert len(res["images"]) == 2
     m = res["mean"]
     assert np.isfinite(m["rms_z"]) and 0 <= m["coverage_95"] <= 1 and m["cost_ratio"] > 0
+
+
+def test_uncertainty_benchmark_on_fmd_counts_the_references_own_noise(tmp_path):
+    out = tmp_path / "u.json"
+    _module("uncertainty").main(["--tiny", "--dataset", "fmd", "--out", str(out)])
+    res = json.loads(out.read_text())
+    (row,) = res["images"]
+    assert row["image"] == "field 4 frame 0"
+    # the average's own noise only adds to the denominator
+    assert row["rms_z_total"] < row["rms_z"] and 0 <= row["coverage_95_total"] <= 1
