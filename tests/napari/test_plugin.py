@@ -577,7 +577,7 @@ def test_one_denoise_button_whose_scope_is_a_choice(make_napari_viewer, qtbot, t
     _, den = viewer.window.add_plugin_dock_widget("scoredenoise", "Denoise")
     assert [den.scope.itemText(i) for i in range(den.scope.count())] == [
         "plane shown", "whole layer", "lazy layer (as you browse)", "whole layer to file",
-        "posterior std of the plane shown",
+        "posterior std of the plane shown", "posterior std of the whole layer",
         "posterior samples of the plane shown (needs a prior)"]
     assert not den.file_row.isVisibleTo(den)  # the output path only where it is needed
     assert not den.prior_row.isVisibleTo(den)  # the prior only for samples
@@ -665,6 +665,41 @@ def test_posterior_std_layer_of_the_plane_shown(make_napari_viewer, qtbot, monke
     qtbot.waitUntil(lambda: not den.running, timeout=60_000)
     assert "the posterior variance is derived for the 'gaussian' and 'poisson-gaussian'" \
         in den.status.text()
+
+
+def test_posterior_std_of_the_whole_layer_with_cancel(make_napari_viewer, qtbot, monkeypatch):
+    """Every plane's map, each shown as it is done; a Cancel keeps the planes done."""
+    viewer = make_napari_viewer()
+    y = np.random.default_rng(0).normal(60, 10, size=(3, 40, 40)).astype(np.float32)
+    viewer.add_image(y, name="stack", scale=(2.0, 0.5, 0.5))
+    train, noise, den = _dock(viewer)
+    train.session.set_model(untrained(), "test")
+    noise.set_params("gaussian", sigma=10.0)
+    den.layer.setCurrentText("stack")
+    _press(den, "posterior std of the whole layer")
+    qtbot.waitUntil(lambda: not den.running, timeout=60_000)
+    out = viewer.layers["stack posterior std"]
+    for k in range(3):
+        expect = sd.posterior_std(y[k], train.session.model, noise.session.noise_model, rng=0)
+        np.testing.assert_allclose(out.data[k], expect, rtol=1e-5)
+    assert "3 planes" in den.status.text()
+    # Cancel during the second plane: the first stays, the rest are not computed
+    out.data[:] = 0
+    real = sd.posterior_std
+    calls = []
+
+    def slow_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            den._cancel.set()
+        return real(*a, **k)
+
+    monkeypatch.setattr(sd, "posterior_std", slow_second)
+    _press(den, "posterior std of the whole layer")
+    qtbot.waitUntil(lambda: not den.running, timeout=60_000)
+    qtbot.waitUntil(lambda: bool(np.any(out.data[1])), timeout=10_000)
+    assert np.any(out.data[0]) and not np.any(out.data[2]) and len(calls) == 2
+    assert "cancel" in den.status.text().lower()
 
 
 def test_posterior_samples_layers(make_napari_viewer, qtbot, monkeypatch, tmp_path):

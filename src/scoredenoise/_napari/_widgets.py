@@ -165,6 +165,8 @@ class _Progress(QObject):
     """Carries progress from worker threads to the GUI thread (queued signal)."""
 
     step = QtSignal(int, int, object)
+    #: a callable to run in the GUI thread (e.g. show a plane a worker has finished)
+    call = QtSignal(object)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -827,6 +829,7 @@ class DenoiseWidget(QWidget):
         self.destroyed.connect(self._cancel.set)  # a closed dock cancels its work
         self._progress = _Progress()
         self._progress.step.connect(self._on_step)
+        self._progress.call.connect(lambda f: f())
         self.last_solve_seconds = None
         self.running = False  # a worker is computing (scores, sigma_a, a file)
         self._resolving = False  # a worker re-solves cached planes (no network)
@@ -859,6 +862,10 @@ class DenoiseWidget(QWidget):
                 self.std_map, "how sure the result is, pixel by pixel: the posterior standard "
                 "deviation as a layer beside the result (gaussian and poisson-gaussian "
                 "noise models; 8 network passes; docs/uncertainty.md)"),
+            "posterior std of the whole layer": (
+                lambda: self.std_map(all_planes=True), "the posterior standard deviation of "
+                "every plane, in a worker with progress and Cancel (9 network passes a "
+                "plane); the planes done before a Cancel stay"),
             "posterior samples of the plane shown (needs a prior)": (
                 self.samples, "stochastic denoising: several equally plausible clean images "
                 "and their per-pixel spread (annealed Langevin dynamics; gaussian noise "
@@ -997,9 +1004,10 @@ class DenoiseWidget(QWidget):
         """Score every plane in a worker (progress, cancel), then solve."""
         self._score_planes(all_planes=True)
 
-    def std_map(self):
-        """The posterior standard deviation of the plane shown (``sd.posterior_std``), in a
-        worker, as the layer "NAME posterior std" with the source's geometry."""
+    def std_map(self, all_planes: bool = False):
+        """The posterior standard deviation (``sd.posterior_std``) of the plane shown, or of
+        every plane, in a worker (progress, Cancel), as the layer "NAME posterior std" with
+        the source's geometry; each plane is shown as it is done."""
         src = self._checked_source(in_memory=True)
         if src is None:
             return
@@ -1007,37 +1015,50 @@ class DenoiseWidget(QWidget):
         if model.kind != "score" or model.dims != 2:
             show_error("the posterior std needs a 2D score model")
             return
-        (idx,) = self._planes(ly, model, False)
+        planes = self._planes(ly, model, all_planes)
         nm = self.session.noise_model
+        name = f"{ly.name} posterior std"
+        if name not in self.viewer.layers or \
+                self.viewer.layers[name].data.shape != ly.data.shape:
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
+            md = dict(ly.metadata)
+            md["scoredenoise"] = {"source": ly.name}
+            self.viewer.add_image(np.zeros(ly.data.shape, np.float32), name=name,
+                                  metadata=md, colormap="magma", **_geometry(ly))
+        out = self.viewer.layers[name]
 
-        def run():
-            y = np.asarray(ly.data[idx], dtype=np.float32)
-            if ly.name not in self.sigma_a:
-                self.sigma_a[ly.name] = model.resolve_sigma_a(
-                    full_resolution(ly), "auto", nm, axes=layer_axes(ly, model.dims))
-            sig = self.sigma_a[ly.name] if model.conditioned else "auto"  # (fixed)
-            return sd.posterior_std(y, model, nm, sigma_a=sig, rng=0)
-
-        def done(std):
-            name = f"{ly.name} posterior std"
-            if name not in self.viewer.layers or \
-                    self.viewer.layers[name].data.shape != ly.data.shape:
-                if name in self.viewer.layers:
-                    self.viewer.layers.remove(name)
-                md = dict(ly.metadata)
-                md["scoredenoise"] = {"source": ly.name}
-                self.viewer.add_image(np.zeros(ly.data.shape, np.float32), name=name,
-                                      metadata=md, colormap="magma", **_geometry(ly))
-            out = self.viewer.layers[name]
+        def show(idx, std):  # in the GUI thread
             out.data[idx] = std
             out.metadata["scoredenoise"].update(sd.provenance(
                 model, nm, sigma_a=self.sigma_a[ly.name], source=ly.name,
                 kind="posterior std", model_source=self.session.model_source))
-            out.contrast_limits = (0.0, float(std.max()) or 1.0)
+            out.contrast_limits = (0.0, max(float(out.data.max()), 1e-12))
             out.refresh()
-            self.status.setText(f"posterior std of plane {idx}: mean {std.mean():.3g}")
 
-        self._start(run, done, f"posterior std of plane {idx} of {ly.name} ...")
+        def run():
+            if ly.name not in self.sigma_a:
+                self.sigma_a[ly.name] = model.resolve_sigma_a(
+                    full_resolution(ly), "auto", nm, axes=layer_axes(ly, model.dims))
+            sig = self.sigma_a[ly.name] if model.conditioned else "auto"  # (fixed)
+            self._progress.step.emit(0, len(planes), None)
+            for k, idx in enumerate(planes):
+                if self._cancel.is_set():
+                    raise sd.Cancelled(f"posterior std cancelled after {k} of "
+                                       f"{len(planes)} planes")
+                std = sd.posterior_std(np.asarray(ly.data[idx], dtype=np.float32), model, nm,
+                                       sigma_a=sig, rng=0)
+                self._progress.call.emit(lambda idx=idx, std=std: show(idx, std))
+                self._progress.step.emit(k + 1, len(planes), None)
+            return planes
+
+        def done(_planes):
+            std = out.data[planes[0]] if len(planes) == 1 else out.data
+            what = f"plane {planes[0]}" if len(planes) == 1 else f"{len(planes)} planes"
+            self.status.setText(f"posterior std of {what}: mean {float(np.mean(std)):.3g}")
+
+        what = f"plane {planes[0]}" if len(planes) == 1 else f"{len(planes)} planes"
+        self._start(run, done, f"posterior std of {what} of {ly.name} ...")
 
     def load_prior(self, path=None):
         """Load the prior for posterior samples (a model of ``train(objective="prior")``)."""
