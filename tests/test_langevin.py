@@ -59,6 +59,9 @@ def test_prior_models_and_the_sampler_limits():
         sd.sample_posterior(y, untrained(), sigma=0.05)
     with pytest.raises(ValueError, match="above the highest level"):
         sd.sample_posterior(y, prior, sigma=1e3)
+    low = prior.sigma_range[0] * float(prior.scale[0])  # data units, as the message says
+    with pytest.raises(ValueError, match=rf"at or below the lowest level .*\({low:.4g} data"):
+        sd.sample_posterior(y, prior, sigma=low)
     with pytest.raises(ValueError, match="lower step or ratio"):
         sd.sample_posterior(y, prior, sigma=0.05, step=0.2)
     with pytest.raises(ValueError, match="sigma must be > 0"):

@@ -244,6 +244,10 @@ def _sample_gaussian(image, prior, sigma, sigma_min, *, n_samples, ratio, steps_
     if s0 > hi:
         raise ValueError(f"sigma {sigma} is {s0:.3g} of the prior's scale, above the highest "
                          f"level it was trained at ({hi:.3g}); train it with a wider sigma_a")
+    if s0 <= lo * 1.02:
+        raise ValueError(f"sigma {sigma} is at or below the lowest level the prior was trained "
+                         f"at ({lo * scale:.4g} data units): the data are nearly clean; "
+                         f"denoise them instead, or train the prior with lower levels")
     smin = max(s0 / 100, lo) if sigma_min is None else float(sigma_min) / scale
     if smin < lo * (1 - 1e-6):
         raise ValueError(f"sigma_min {sigma_min} is below the lowest level the prior was "
