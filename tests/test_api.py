@@ -103,3 +103,49 @@ def test_default_axes_of_a_stack():
     assert [default_axes(n, 3) for n in (3, 4, 5)] == ["ZYX", "SZYX", "TCZYX"]
     with pytest.raises(ValueError, match="a 3D network needs at least 3 dimensions, got 2"):
         default_axes(2, 3)
+
+
+@pytest.fixture(scope="module")
+def conditioned():
+    rng = np.random.default_rng(0)
+    imgs = [rng.normal(50, 10, (48, 48)).astype(np.float32) for _ in range(2)]
+    return sd.train(imgs, preset="small", steps=2, patch_size=16, batch_size=2, seed=0)
+
+
+def test_lazy_denoise_uses_the_sigma_a_chosen_for_the_array(conditioned):
+    """A dask image is denoised at the sigma_a chosen (or given) for it, as in memory (the
+    chunks used to be evaluated at the model's default instead)."""
+    y = np.random.default_rng(1).normal(50, 10, (2, 64, 64)).astype(np.float32)
+    g = sd.get_noise_model("gaussian", sigma=10.0)
+    assert abs(conditioned.sigma_a_default - 0.3) > 0.1
+    whole = sd.denoise(y, conditioned, g, axes="ZYX", sigma_a=0.3)
+    lazy = sd.denoise(da.from_array(y, chunks=(1, 32, 32)), conditioned, g, axes="ZYX",
+                      sigma_a=0.3).compute()
+    np.testing.assert_allclose(lazy[:, 8:-8, 8:-8], whole[:, 8:-8, 8:-8], rtol=1e-4,
+                               atol=1e-3)
+    assert np.abs(sd.denoise(y, conditioned, g, axes="ZYX", sigma_a=0.05) - whole).max() > 0.01
+
+
+def test_tta_in_memory_lazily_and_to_file(conditioned, tmp_path):
+    """tta=True averages the 8 orientations: lazily (chunks with their halo) as in memory,
+    to a file (recorded in its metadata), and for direct denoisers too; a score given is
+    used as it is."""
+    y = np.random.default_rng(2).normal(50, 10, (2, 64, 64)).astype(np.float32)
+    g = sd.get_noise_model("gaussian", sigma=10.0)
+    plain = sd.denoise(y, conditioned, g, axes="ZYX", sigma_a=0.1)
+    tta = sd.denoise(y, conditioned, g, axes="ZYX", sigma_a=0.1, tta=True)
+    assert np.abs(tta - plain).max() > 1e-3
+    s = conditioned.score(y, axes="ZYX", sigma_a=0.1, tta=True)
+    np.testing.assert_allclose(sd.denoise(y, conditioned, g, axes="ZYX", score=s), tta,
+                               rtol=1e-6)
+    lazy = sd.denoise(da.from_array(y, chunks=(1, 32, 32)), conditioned, g, axes="ZYX",
+                      sigma_a=0.1, tta=True).compute()
+    np.testing.assert_allclose(lazy[:, 8:-8, 8:-8], tta[:, 8:-8, 8:-8], rtol=1e-4, atol=1e-3)
+    res = sd.denoise_to_file(y, tmp_path / "t.tif", conditioned, g, axes="ZYX", sigma_a=0.1,
+                             tta=True, chunks={"Y": 32, "X": 32})
+    out = read_image(res.path)
+    np.testing.assert_allclose(np.asarray(out.data)[:, 8:-8, 8:-8], tta[:, 8:-8, 8:-8],
+                               rtol=1e-4, atol=1e-3)
+    assert out.extra["scoredenoise"]["tta"] is True
+    den = untrained(kind="denoiser")
+    np.testing.assert_allclose(sd.denoise(y[0], den, tta=True), den.predict(y[0], tta=True))

@@ -472,3 +472,24 @@ def test_camera_prior_and_its_samples(tmp_path, capsys):
     xs = read_image(tmp_path / "out" / "y_samples.tif")
     assert xs.shape == (2, 32, 32) and float(np.min(xs.data)) >= 3.5
     assert xs.extra["scoredenoise"]["camera"] == camera.to_dict()
+
+
+def test_denoise_tta_flag(tmp_path):
+    import scoredenoise as sd
+    from scoredenoise.io import read_image
+
+    m = untrained()
+    m.save(tmp_path / "m.sdmodel")
+    y = np.random.default_rng(0).normal(50, 10, (64, 64)).astype(np.float32)
+    img = _tiff(tmp_path / "y.tif", y)
+    base = ["denoise", str(img), "-m", str(tmp_path / "m.sdmodel"), "--noise", "gaussian",
+            "--param", "sigma=10", "-q"]
+    assert main(base + ["-o", str(tmp_path / "plain")]) == 0
+    assert main(base + ["-o", str(tmp_path / "tta"), "--tta"]) == 0
+    plain = read_image(tmp_path / "plain" / "y_denoised.tif")
+    tta = read_image(tmp_path / "tta" / "y_denoised.tif")
+    assert plain.extra["scoredenoise"]["tta"] is False and tta.extra["scoredenoise"]["tta"]
+    g = sd.get_noise_model("gaussian", sigma=10.0)
+    np.testing.assert_allclose(np.asarray(tta.data), sd.denoise(y, m, g, tta=True),
+                               rtol=1e-4, atol=1e-3)
+    assert np.abs(np.asarray(tta.data) - np.asarray(plain.data)).max() > 1e-4

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import scoredenoise as sd
-from scoredenoise.model import ModelFileError, ScoreModel, load_model
+from scoredenoise.model import Cancelled, ModelFileError, ScoreModel, load_model
 from scoredenoise.network import build_network
 
 
@@ -247,3 +247,40 @@ def test_one_noise_model_per_channel():
         sd.denoise(da.from_array(y), m, models + models[:1], axes="CTYX")
     with pytest.raises(ValueError, match="empty list"):
         sd.denoise(y, m, [], score=s, axes="CTYX")
+
+
+def test_tta_is_the_mean_over_the_eight_rotations_and_flips():
+    """predict(tta=True) averages the 8 orientations of the Y-X plane, each transformed back:
+    the result is exactly equivariant (a rotated or flipped image gives the rotated or
+    flipped result) where the plane is a multiple of the pooling grid, and in the interior
+    elsewhere; the plain network is not; progress counts the 8 passes and can cancel."""
+    m = untrained()
+    y = np.random.default_rng(0).uniform(0, 200, (72, 92)).astype(np.float32)
+    t = m.predict(y, tta=True)
+    manual = np.zeros(y.shape)
+    for k in range(4):
+        for flip in (False, True):
+            a = np.rot90(y, k)
+            a = a[:, ::-1] if flip else a
+            r = m.predict(np.ascontiguousarray(a))
+            manual += np.rot90(r[:, ::-1] if flip else r, -k)
+    np.testing.assert_allclose(t, manual / 8, rtol=1e-5, atol=1e-7)
+    for f in (np.rot90, np.fliplr, np.transpose):
+        np.testing.assert_allclose(m.predict(np.ascontiguousarray(f(y)), tta=True), f(t),
+                                   rtol=1e-5, atol=1e-7)
+    plain = m.predict(y)
+    assert np.abs(m.predict(np.ascontiguousarray(np.rot90(y))) - np.rot90(plain)).max() > \
+        100 * np.abs(m.predict(np.ascontiguousarray(np.rot90(y)), tta=True) - np.rot90(t)).max()
+    odd = y[:70, :90]
+    to = m.predict(odd, tta=True)
+    np.testing.assert_allclose(m.predict(np.ascontiguousarray(np.rot90(odd)), tta=True)[
+        20:-20, 20:-20], np.rot90(to)[20:-20, 20:-20], rtol=1e-4, atol=1e-6)
+    # a stack: each plane on its own; progress over the 8 passes; cancel
+    stack = np.stack([y, y[::-1]])
+    np.testing.assert_allclose(m.predict(stack, axes="ZYX", tta=True)[1],
+                               m.predict(y[::-1].copy(), tta=True), rtol=1e-5, atol=1e-7)
+    seen = []
+    m.predict(y, tta=True, progress=lambda d, n: seen.append((d, n)))
+    assert seen[-1][0] == seen[-1][1] and len({n for _, n in seen}) == 1
+    with pytest.raises(Cancelled):
+        m.predict(y, tta=True, progress=lambda d, n: d < n // 2)

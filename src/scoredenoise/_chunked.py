@@ -30,10 +30,12 @@ class ChunkPlan:
 
 
 def chunk_plan(shape, chunksize, model, noise_model, *, axes=None, device="auto",
-               precision="fp32", tile=None, units="input", sigma_a=None) -> ChunkPlan:
+               precision="fp32", tile=None, units="input", sigma_a=None,
+               tta: bool = False) -> ChunkPlan:
     """How to denoise an array of ``shape`` in chunks of about ``chunksize``; a
     sigma-conditioned score is evaluated at ``sigma_a`` in every chunk (chosen once for the
-    whole array: :meth:`ScoreModel.resolve_sigma_a`)."""
+    whole array: :meth:`ScoreModel.resolve_sigma_a`); ``tta``: the network's output
+    averaged over the 8 rotations and flips of each chunk (:func:`~.model.dihedral_mean`)."""
     from .api import _check_channels, _has_operator, _solve_canonical
 
     axes = model.resolve_axes(axes, len(shape))
@@ -55,9 +57,10 @@ def chunk_plan(shape, chunksize, model, noise_model, *, axes=None, device="auto"
         y = block.astype(np.float32, copy=False)
         t = _chunk_tile(block, sp, tile, halo)
         if model.kind == "denoiser":
-            return model.predict(y, axes=axes, device=device, precision=precision, tile=t)
+            return model.predict(y, axes=axes, device=device, precision=precision, tile=t,
+                                 tta=tta)
         s = model.predict(y, axes=axes, device=device, precision=precision, tile=t,
-                          sigma_a=sigma_a)
+                          sigma_a=sigma_a, tta=tta)
         return _solve_canonical(model, noise_model, y, s, axes, units, sigma_a)
 
     return ChunkPlan(chunks, depth, block_fn)
@@ -79,7 +82,7 @@ def _chunk_tile(block, spatial, tile: int | None, halo: int) -> int:
 
 
 def denoise_dask(image, model, noise_model, *, axes=None, device="auto", precision="fp32",
-                 tile=None, units="input", sigma_a=None):
+                 tile=None, units="input", sigma_a=None, tta: bool = False):
     """Lazy dask result of :func:`scoredenoise.denoise` for a dask array ``image``.
 
     Spatial chunks are made multiples of the network's pooling grid, and each chunk is computed
@@ -90,7 +93,8 @@ def denoise_dask(image, model, noise_model, *, axes=None, device="auto", precisi
     import dask.array as da
 
     plan = chunk_plan(image.shape, image.chunksize, model, noise_model, axes=axes,
-                      device=device, precision=precision, tile=tile, units=units)
+                      device=device, precision=precision, tile=tile, units=units,
+                      sigma_a=sigma_a, tta=tta)
     image = image.rechunk(plan.chunks)
     return da.map_overlap(plan.block_fn, image, depth=plan.depth, boundary="none",
                           dtype=np.float32, trim=True)
@@ -126,7 +130,7 @@ class ChunkCache:
 
 
 def score_dask(image, model, *, axes=None, device="auto", precision="fp32", tile=None,
-               cache: ChunkCache | None = None, sigma_a=None):
+               cache: ChunkCache | None = None, sigma_a=None, tta: bool = False):
     """Lazy score of a dask array at ``sigma_a``: chunks with a halo of the receptive field,
     each computed once while ``cache`` keeps it (so a viewer that comes back to a plane, or a
     new noise model, does not run the network again)."""
@@ -147,7 +151,7 @@ def score_dask(image, model, *, axes=None, device="auto", precision="fp32", tile
         y = block.astype(np.float32, copy=False)
         t = _chunk_tile(block, sp, tile, model.halo)
         s = model.predict(y, axes=axes, device=device, precision=precision, tile=t,
-                          sigma_a=sigma_a)
+                          sigma_a=sigma_a, tta=tta)
         if cache is not None and key is not None:
             cache.put(key, s)
         return s

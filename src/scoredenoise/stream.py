@@ -225,7 +225,8 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
                     device="auto", precision: str = "fp32", tile: int | None = None,
                     progress: ProgressFn | None = None, cancel=None,
                     metadata: dict | None = None, estimate_noise: bool = False,
-                    units: str = "input", sigma_a="auto", **params) -> StreamResult:
+                    units: str = "input", sigma_a="auto", tta: bool = False,
+                    **params) -> StreamResult:
     """Denoise a stack chunk by chunk into a TIFF or zarr file, with bounded memory.
 
     Parameters
@@ -271,6 +272,9 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
         As for :func:`scoredenoise.denoise`: a sigma-conditioned score is evaluated at one
         sigma_a for the whole file, chosen on a sample of it (``"auto"``) and recorded in
         the output's metadata.
+    tta : bool
+        As for :func:`scoredenoise.denoise`: each chunk's network output averaged over the 8
+        rotations and flips (8x the network's cost); recorded in the metadata.
     estimate_noise : bool
         Estimate the noise model's parameters from this source first
         (:func:`scoredenoise.estimate_noise`, one estimate per channel when the image has a C
@@ -340,7 +344,7 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
                                     precision=precision,
                                     progress=lambda *_: not _check_cancel(cancel))
     plan = chunk_plan(data.shape, data.chunksize, model, nm, axes=axes, device=device,
-                      precision=precision, tile=tile, units=units, sigma_a=sig)
+                      precision=precision, tile=tile, units=units, sigma_a=sig, tta=tta)
     data = data.rechunk(plan.chunks)
     out_dtype = np.dtype(img.dtype if dtype == "input" else dtype)
     job = {"source": _source_id(source), "model": _model_digest(model),
@@ -351,7 +355,8 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
            "axes": axes,
            "shape": list(data.shape), "chunks": [list(c) for c in data.chunks],
            "depth": [plan.depth[a] for a in range(data.ndim)],
-           "dtype": out_dtype.str, "format_version": 1}
+           "dtype": out_dtype.str, "format_version": 1,
+           **({"tta": True} if tta else {})}  # (absent when off: older jobs still resume)
     work = output.parent / f".{output.name}{PARTIAL}"
     store = _open_work(work, job, data, out_dtype, resume, compression if fmt == "zarr"
                        else None)
@@ -390,7 +395,7 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
         md = {"scoredenoise": {"source": job["source"].get("path", job["source"].get("array")),
                                "noise_model": job["noise_model"],
                                "exact_solve": job["exact_solve"], "model_kind": model.kind,
-                               "units": units, "sigma_a": sig,
+                               "units": units, "sigma_a": sig, "tta": bool(tta),
                                "model_digest": job["model"],
                                **({"noise_estimate": estimates} if estimates else {}),
                                **(metadata or {})}}

@@ -768,3 +768,28 @@ def test_the_plane_shown_is_read_in_the_layers_own_coordinates(make_napari_viewe
     viewer.dims.set_point(1, 14.0)  # world z = 14 is the layer's plane (14 - 10) / 2 = 2
     viewer.dims.set_point(0, 1.0)  # the samples axis: not the layer's
     assert _plane_shown(viewer, ly, 1) == (2,)
+
+
+def test_tta_box_averages_the_orientations_and_is_recorded(make_napari_viewer, qtbot):
+    """The box computes the plane again with the 8 orientations averaged (the cached plain
+    score is not reused), equal to the API's tta=True, and the result records it."""
+    viewer = make_napari_viewer()
+    y = np.random.default_rng(0).normal(60, 10, size=(48, 48)).astype(np.float32)
+    viewer.add_image(y, name="img")
+    train, noise, den = _dock(viewer)
+    train.session.set_model(untrained(), "test")
+    noise.set_params("gaussian", sigma=10.0)
+    den.layer.setCurrentText("img")
+    _press(den, "plane shown")
+    qtbot.waitUntil(lambda: not den.running, timeout=60_000)
+    out = viewer.layers["img denoised"]
+    plain = np.array(out.data)
+    assert out.metadata["scoredenoise"]["tta"] is False
+    den.tta.setChecked(True)
+    _press(den, "plane shown")
+    qtbot.waitUntil(lambda: not den.running and not den._resolving, timeout=60_000)
+    g = noise.session.noise_model
+    np.testing.assert_allclose(out.data, sd.denoise(y, train.session.model, g, tta=True),
+                               rtol=1e-5, atol=1e-4)
+    assert np.abs(out.data - plain).max() > 1e-4
+    assert out.metadata["scoredenoise"]["tta"] is True
