@@ -48,6 +48,9 @@ def main(argv=None):
     p.add_argument("--spacing", type=int, default=2)
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--unconditioned", action="store_true")
+    p.add_argument("--floor", type=float, default=None,
+                   help="the std map's floor, a fraction of the noise's std (default: the "
+                        "library's)")
     p.add_argument("--device", default="auto")
     p.add_argument("--tiny", action="store_true")
     p.add_argument("--out", type=Path,
@@ -67,7 +70,8 @@ def main(argv=None):
         t_den = time.perf_counter() - t1
         t1 = time.perf_counter()
         std = sd.posterior_std(y, model, nm, sigma_a=sig, spacing=cfg.spacing,
-                               repeats=cfg.repeats, device=cfg.device, rng=i)
+                               repeats=cfg.repeats, device=cfg.device, rng=i,
+                               floor=cfg.floor)
         t_std = time.perf_counter() - t1
         err = den.astype(np.float64) - x
         z = err / np.maximum(std, 1e-6)

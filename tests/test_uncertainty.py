@@ -121,6 +121,22 @@ def test_posterior_std_of_a_model_and_its_limits():
         score_jacobian_diagonal(lambda z: z, y, eps=0)
 
 
+def test_the_stated_std_has_a_floor_where_the_estimate_claims_certainty():
+    """Where sigma^2 (1 + sigma^2 ds/dy) is estimated at or below 0 the map would claim
+    certainty; the std is floored at ``floor`` times the noise's std (default 0.05)."""
+    m = untrained()
+    y = np.random.default_rng(0).normal(50, 10, size=(32, 32)).astype(np.float32)
+    g = sd.get_noise_model("gaussian", sigma=10.0)
+    total = float(np.hypot(10.0, m.smoothing_sigma(0)))
+    bare = sd.posterior_std(y, m, g, rng=0, floor=0.0)
+    for f in (0.05, 1.2):
+        np.testing.assert_allclose(sd.posterior_std(y, m, g, rng=0, floor=f),
+                                   np.maximum(bare, f * total), rtol=1e-5)
+    np.testing.assert_array_equal(sd.posterior_std(y, m, g, rng=0),
+                                  sd.posterior_std(y, m, g, rng=0, floor=0.05))
+    assert (sd.posterior_std(y, m, g, rng=0, floor=1.2) > bare).mean() > 0.5
+
+
 def test_forward_differences_from_the_score_and_the_window():
     net = _net()
     y = np.random.default_rng(0).normal(size=(12, 12))

@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,3 +75,13 @@ def test_uncertainty_benchmark_on_fmd_counts_the_references_own_noise(tmp_path):
     assert row["image"] == "field 4 frame 0"
     # the average's own noise only adds to the denominator
     assert row["rms_z_total"] < row["rms_z"] and 0 <= row["coverage_95_total"] <= 1
+
+
+def test_calibration_benchmark_runs_end_to_end_tiny(tmp_path):
+    out = tmp_path / "c.json"
+    _module("calibration").main(["--tiny", "--out", str(out)])
+    res = json.loads(out.read_text())["cases"]
+    gauss = res["Set12, gaussian sigma=25"]
+    # with the exact score of a Gaussian-noise posterior the stated std is the exact one
+    assert gauss["std_ratio"] == pytest.approx(1.0, abs=1e-3)
+    assert all(0 <= r["coverage_95"] <= 1 for r in res.values())
