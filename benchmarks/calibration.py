@@ -43,7 +43,7 @@ from skimage.io import imread
 
 import scoredenoise as sd
 from scoredenoise.training import PHOTON_SMOOTHING
-from scoredenoise.uncertainty import STD_FLOOR
+from scoredenoise.uncertainty import STD_FLOOR, noise_variance_at_result
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules
 from _common import DATA, ROOT, finish, header, need
@@ -80,7 +80,7 @@ def run_case(nm, cleans, rng, offset=0.0):
         d = (sp - sm) / (2 * h)
         # as posterior_std states it: floored at STD_FLOOR of the noise's std
         stated = np.sqrt(np.maximum(nm.posterior_variance(y, s, d),
-                                    STD_FLOOR ** 2 * np.asarray(nm.noise_level(y))))
+                                    STD_FLOOR ** 2 * noise_variance_at_result(nm, y, s)))
         xhat = np.asarray(nm.solve(y, s), np.float64)
         true_sd = np.sqrt(exact_posterior(nm, y, vals, probs))
         err = x.ravel() - xhat

@@ -123,7 +123,8 @@ def test_posterior_std_of_a_model_and_its_limits():
 
 def test_the_stated_std_has_a_floor_where_the_estimate_claims_certainty():
     """Where sigma^2 (1 + sigma^2 ds/dy) is estimated at or below 0 the map would claim
-    certainty; the std is floored at ``floor`` times the noise's std (default 0.05)."""
+    certainty; the std is floored at ``floor`` times the noise's std at the result (default
+    0.05), never 0 for a camera's pixels below the offset."""
     m = untrained()
     y = np.random.default_rng(0).normal(50, 10, size=(32, 32)).astype(np.float32)
     g = sd.get_noise_model("gaussian", sigma=10.0)
@@ -135,6 +136,10 @@ def test_the_stated_std_has_a_floor_where_the_estimate_claims_certainty():
     np.testing.assert_array_equal(sd.posterior_std(y, m, g, rng=0),
                                   sd.posterior_std(y, m, g, rng=0, floor=0.05))
     assert (sd.posterior_std(y, m, g, rng=0, floor=1.2) > bare).mean() > 0.5
+    cam = sd.get_noise_model("poisson-gaussian", gain=4.0, offset=100.0, read_noise=2.0)
+    dark = cam.sample(np.zeros((32, 32)), rng=0).astype(np.float32)  # half below the offset
+    assert (dark < 100).mean() > 0.3
+    assert sd.posterior_std(dark, m, cam, rng=0).min() >= 0.05 * 2.0 * (1 - 1e-5)
 
 
 def test_forward_differences_from_the_score_and_the_window():

@@ -109,6 +109,15 @@ def _box_mean(a: np.ndarray, window: int) -> np.ndarray:
     return torch.nn.functional.avg_pool2d(t, window, stride=1)[0, 0].numpy()
 
 
+def noise_variance_at_result(nm, y, score) -> np.ndarray:
+    """The noise model's variance at the denoised value of each pixel (its solve, in the
+    input's units): never below the read noise's, where the variance at ``y`` itself can be
+    negative for a camera (pixels the read noise pulled below the offset)."""
+    x = np.asarray(nm.solve(np.asarray(y, np.float32), np.asarray(score, np.float32)),
+                   np.float64) + float(getattr(nm, "offset_value", 0.0))
+    return np.maximum(np.asarray(nm.noise_level(x), np.float64), 0.0)
+
+
 #: the stated std is at least this fraction of the noise's std at the pixel (``floor``):
 #: sigma^2 (1 + sigma^2 ds/dy) is the difference of two nearly equal numbers where the
 #: posterior is far narrower than the noise (a dark background), and its estimate there
@@ -178,5 +187,5 @@ def posterior_std(image, model: ScoreModel, noise_model, *, sigma_a="auto", spac
     var = nm.posterior_variance(y, s, _box_mean(d, int(window)))
     floor = STD_FLOOR if floor is None else float(floor)
     if floor > 0:
-        var = np.maximum(var, floor ** 2 * np.asarray(nm.noise_level(y), np.float64))
+        var = np.maximum(var, floor ** 2 * noise_variance_at_result(nm, y, s))
     return np.sqrt(var).astype(np.float32)
