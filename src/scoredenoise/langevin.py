@@ -132,7 +132,7 @@ def _prior_camera(prior: ScoreModel, noise_model):
     if cam is None:
         raise ValueError(f"{noise_model.name} noise needs a prior trained on stabilised "
                          f"images: train_prior(averages, noise_model=...) (CLI: train "
-                         f"--objective prior --stabilise ...); this one was trained on the "
+                         f"--objective prior --camera ...); this one was trained on the "
                          f"images as they are")
     a, b = cam.to_dict()["params"], noise_model.to_dict()["params"]
     if any(not np.isclose(a[k], b[k], rtol=0.01, atol=1e-6) for k in a):

@@ -211,7 +211,7 @@ class ScoreModel:
         ``sigma_a`` (normalised units): where a sigma-conditioned network is evaluated
         (default ``sigma_a_default``); see :meth:`score`. ``tta``: the mean of the outputs
         for the 8 rotations and flips of the Y-X plane (test-time augmentation,
-        :func:`dihedral_mean`): 8x the cost, exactly equivariant to them.
+        :func:`dihedral_mean`): 8x the cost, equivariant to them.
 
         The result equals one whole-image pass of the network, computed with bounded memory:
 
@@ -443,8 +443,9 @@ def dihedral_mean(fn, image, axes: str, multiple: int, progress=None) -> np.ndar
     The plane is first padded (reflected) at its far edges to a multiple of the network's
     pooling grid, so that every rotation keeps the grid where a whole-image pass has it: a
     chunk computed with its halo (whose origin is on the grid) then gives the same result as
-    the whole image. The mean is exactly equivariant: the result for a rotated image is the
-    rotated result."""
+    the whole image. The mean is equivariant: the result for a rotated or flipped image is the
+    rotated or flipped result, exactly where the plane's sizes are multiples of the grid
+    (elsewhere away from the padded edges)."""
     yi, xi = axes.index("Y"), axes.index("X")
     pads = [(0, 0)] * image.ndim
     for a in (yi, xi):
