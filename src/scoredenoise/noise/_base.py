@@ -503,6 +503,13 @@ class NoiseModel:
         t = _common(self.name, x=x, y=y, score=score)
         return to_output(self._equation_score(t["x"], t["y"], t["score"]) - t["score"], y)
 
+    @property
+    def mean_gain(self) -> float:
+        """E[y | x] = mean_gain * x (+ the offset, for a camera): 1 for noise of mean zero;
+        Rayleigh's multiplicative noise has a mean of its own. Stein's unbiased risk
+        estimate (the sigma_a selection) needs y centred on x, so it divides by it."""
+        return 1.0
+
     def noise_level(self, mean):
         """Variance of ``y`` as a function of its mean, ``Var[y | E[y] = mean]`` (numpy).
 

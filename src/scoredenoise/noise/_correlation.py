@@ -188,6 +188,10 @@ class CorrelatedModel(NoiseModel):
     def estimable(self) -> tuple[str, ...]:  # the base model's, and the kernel (from the
         return self.base_cls.estimable + ("kernel",)  # noise's covariance, estimate_kernel)
 
+    @property
+    def mean_gain(self) -> float:  # locally constant x: E y = sum(k) E z
+        return self.base.mean_gain * float(np.sum(np.asarray(self.kernel, np.float64)))
+
     def noise_level(self, mean):
         # locally constant x: E y = sum(k) E z and Var y = sum(k^2) Var z
         k = np.asarray(self.kernel, dtype=np.float64)

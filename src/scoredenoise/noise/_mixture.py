@@ -107,6 +107,10 @@ class GaussianMixtureModel(NoiseModel):
         return tuple(self.base_field_map.get(n, n) for n in self.base.estimable) + \
             ("sigma",)
 
+    @property
+    def mean_gain(self) -> float:
+        return self.base.mean_gain
+
     def noise_level(self, mean):
         return self.base.noise_level(np.asarray(mean) - self.offset_value) + \
             self.gaussian_sigma ** 2

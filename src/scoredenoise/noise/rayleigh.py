@@ -43,6 +43,10 @@ class Rayleigh(NoiseModel):
 
     estimable = ("sigma",)
 
+    @property
+    def mean_gain(self) -> float:
+        return 1.0 + self.sigma * math.sqrt(math.pi / 2)
+
     def noise_level(self, mean):
         # mean = (1 + sigma sqrt(pi/2)) x, variance = sigma^2 (4 - pi)/2 x^2
         x = np.asarray(mean) / (1.0 + self.sigma * math.sqrt(math.pi / 2))
