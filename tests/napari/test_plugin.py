@@ -665,6 +665,10 @@ def test_posterior_std_layer_of_the_plane_shown(make_napari_viewer, qtbot, monke
     qtbot.waitUntil(lambda: not den.running, timeout=60_000)
     assert "the posterior variance is derived for the 'gaussian' and 'poisson-gaussian'" \
         in den.status.text()
+    viewer.layers.remove("stack posterior std")  # a failure leaves no empty layer
+    _press(den, "posterior std of the plane shown")
+    qtbot.waitUntil(lambda: not den.running, timeout=60_000)
+    assert "stack posterior std" not in viewer.layers
 
 
 def test_posterior_std_of_the_whole_layer_with_cancel(make_napari_viewer, qtbot, monkeypatch):

@@ -1027,17 +1027,20 @@ class DenoiseWidget(QWidget):
         planes = self._planes(ly, model, all_planes)
         nm = self.session.noise_model
         name = f"{ly.name} posterior std"
-        if name not in self.viewer.layers or \
-                self.viewer.layers[name].data.shape != ly.data.shape:
-            if name in self.viewer.layers:
-                self.viewer.layers.remove(name)
-            md = dict(ly.metadata)
-            md["scoredenoise"] = {"source": ly.name}
-            self.viewer.add_image(np.zeros(ly.data.shape, np.float32), name=name,
-                                  metadata=md, colormap="magma", **_geometry(ly))
-        out = self.viewer.layers[name]
+
+        def layer():  # made (or replaced) when the first plane is done, not on a failure
+            if name not in self.viewer.layers or \
+                    self.viewer.layers[name].data.shape != ly.data.shape:
+                if name in self.viewer.layers:
+                    self.viewer.layers.remove(name)
+                md = dict(ly.metadata)
+                md["scoredenoise"] = {"source": ly.name}
+                self.viewer.add_image(np.zeros(ly.data.shape, np.float32), name=name,
+                                      metadata=md, colormap="magma", **_geometry(ly))
+            return self.viewer.layers[name]
 
         def show(idx, std):  # in the GUI thread
+            out = layer()
             out.data[idx] = std
             out.metadata["scoredenoise"].update(sd.provenance(
                 model, nm, sigma_a=self.sigma_a[ly.name], source=ly.name,
@@ -1062,6 +1065,7 @@ class DenoiseWidget(QWidget):
             return planes
 
         def done(_planes):
+            out = layer()
             std = out.data[planes[0]] if len(planes) == 1 else out.data
             what = f"plane {planes[0]}" if len(planes) == 1 else f"{len(planes)} planes"
             self.status.setText(f"posterior std of {what}: mean {float(np.mean(std)):.3g}")
