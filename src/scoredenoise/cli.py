@@ -133,8 +133,6 @@ class _Bar:
 def _cmd_train(args) -> int:
     import functools
 
-    import numpy as np
-
     from .io import find_images, read_image
     from .training import train
 
@@ -159,7 +157,6 @@ def _cmd_train(args) -> int:
                              f"--objective prior, got {args.objective}")
         cam = get_noise_model("poisson-gaussian", **_parse_params(args.camera, "--camera"))
         fit = functools.partial(train_prior, noise_model=cam)
-        data = [np.asarray(d) for d in data]
     bar = _Bar("train", args.quiet)
     model = fit(data, axes=axes, dims=args.dims, preset=args.preset, targets=targets,
                   steps=args.steps, patch_size=args.patch_size, batch_size=args.batch_size,

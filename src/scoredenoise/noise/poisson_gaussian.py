@@ -231,7 +231,7 @@ class PoissonGaussian(GaussianMixtureModel):
         x = np.maximum(np.asarray(x, dtype=np.float64) - self.offset, 0.0)
         grid, table = _clean_transform_table(self.gain, self.read_noise)
         inside = np.interp(x, grid, table)
-        far = self.stabilise(x + self.offset) - _far_bias(x / self.gain, self.gain)
+        far = self.stabilise(x + self.offset) - _far_bias(x / self.gain)
         return np.where(x <= grid[-1], inside, far)
 
     def unstabilise(self, t):
@@ -247,7 +247,7 @@ class PoissonGaussian(GaussianMixtureModel):
         # (the bias changes slowly with x: three steps reach 1e-9 of the signal)
         far = np.full_like(t, grid[-1])
         for _ in range(4):
-            tt = t + _far_bias(far / g, g)
+            tt = t + _far_bias(far / g)
             far = ((g * tt / 2.0) ** 2 - 0.375 * g * g - r * r) / g
         return np.where(t <= table[-1], inside, far) + self.offset
 
@@ -256,7 +256,7 @@ class PoissonGaussian(GaussianMixtureModel):
                             read_noise=self.read_noise * k)
 
 
-def _far_bias(photons, gain):
+def _far_bias(photons):
     """E[t] - T(x) for many photons: the transform's second-order bias, -1 / (4 sqrt(n))
     in units of the noise's std (the Anscombe transform's expansion; the read noise's share
     is of higher order)."""
