@@ -284,3 +284,32 @@ def test_tta_is_the_mean_over_the_eight_rotations_and_flips():
     assert seen[-1][0] == seen[-1][1] and len({n for _, n in seen}) == 1
     with pytest.raises(Cancelled):
         m.predict(y, tta=True, progress=lambda d, n: d < n // 2)
+
+
+def test_evaluate_gives_what_denoise_turns_into_the_result_for_either_kind():
+    """``evaluate`` spares a caller the question which kind of model it holds: the score of
+    a score model, the clean image of a direct denoiser, each turned into the result by
+    ``denoise(score=...)`` without the network; in memory and lazily."""
+    import dask.array as da
+
+    import scoredenoise as sd
+
+    y = np.random.default_rng(1).uniform(0, 200, (2, 48, 40)).astype(np.float32)
+    score_model, denoiser = untrained(), untrained(kind="denoiser", seed=1)
+    s = score_model.evaluate(y, axes="SYX")
+    assert isinstance(s, sd.Score)
+    np.testing.assert_array_equal(s, score_model.score(y, axes="SYX"))
+    np.testing.assert_allclose(sd.denoise(y, score_model, "gaussian", score=s, sigma=5.0,
+                                          axes="SYX"),
+                               sd.denoise(y, score_model, "gaussian", sigma=5.0, axes="SYX"),
+                               atol=1e-4)
+    x = denoiser.evaluate(y, axes="SYX")
+    np.testing.assert_array_equal(x, denoiser.predict(y, axes="SYX"))
+    # the denoiser's output is the result: denoise returns it, whatever noise model is named
+    np.testing.assert_array_equal(sd.denoise(y, denoiser, "gaussian", score=x, axes="SYX"), x)
+    with pytest.raises(ValueError, match="compute it with model.evaluate"):
+        sd.denoise(y, denoiser, score=x[:1], axes="SYX")
+    lazy = denoiser.evaluate(da.from_array(y, chunks=(1, 48, 40)), axes="SYX")
+    assert hasattr(lazy, "dask")
+    np.testing.assert_allclose(sd.denoise(da.from_array(y, chunks=(1, 48, 40)), denoiser,
+                                          score=lazy, axes="SYX").compute(), x, atol=1e-5)

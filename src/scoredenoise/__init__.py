@@ -8,6 +8,7 @@ This package imports neither Qt nor napari; the napari plugin lives in
 ``scoredenoise._napari`` and is installed with the ``[napari]`` extra.
 """
 
+from ._axes import check_axes, default_axes
 from ._chunked import ChunkCache
 from ._version import __version__
 from .api import ImplausibleSolutionWarning, denoise, provenance
@@ -46,6 +47,8 @@ __all__ = [
     "denoise_to_file",
     "denoise_files",
     "open_image",
+    "default_axes",
+    "check_axes",
     "ChunkCache",
     "estimate_noise",
     "NoiseEstimate",

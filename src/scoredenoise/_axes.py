@@ -20,9 +20,19 @@ def infer_axes(ndim: int) -> str:
 
 
 def default_axes(ndim: int, dims: int = 2) -> str:
-    """Default axes of a stack for a ``dims``-D network: Y X last; for a 2D network the
-    leading axes are planes of the same kind of image (S, then T), for a 3D network Z, then
-    samples (or TC for a 5-D array). What the napari plugin proposes for a layer."""
+    """Default axes of a stack for a ``dims``-D network (what the napari plugin proposes).
+
+    Y X last; for a 2D network the leading axes are planes of the same kind of image (S, then
+    T), for a 3D network Z, then samples (or TC for a 5-D array). No channel axis is guessed:
+    a C must be given, since it changes what the model is (one input per channel).
+
+    Examples
+    --------
+    >>> scoredenoise.default_axes(3)
+    'SYX'
+    >>> scoredenoise.default_axes(4, dims=3)
+    'SZYX'
+    """
     if ndim < dims:
         raise ValueError(f"a {dims}D network needs at least {dims} dimensions, got {ndim}; "
                          f"use a 2D network for 2D images")
@@ -31,8 +41,16 @@ def default_axes(ndim: int, dims: int = 2) -> str:
     return {2: "YX", 3: "SYX", 4: "TSYX"}.get(ndim, "TCSYX"[:ndim - 2] + "YX")
 
 
-def check_axes(axes: str | None, ndim: int, dims: int) -> str:
-    """Validate ``axes`` for an array of ``ndim`` dims and a ``dims``-D network."""
+def check_axes(axes: str | None, ndim: int, dims: int = 2) -> str:
+    """Validate ``axes`` (letters from TCZYXS) for an array of ``ndim`` dimensions and a
+    ``dims``-D network; returns them upper-cased, or the inferred ones for None. A bad string
+    is refused with the reason, never replaced by a guess.
+
+    Examples
+    --------
+    >>> scoredenoise.check_axes("tyx", 3)
+    'TYX'
+    """
     axes = infer_axes(ndim) if axes is None else axes.upper()
     if len(axes) != ndim:
         raise ValueError(f"axes {axes!r} has {len(axes)} letters but the image has {ndim} "

@@ -214,7 +214,8 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
         ``scoredenoise.estimate_noise(image, axes="CYX")`` returns; ``**params`` then apply
         to each.
     score : array, optional
-        A score computed before with ``model.score(image)``: the network is then not run
+        A score computed before with ``model.score(image)`` (or ``model.evaluate(image)``,
+        which for a direct denoiser is the result itself): the network is then not run
         again, so switching noise model or parameters costs only the (cheap) solve. With a
         dask image, a lazy score from ``model.score(dask_image, cache=...)`` works too. The
         smoothing the score was evaluated at (its ``sigma_a``) is removed whatever noise
@@ -273,6 +274,12 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
                          "objective='prior'): it draws posterior samples "
                          "(scoredenoise.sample_posterior); denoise with a score model trained "
                          "on the noisy images")
+    if model.kind != "score" and score is not None:  # a denoiser's output: the result
+        if tuple(np.shape(score)) != tuple(np.shape(image)):
+            raise ValueError(f"score has shape {tuple(np.shape(score))} but the image "
+                             f"{tuple(np.shape(image))}; compute it with model.evaluate(image)")
+        return score if type(score).__module__.startswith("dask") else \
+            np.asarray(score, dtype=np.float32)
     if hasattr(image, "dask") or type(image).__module__.startswith("dask"):
         from ._chunked import denoise_dask, solve_dask
 

@@ -383,6 +383,35 @@ class ScoreModel:
                                   tile=tile, progress=progress, batch_size=batch_size,
                                   sigma_a=arg, tta=tta), sig)
 
+    def evaluate(self, image, *, axes: str | None = None, sigma_a="auto", noise_model=None,
+                 device="auto", precision: str = "fp32", tile: int | None = None,
+                 progress: ProgressFn | None = None, cache=None, tta: bool = False):
+        """What the network gives for ``image``, whatever kind of model this is: the score
+        (:meth:`score`, a :class:`Score` with its ``sigma_a``) of a score model, the clean
+        image of a direct denoiser (a related method's network, which has no noise model:
+        ``sigma_a`` and ``noise_model`` are then ignored). Either way
+        :func:`scoredenoise.denoise` (``score=``) turns it into the result without running
+        the network again, so a caller (the napari plugin) need not ask which kind it holds.
+        A dask array gives a lazy result.
+
+        Examples
+        --------
+        >>> out = model.evaluate(noisy)                                 # doctest: +SKIP
+        >>> x = scoredenoise.denoise(noisy, model, "gaussian", score=out,
+        ...                          sigma=0.1)                          # doctest: +SKIP
+        """
+        if self.kind == "score":
+            return self.score(image, axes=axes, sigma_a=sigma_a, noise_model=noise_model,
+                              device=device, precision=precision, tile=tile,
+                              progress=progress, cache=cache, tta=tta)
+        if type(image).__module__.startswith("dask"):
+            from ._chunked import denoise_dask
+
+            return denoise_dask(image, self, None, axes=axes, device=device,
+                                precision=precision, tile=tile, tta=tta)
+        return self.predict(image, axes=axes, device=device, precision=precision, tile=tile,
+                            progress=progress, tta=tta)
+
     # ----- files -----------------------------------------------------------------------------
 
     def _header(self) -> dict:

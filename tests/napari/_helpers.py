@@ -3,6 +3,6 @@
 
 def _press(den, scope):
     """Choose the Denoise widget's scope and press its one Denoise button, as a user does."""
-    den.scope.setCurrentText(scope)
-    assert den.scope.currentText() == scope
-    den.denoise_btn.click()
+    den.scope.value = scope
+    assert den.scope.value == scope
+    den.denoise_btn.native.click()

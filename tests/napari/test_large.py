@@ -41,7 +41,7 @@ def test_lazy_layer_computes_only_the_planes_shown(make_napari_viewer, qtbot, tm
     assert tuple(src.axis_labels) == ("T", "Y", "X")  # the file's axes, not -3 / -2 / -1
     assert [str(u) for u in src.units] == ["pixel", "micrometer", "micrometer"]
     den = _denoise_widget(viewer)
-    den.layer.setCurrentText(src.name)
+    den.layer.value = den.layer.get_choice(src.name)
     viewer.dims.set_current_step(0, 2)
     _press(den, "lazy layer (as you browse)")
     qtbot.waitUntil(lambda: f"{src.name} denoised (lazy)" in viewer.layers, timeout=30_000)
@@ -94,12 +94,12 @@ def test_lazy_layer_of_a_z_stack_returns_at_once_and_computes_one_plane(
     resolve = den._lazy_resolve
     monkeypatch.setattr(den, "_lazy_resolve", lambda: (before_layer.append(len(calls)),
                                                        resolve()))
-    den.layer.setCurrentText(src.name)
+    den.layer.value = den.layer.get_choice(src.name)
     viewer.dims.set_current_step(0, 7)
     t0 = time.perf_counter()
     _press(den, "lazy layer (as you browse)")
     click = time.perf_counter() - t0
-    assert den.running and not den.denoise_btn.isEnabled() and den.cancel_btn.isEnabled()
+    assert den.running and not den.denoise_btn.enabled and den.cancel_btn.enabled
     assert click < 1.0, f"the click blocked the viewer {click:.2f} s"
     qtbot.waitUntil(lambda: not den.running, timeout=60_000)
     selection_calls = before_layer[0]
@@ -118,13 +118,13 @@ def test_lazy_layer_cancel_leaves_no_layer(make_napari_viewer, qtbot, tmp_path):
     [src] = viewer.open(path, plugin="scoredenoise")
     den = _denoise_widget(viewer)
     den.session.set_model(_conditioned_model(), "conditioned test model")
-    den.layer.setCurrentText(src.name)
+    den.layer.value = den.layer.get_choice(src.name)
     _press(den, "lazy layer (as you browse)")
-    den.cancel_btn.click()
+    den.cancel_btn.native.click()
     qtbot.waitUntil(lambda: not den.running, timeout=60_000)
-    assert "cancelled" in den.status.text()
+    assert "cancelled" in den.status.value
     assert f"{src.name} denoised (lazy)" not in viewer.layers
-    assert den.denoise_btn.isEnabled()
+    assert den.denoise_btn.enabled
 
 
 def test_denoise_all_to_file_with_cancel_and_resume(make_napari_viewer, qtbot, tmp_path):
@@ -132,24 +132,24 @@ def test_denoise_all_to_file_with_cancel_and_resume(make_napari_viewer, qtbot, t
     path, y = _stack_file(tmp_path)
     [src] = viewer.open(path, plugin="scoredenoise")
     den = _denoise_widget(viewer)
-    den.layer.setCurrentText(src.name)
+    den.layer.value = den.layer.get_choice(src.name)
     target = tmp_path / "out" / "big_denoised.tif"
-    den.file_path.setText(str(target))
+    den.file_path.value = str(target)
 
     def cancel_at_3(done, total, _):
         if done >= 3:
-            den.cancel_btn.click()
+            den.cancel_btn.native.click()
 
     den._progress.step.connect(cancel_at_3)
     _press(den, "whole layer to file")
-    qtbot.waitUntil(lambda: den.denoise_btn.isEnabled(), timeout=60_000)
+    qtbot.waitUntil(lambda: den.denoise_btn.enabled, timeout=60_000)
     assert not target.exists()  # cancelled: nothing under the final name
     assert (target.parent / ".big_denoised.tif.partial.zarr").is_dir()
     den._progress.step.disconnect(cancel_at_3)
     _press(den, "whole layer to file")  # resumes from the finished chunks
     name = f"{src.name} denoised (big_denoised.tif)"
     qtbot.waitUntil(lambda: name in viewer.layers, timeout=60_000)
-    assert "resumed" in den.status.text() and " 0 resumed" not in den.status.text()
+    assert "resumed" in den.status.value and " 0 resumed" not in den.status.value
     out = viewer.layers[name]
     assert tuple(out.scale) == (1.0, 0.5, 0.5)
     assert out.metadata["scoredenoise"]["noise_model"]["name"].startswith("gaussian")
@@ -167,18 +167,18 @@ def test_denoise_to_an_existing_file_asks_first(make_napari_viewer, qtbot, tmp_p
     path, _ = _stack_file(tmp_path)
     [src] = viewer.open(path, plugin="scoredenoise")
     den = _denoise_widget(viewer)
-    den.layer.setCurrentText(src.name)
+    den.layer.value = den.layer.get_choice(src.name)
     target = tmp_path / "precious.tif"
     target.write_bytes(b"ten megabytes of data")
-    den.file_path.setText(str(target))
+    den.file_path.value = str(target)
     asked = []
     monkeypatch.setattr(den, "_confirm_overwrite", lambda p: asked.append(p) or False)
     _press(den, "whole layer to file")
     assert asked == [target] and target.read_bytes() == b"ten megabytes of data"
-    assert "kept, nothing written" in den.status.text()
+    assert "kept, nothing written" in den.status.value
     monkeypatch.setattr(den, "_confirm_overwrite", lambda p: asked.append(p) or True)
     _press(den, "whole layer to file")
-    qtbot.waitUntil(lambda: den.denoise_btn.isEnabled() and "wrote" in den.status.text(),
+    qtbot.waitUntil(lambda: den.denoise_btn.enabled and "wrote" in den.status.value,
                     timeout=60_000)
     assert target.read_bytes() != b"ten megabytes of data"
     assert sd.open_image(target).data.shape == src.data.shape
@@ -193,18 +193,18 @@ def test_related_method_trains_in_the_widget_and_denoises(make_napari_viewer, qt
     _, train = viewer.window.add_plugin_dock_widget("scoredenoise", "Train")
     _, den = viewer.window.add_plugin_dock_widget("scoredenoise", "Denoise")
     train.select(["noisy"])
-    train.objective.setCurrentText("neighbor2neighbor")
-    train.preset.setCurrentText("small")
-    train.steps.setValue(5)
+    train.objective.value = "neighbor2neighbor"
+    train.preset.value = "small"
+    train.steps.value = 5
     with qtbot.waitSignal(train.session.model_changed, timeout=120_000):
         train.start()
-    qtbot.waitUntil(lambda: train.start_btn.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(lambda: train.start_btn.enabled, timeout=10_000)
     assert den.session.model.kind == "denoiser"
-    den.layer.setCurrentText("noisy")
+    den.layer.value = den.layer.get_choice("noisy")
     den.preview()
     qtbot.waitUntil(lambda: not den.running, timeout=120_000)
     out = viewer.layers["noisy denoised"]
     assert out.metadata["scoredenoise"]["method"] == "neighbor2neighbor"
-    assert "no noise model to tune" in den.status.text()
+    assert "no noise model to tune" in den.status.value
     ref = den.session.model.predict(frames[0, :128, :128].astype(np.float32))
     np.testing.assert_allclose(out.data[0], ref, rtol=1e-4, atol=1e-3)

@@ -38,7 +38,7 @@ def _dock(viewer):
 def _train(qtbot, train, steps):
     with qtbot.waitSignal(train.session.model_changed, timeout=300_000):
         train.start()
-    qtbot.waitUntil(lambda: train.start_btn.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(lambda: train.start_btn.enabled, timeout=10_000)
 
 
 def test_train_denoise_live_resolve_and_screenshot(make_napari_viewer, qtbot, tmp_path):
@@ -58,10 +58,10 @@ def test_train_denoise_live_resolve_and_screenshot(make_napari_viewer, qtbot, tm
     train, noise, den = dock.train, dock.noise, dock.denoise
 
     train.select(["FMD noisy"])
-    assert train.axes.text() == "SYX"
-    train.preset.setCurrentText("small")
-    train.steps.setValue(300)
-    train.patch.setValue(32)
+    assert train.axes.value == "SYX"
+    train.preset.value = "small"
+    train.steps.value = 300
+    train.patch.value = 32
     _train(qtbot, train, 300)
     assert train.session.model.meta["steps_done"] == 300
     assert len(train.plot.loss) > 10  # the live loss plot was fed
@@ -77,12 +77,12 @@ def test_train_denoise_live_resolve_and_screenshot(make_napari_viewer, qtbot, tm
 
     # step 2: an estimate from the layer (the plot of the fit), then the photon-transfer values
     noise.set_params("poisson-gaussian")
-    noise.layer.setCurrentText("FMD noisy")
+    noise.layer.value = noise.layer.get_choice("FMD noisy")
     noise.estimate()
     qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
     assert noise.plot.ax.get_xlabel() == "mean (ADU)"  # the sample's integer camera counts
     noise.set_params("poisson-gaussian", gain=4.06, offset=3.5, read_noise=1.0)
-    den.layer.setCurrentText("FMD noisy")
+    den.layer.value = den.layer.get_choice("FMD noisy")
     viewer.dims.set_current_step(0, 1)
     den.preview()
     qtbot.waitUntil(lambda: not den.running, timeout=120_000)
@@ -107,14 +107,14 @@ def test_train_denoise_live_resolve_and_screenshot(make_napari_viewer, qtbot, tm
     # results in the layer's own units by default; the signal above the offset on request
     before = out.data[1].copy()
     assert out.metadata["scoredenoise"]["units"] == "input"
-    den.signal.setChecked(True)
+    den.signal.value = True
     np.testing.assert_allclose(out.data[1], before - 3.5, atol=1e-3)
     assert out.metadata["scoredenoise"]["units"] == "signal" and not calls
-    den.signal.setChecked(False)
+    den.signal.value = False
 
     # whole layer in a worker, with progress
     _press(den, "whole layer")
-    qtbot.waitUntil(lambda: den.denoise_btn.isEnabled(), timeout=120_000)
+    qtbot.waitUntil(lambda: den.denoise_btn.enabled, timeout=120_000)
     assert all(np.any(out.data[i]) for i in range(4))
 
     # several planes re-solve in a worker (the viewer is not held); changes made meanwhile
@@ -152,7 +152,7 @@ def test_resolve_time_512_view_without_network(make_napari_viewer, qtbot):
     train, noise, den = _dock(viewer)
     model = sd.train(big, preset="small", steps=2, patch_size=32, batch_size=2)
     train.session.set_model(model, "test")
-    den.layer.setCurrentText("big")
+    den.layer.value = den.layer.get_choice("big")
     den.preview()
     qtbot.waitUntil(lambda: not den.running, timeout=120_000)
     calls = []
@@ -167,16 +167,16 @@ def test_resolve_time_512_view_without_network(make_napari_viewer, qtbot):
 
 def test_implausible_solution_is_shown_to_the_user(make_napari_viewer, qtbot, monkeypatch):
     """A score that does not fit the image: the re-solve warns in napari, not in a console."""
-    from scoredenoise._napari import _widgets
+    from napari.utils import notifications
     shown = []
-    monkeypatch.setattr(_widgets, "show_warning", shown.append)
+    monkeypatch.setattr(notifications, "show_warning", shown.append)
     viewer = make_napari_viewer(show=True)
     frames, _ = sd.demo.sample_data()
     viewer.add_image(frames[0].astype(np.float32), name="frame")
     train, noise, den = _dock(viewer)
     train.session.set_model(sd.train(frames[0].astype(np.float32), preset="small", steps=2,
                                      patch_size=32, batch_size=2), "test")
-    den.layer.setCurrentText("frame")
+    den.layer.value = den.layer.get_choice("frame")
     den.preview()
     qtbot.waitUntil(lambda: not den.running, timeout=120_000)
     noise.set_params("gaussian", sigma=5.0)
@@ -192,14 +192,14 @@ def test_stop_training_keeps_a_usable_checkpoint(make_napari_viewer, qtbot):
     viewer.open_sample("scoredenoise", "fmd_noisy")
     train, _, _ = _dock(viewer)
     train.select(["FMD noisy"])
-    train.preset.setCurrentText("small")
-    train.steps.setValue(100_000)
-    train.patch.setValue(32)
+    train.preset.value = "small"
+    train.steps.value = 100_000
+    train.patch.value = 32
     train.start()
-    qtbot.waitUntil(lambda: train.bar.value() >= 3, timeout=60_000)
+    qtbot.waitUntil(lambda: train.bar.value >= 3, timeout=60_000)
     with qtbot.waitSignal(train.session.model_changed, timeout=60_000):
         train.stop()
-    qtbot.waitUntil(lambda: train.start_btn.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(lambda: train.start_btn.enabled, timeout=10_000)
     m = train.session.model
     assert m.meta["stopped_early"] and 3 <= m.meta["steps_done"] < 100_000
     ck = sd.load_model(train.session.checkpoint)
@@ -208,15 +208,16 @@ def test_stop_training_keeps_a_usable_checkpoint(make_napari_viewer, qtbot):
 
 
 def test_bad_choices_get_clear_messages(make_napari_viewer, qtbot, monkeypatch):
-    from scoredenoise._napari import _widgets
+    from napari.utils import notifications
     errors = []
-    monkeypatch.setattr(_widgets, "show_error", errors.append)
+    monkeypatch.setattr(notifications, "show_error", errors.append)
     viewer = make_napari_viewer(show=True)
     viewer.add_image(np.zeros((16, 16, 3), np.uint8), name="rgb", rgb=True)
     viewer.add_labels(np.zeros((16, 16), np.int32), name="labels")
     viewer.add_image(np.zeros((16, 16), np.float32), name="flat")
     train, noise, den = _dock(viewer)
-    assert [train.layers.item(i).text() for i in range(train.layers.count())] == ["rgb", "flat"]
+    assert [train.layers.native.item(i).text()
+            for i in range(train.layers.native.count())] == ["rgb", "flat"]
     den.preview()
     qtbot.waitUntil(lambda: not den.running, timeout=120_000)
     assert "no model" in errors[-1]
@@ -224,10 +225,10 @@ def test_bad_choices_get_clear_messages(make_napari_viewer, qtbot, monkeypatch):
     train.start()
     assert "is RGB" in errors[-1]
     train.select(["flat"])
-    train.dims.setCurrentIndex(1)
+    train.dims.value = 3
     train.start()
     assert "is 2D but the model is 3D" in errors[-1]
-    assert train.start_btn.isEnabled()
+    assert train.start_btn.enabled
     with pytest.raises(KeyError):
         noise.set_params("gamma", sigma=3.0)  # gamma has no sigma field
     noise.set_params("gamma", alpha=1.5)
@@ -241,32 +242,32 @@ def test_estimate_button_fills_the_fields_and_plots_the_fit(make_napari_viewer, 
     viewer.add_image(cam.sample(x, rng=1).astype(np.float32), name="camera")
     _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
     noise.set_params("poisson-gaussian")
-    noise.layer.setCurrentText("camera")
+    noise.layer.value = noise.layer.get_choice("camera")
     with qtbot.waitSignal(noise.session.noise_changed, timeout=60_000):
         noise.estimate()
     qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
-    assert noise.fields["gain"].value() == pytest.approx(2.5, rel=0.05)
+    assert noise.fields["gain"].value == pytest.approx(2.5, rel=0.05)
     assert noise.session.noise_model.gain == pytest.approx(2.5, rel=0.05)
     assert len(noise.plot.points) >= 10 and len(noise.plot.curve) == 64
     ax = noise.plot.ax  # float data: the data's own units, on labelled axes
     assert ax.get_xlabel() == "mean (data units)"
     assert ax.get_ylabel() == "variance (data units²)"
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["measured", "noise model"]
-    assert "gain" in noise.fit_text.text()
+    assert "gain" in noise.fit_text.value
     # white noise declared: no correlation measured, and the note says so
-    assert noise.white.isVisibleTo(noise)
-    noise.white.setChecked(True)
+    assert noise.white.native.isVisibleTo(noise.native)
+    noise.white.value = True
     noise.estimate_result = None
     noise.estimate()
     qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
-    assert "noise assumed white" in noise.fit_text.text()
+    assert "noise assumed white" in noise.fit_text.value
     # an RGB layer gets a clear message and changes nothing
     viewer.add_image(np.zeros((64, 64, 3), np.uint8), name="rgb", rgb=True)
-    noise.layer.setCurrentText("rgb")
+    noise.layer.value = noise.layer.get_choice("rgb")
     noise.estimate()
-    assert noise.fields["gain"].value() == pytest.approx(2.5, rel=0.05)
+    assert noise.fields["gain"].value == pytest.approx(2.5, rel=0.05)
     noise.set_params("poisson-correlated+gaussian")  # its kernel gives the correlation
-    assert not noise.white.isVisibleTo(noise)
+    assert not noise.white.native.isVisibleTo(noise.native)
 
 
 def test_estimate_button_fills_a_correlated_models_kernel(make_napari_viewer, qtbot):
@@ -277,45 +278,45 @@ def test_estimate_button_fills_a_correlated_models_kernel(make_napari_viewer, qt
     viewer.add_image(nm.sample(x, rng=2).astype(np.float32), name="scanner")
     _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
     noise.set_params("gaussian-correlated")
-    assert noise.kernel_label.text().startswith("paper 3x3")
-    noise.layer.setCurrentText("scanner")
+    assert noise.kernel_label.value.startswith("paper 3x3")
+    noise.layer.value = noise.layer.get_choice("scanner")
     with qtbot.waitSignal(noise.session.noise_changed, timeout=60_000):
         noise.estimate()
     qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
     # the estimated kernel is in the session's model (what Denoise solves with) and shown
     np.testing.assert_allclose(noise.session.noise_model.kernel, cross, atol=0.03)
     assert noise.session.noise_model.sigma == pytest.approx(8.0, rel=0.1)
-    assert noise.kernel_label.text().startswith("estimated 3x3")
-    assert "noise correlation kernel" in noise.fit_text.text()
-    noise.fields["sigma"].setValue(9.0)  # tuning a field keeps the kernel
+    assert noise.kernel_label.value.startswith("estimated 3x3")
+    assert "noise correlation kernel" in noise.fit_text.value
+    noise.fields["sigma"].value = 9.0  # tuning a field keeps the kernel
     np.testing.assert_allclose(noise.session.noise_model.kernel, cross, atol=0.03)
     noise.set_params(kernel=None)  # the "Eq. 30" button: back to the paper's kernel
     np.testing.assert_allclose(noise.session.noise_model.kernel, sd.noise.PAPER_KERNEL)
-    assert noise.kernel_label.text().startswith("paper 3x3")
+    assert noise.kernel_label.value.startswith("paper 3x3")
 
 
 def test_exact_solve_box_only_for_count_mixtures(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
     _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
     noise.set_params("poisson-gaussian", gain=3.7, offset=3.5, read_noise=1.0)
-    assert noise.exact.isVisibleTo(noise) and not noise.session.noise_model.exact
-    noise.exact.setChecked(True)
+    assert noise.exact.native.isVisibleTo(noise.native) and not noise.session.noise_model.exact
+    noise.exact.value = True
     nm = noise.session.noise_model
     assert nm.exact and nm.gain == pytest.approx(3.7)
-    noise.fields["gain"].setValue(4.0)  # the choice stays while tuning
+    noise.fields["gain"].value = 4.0  # the choice stays while tuning
     assert noise.session.noise_model.exact and noise.session.noise_model.gain == 4.0
     noise.set_params("gamma+gaussian")  # Algorithm 5 only: no box, no error
-    assert not noise.exact.isVisibleTo(noise) and noise.error.text() == ""
+    assert not noise.exact.native.isVisibleTo(noise.native) and noise.error.value == ""
     assert not getattr(noise.session.noise_model, "exact", False)
 
 
 def test_estimate_shows_progress_and_cancels(make_napari_viewer, qtbot, monkeypatch):
     """The Estimate button's bar counts the planes of a stack; Cancel stops the estimate
     (a message, the fields keep their values) and the button works again."""
-    from scoredenoise._napari import _widgets
+    from napari.utils import notifications
 
     infos = []
-    monkeypatch.setattr(_widgets, "show_info", infos.append)
+    monkeypatch.setattr(notifications, "show_info", infos.append)
     viewer = make_napari_viewer(show=True)
     cam = sd.get_noise_model("poisson-gaussian", gain=2.5, offset=0.0, read_noise=4.0)
     x = np.tile(np.linspace(0.0, 1500.0, 192), (192, 1))
@@ -323,7 +324,7 @@ def test_estimate_shows_progress_and_cancels(make_napari_viewer, qtbot, monkeypa
                      name="stack")
     _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
     noise.set_params("poisson-gaussian", gain=1.0)
-    noise.layer.setCurrentText("stack")
+    noise.layer.value = noise.layer.get_choice("stack")
     real, first = sd.estimate_noise, threading.Event()
 
     def pause_after_first_plane(*args, progress, **kw):  # until Cancel is clicked
@@ -336,20 +337,20 @@ def test_estimate_shows_progress_and_cancels(make_napari_viewer, qtbot, monkeypa
 
     monkeypatch.setattr(sd, "estimate_noise", pause_after_first_plane)
     noise.estimate()
-    assert noise.cancel_btn.isEnabled() and not noise.estimate_btn.isEnabled()
+    assert noise.cancel_btn.enabled and not noise.estimate_btn.enabled
     qtbot.waitUntil(first.is_set, timeout=60_000)
-    noise.cancel_btn.click()
-    qtbot.waitUntil(lambda: noise.estimate_btn.isEnabled(), timeout=60_000)
+    noise.cancel_btn.native.click()
+    qtbot.waitUntil(lambda: noise.estimate_btn.enabled, timeout=60_000)
     assert infos and "cancelled after 1 of 6" in infos[-1]
-    assert noise.estimate_result is None and noise.fields["gain"].value() == 1.0
-    assert not noise.cancel_btn.isEnabled()
+    assert noise.estimate_result is None and noise.fields["gain"].value == 1.0
+    assert not noise.cancel_btn.enabled
     monkeypatch.setattr(sd, "estimate_noise", real)
     with qtbot.waitSignal(noise.session.noise_changed, timeout=60_000):
         noise.estimate()
     qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
-    qtbot.waitUntil(lambda: noise.bar.value() == 6, timeout=5_000)
-    assert noise.bar.maximum() == 6
-    assert noise.fields["gain"].value() == pytest.approx(2.5, rel=0.05)
+    qtbot.waitUntil(lambda: noise.bar.value == 6, timeout=5_000)
+    assert noise.bar.max == 6
+    assert noise.fields["gain"].value == pytest.approx(2.5, rel=0.05)
 
 
 def test_multiscale_layer_estimates_trains_and_denoises_at_full_resolution(
@@ -357,10 +358,10 @@ def test_multiscale_layer_estimates_trains_and_denoises_at_full_resolution(
     """A pyramid layer (large images open as one): Estimate measures the finest level (the
     coarser ones average the noise away: a quarter of the variance), Train trains on it, the
     in-memory buttons point to the lazy layer, which denoises it."""
-    from scoredenoise._napari import _widgets
+    from napari.utils import notifications
 
     errors = []
-    monkeypatch.setattr(_widgets, "show_error", errors.append)
+    monkeypatch.setattr(notifications, "show_error", errors.append)
     viewer = make_napari_viewer(show=True)
     cam = sd.get_noise_model("poisson-gaussian", gain=2.5, offset=0.0, read_noise=4.0)
     x = np.tile(np.linspace(0.0, 1500.0, 384), (384, 1))
@@ -369,18 +370,18 @@ def test_multiscale_layer_estimates_trains_and_denoises_at_full_resolution(
     viewer.add_image([y, half], multiscale=True, name="pyramid")
     train, noise, den = _dock(viewer)
     noise.set_params("poisson-gaussian", gain=1.0)
-    noise.layer.setCurrentText("pyramid")
+    noise.layer.value = noise.layer.get_choice("pyramid")
     with qtbot.waitSignal(noise.session.noise_changed, timeout=60_000):
         noise.estimate()
     qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
-    assert noise.fields["gain"].value() == pytest.approx(2.5, rel=0.05)
+    assert noise.fields["gain"].value == pytest.approx(2.5, rel=0.05)
     train.select(["pyramid"])
-    train.preset.setCurrentText("small")
-    train.steps.setValue(4)
-    train.patch.setValue(32)
+    train.preset.value = "small"
+    train.steps.value = 4
+    train.patch.value = 32
     _train(qtbot, train, 4)
     assert train.session.model.meta["steps_done"] == 4
-    den.layer.setCurrentText("pyramid")
+    den.layer.value = den.layer.get_choice("pyramid")
     den.preview()
     qtbot.waitUntil(lambda: not den.running, timeout=120_000)
     assert "is multiscale" in errors[-1] and "Lazy layer" in errors[-1]
@@ -399,10 +400,10 @@ def test_estimate_from_repeated_frames_by_photon_transfer(make_napari_viewer, qt
     of the scene's structure); a single image with the box checked gets a clear message."""
     from scipy.ndimage import gaussian_filter
 
-    from scoredenoise._napari import _widgets
+    from napari.utils import notifications
 
     errors = []
-    monkeypatch.setattr(_widgets, "show_error", errors.append)
+    monkeypatch.setattr(notifications, "show_error", errors.append)
     viewer = make_napari_viewer(show=True)
     cam = sd.get_noise_model("poisson-gaussian", gain=3.0, offset=10.0, read_noise=2.0)
     rng = np.random.default_rng(0)
@@ -411,19 +412,19 @@ def test_estimate_from_repeated_frames_by_photon_transfer(make_napari_viewer, qt
     viewer.add_image(cam.sample(scene, rng=99), name="one frame")
     _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
     noise.set_params("poisson-gaussian", gain=1.0, offset=10.0)
-    noise.frames.setChecked(True)
-    noise.layer.setCurrentText("one frame")
+    noise.frames.value = True
+    noise.layer.value = noise.layer.get_choice("one frame")
     noise.estimate()
     assert "needs a stack of repeated frames" in errors[-1] and "(128, 128)" in errors[-1]
-    assert noise.estimate_btn.isEnabled() and noise.fields["gain"].value() == 1.0
-    noise.layer.setCurrentText("series")
+    assert noise.estimate_btn.enabled and noise.fields["gain"].value == 1.0
+    noise.layer.value = noise.layer.get_choice("series")
     with qtbot.waitSignal(noise.session.noise_changed, timeout=60_000):
         noise.estimate()
     qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
     assert noise.estimate_result.nlf.method == "photon-transfer"
-    assert "photon-transfer" in noise.fit_text.text()
-    assert noise.fields["gain"].value() == pytest.approx(3.0, rel=0.05)
-    assert noise.bar.maximum() == 12
+    assert "photon-transfer" in noise.fit_text.value
+    assert noise.fields["gain"].value == pytest.approx(3.0, rel=0.05)
+    assert noise.bar.max == 12
 
 
 def test_renamed_layers_stay_chosen_in_every_widget(make_napari_viewer, qtbot):
@@ -435,12 +436,12 @@ def test_renamed_layers_stay_chosen_in_every_widget(make_napari_viewer, qtbot):
     viewer.add_image(frames[:2, 64:128, :64].astype(np.float32), name="cells")
     train, noise, den = _dock(viewer)
     train.select(["cells"])
-    den.layer.setCurrentText("cells")
-    noise.layer.setCurrentText("cells")
+    den.layer.value = den.layer.get_choice("cells")
+    noise.layer.value = noise.layer.get_choice("cells")
     viewer.layers["cells"].name = "cells, renamed"
     assert train.selected_names() == ["cells, renamed"]
-    assert den.layer.currentText() == "cells, renamed"
-    assert noise.layer.currentText() == "cells, renamed"
+    assert den.layer.value.name == "cells, renamed"
+    assert noise.layer.value.name == "cells, renamed"
     model = sd.train(frames[:2, :64, :64].astype(np.float32), preset="small", steps=2,
                      patch_size=32, batch_size=2)
     train.session.set_model(model, "test")
@@ -459,41 +460,41 @@ def test_noise_models_keep_their_values_errors_and_warnings(make_napari_viewer, 
     viewer.add_image(cam.sample(x, rng=1).astype(np.float32), name="camera")
     _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
     noise.set_params("poisson-gaussian")
-    noise.layer.setCurrentText("camera")
+    noise.layer.value = noise.layer.get_choice("camera")
     noise.estimate()
     qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
-    estimated = {k: b.value() for k, b in noise.fields.items()}
+    estimated = {k: b.value for k, b in noise.fields.items()}
     assert estimated["gain"] == pytest.approx(2.5, rel=0.1)
     # another model: fitted to the same measurement, not its placeholder defaults
     noise.set_params("gaussian-signal")
     fitted = sd.fit_noise_level(noise.estimate_result.nlf, "gaussian-signal").noise_model
     for k, b in noise.fields.items():
-        assert b.value() == pytest.approx(getattr(fitted, k), rel=1e-3, abs=1e-3)
+        assert b.value == pytest.approx(getattr(fitted, k), rel=1e-3, abs=1e-3)
     noise.set_params("gaussian")
-    assert noise.fields["sigma"].value() != sd.get_noise_model("gaussian").sigma
+    assert noise.fields["sigma"].value != sd.get_noise_model("gaussian").sigma
     noise.set_params(sigma=7.0)
     # back: each model has its own last values
     noise.set_params("poisson-gaussian")
-    assert {k: b.value() for k, b in noise.fields.items()} == estimated
+    assert {k: b.value for k, b in noise.fields.items()} == estimated
     assert noise.session.noise_model.gain == pytest.approx(estimated["gain"])
     noise.set_params("gaussian")
-    assert noise.fields["sigma"].value() == 7.0
+    assert noise.fields["sigma"].value == 7.0
     # a bad value: the engine's message, the field marked, the noise model unchanged
     noise.set_params("poisson-gaussian")
     before = noise.session.noise_model
-    noise.fields["gain"].setValue(-1.0)
-    assert noise.fields["gain"].value() == -1.0  # not clamped to a valid value
-    assert "gain must be > 0, got -1" in noise.error.text()
-    assert noise.fields["gain"].styleSheet() and not noise.fields["offset"].styleSheet()
+    noise.fields["gain"].value = -1.0
+    assert noise.fields["gain"].value == -1.0  # not clamped to a valid value
+    assert "gain must be > 0, got -1" in noise.error.value
+    assert noise.fields["gain"].native.styleSheet() and not noise.fields["offset"].native.styleSheet()
     assert noise.session.noise_model == before
-    noise.fields["gain"].setValue(2.0)
-    assert noise.error.text() == "" and not noise.fields["gain"].styleSheet()
+    noise.fields["gain"].value = 2.0
+    assert noise.error.value == "" and not noise.fields["gain"].native.styleSheet()
     # valid but absurd: a warning, the model still taken
-    noise.fields["read_noise"].setValue(1e6)
-    assert "read_noise = 1e+06" in noise.warning.text()
+    noise.fields["read_noise"].value = 1e6
+    assert "read_noise = 1e+06" in noise.warning.value
     assert noise.session.noise_model.read_noise == 1e6
-    noise.fields["read_noise"].setValue(4.0)
-    assert noise.warning.text() == ""
+    noise.fields["read_noise"].value = 4.0
+    assert noise.warning.value == ""
 
 
 def test_train_widget_refuses_bad_axes_and_clears_stale_progress(make_napari_viewer, qtbot,
@@ -503,30 +504,30 @@ def test_train_widget_refuses_bad_axes_and_clears_stale_progress(make_napari_vie
     viewer.add_image(frames, name="frames")
     train, _, _ = _dock(viewer)
     errors, warns = [], []
-    monkeypatch.setattr("scoredenoise._napari._widgets.show_error", errors.append)
-    monkeypatch.setattr("scoredenoise._napari._widgets.show_warning", warns.append)
+    monkeypatch.setattr("napari.utils.notifications.show_error", errors.append)
+    monkeypatch.setattr("napari.utils.notifications.show_warning", warns.append)
     assert train.selected_names() == ["frames"]  # the only layer: preselected
-    assert train.axes.text() == "SYX"
-    train.axes.setText("ZZX")  # refused with the engine's reason, not replaced by a guess
+    assert train.axes.value == "SYX"
+    train.axes.value = "ZZX"  # refused with the engine's reason, not replaced by a guess
     train.start()
-    assert "each of the letters" in errors[-1] and train.start_btn.isEnabled()
-    assert "not started" in train.status.text()
-    train.axes.setText("CYX")  # valid, but frames as channels: said before training
-    train.steps.setValue(2)
-    train.preset.setCurrentText("small")
-    train.patch.setValue(32)
+    assert "each of the letters" in errors[-1] and train.start_btn.enabled
+    assert "not started" in train.status.value
+    train.axes.value = "CYX"  # valid, but frames as channels: said before training
+    train.steps.value = 2
+    train.preset.value = "small"
+    train.patch.value = 32
     _train(qtbot, train, 2)
     assert "4-channel model" in warns[-1]
     assert train.session.model.channels == 4
-    assert train.bar.value() == 2
+    assert train.bar.value == 2
     # our own results are not offered as training data
     viewer.add_image(frames[0], name="frames denoised", metadata={"scoredenoise": {"source": "frames"}})
-    assert "frames denoised" not in [train.layers.item(i).text()
-                                     for i in range(train.layers.count())]
+    assert "frames denoised" not in [train.layers.native.item(i).text()
+                                     for i in range(train.layers.native.count())]
     # a loaded model: the last run's bar and loss curve are cleared
     path = train.save_model(tmp_path / "m.sdmodel")
     train.load_model(path)
-    assert train.bar.value() == 0 and train.bar.format() == ""
+    assert train.bar.value == 0 and train.bar.native.format() == ""
     assert not train.plot.loss
 
 
@@ -543,7 +544,7 @@ def test_one_dock_numbered_steps_fits_a_1080_screen(make_napari_viewer, qtbot):
     # the fullest page, the noise model after an estimate (fit text and plot), fits a
     # 1080-pixel screen below napari's title, menu and status bars (about 150 px)
     dock.noise.set_params("poisson-gaussian")
-    dock.noise.layer.setCurrentText(viewer.layers[0].name)
+    dock.noise.layer.value = dock.noise.layer.get_choice(viewer.layers[0].name)
     dock.noise.estimate()
     qtbot.waitUntil(lambda: dock.noise.estimate_result is not None, timeout=60_000)
     for i in range(3):
@@ -561,11 +562,11 @@ def test_one_dock_numbered_steps_fits_a_1080_screen(make_napari_viewer, qtbot):
 def test_noise_models_grouped_under_headers_that_cannot_be_chosen(make_napari_viewer):
     viewer = make_napari_viewer()
     _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
-    items = [noise.combo.itemText(i) for i in range(noise.combo.count())]
+    items = [noise.combo.native.itemText(i) for i in range(noise.combo.native.count())]
     headers = [t for t in items if t.startswith("—")]
     assert headers == ["— Camera models (ADU) —", "— The paper's Table 1 —"]
     for h in headers:
-        assert not noise.combo.model().item(items.index(h)).isEnabled()
+        assert not noise.combo.native.model().item(items.index(h)).isEnabled()
     cameras = items[1:items.index(headers[1])]
     assert set(cameras) == {"poisson-gaussian", "emccd"}
     assert sorted(t for t in items if not t.startswith("—")) == sorted(sd.list_noise_models())
@@ -575,15 +576,15 @@ def test_noise_models_grouped_under_headers_that_cannot_be_chosen(make_napari_vi
 def test_one_denoise_button_whose_scope_is_a_choice(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
     _, den = viewer.window.add_plugin_dock_widget("scoredenoise", "Denoise")
-    assert [den.scope.itemText(i) for i in range(den.scope.count())] == [
+    assert [den.scope.native.itemText(i) for i in range(den.scope.native.count())] == [
         "plane shown", "whole layer", "lazy layer (as you browse)", "whole layer to file",
         "posterior std of the plane shown", "posterior std of the whole layer",
         "posterior samples of the plane shown (needs a prior)"]
-    assert not den.file_row.isVisibleTo(den)  # the output path only where it is needed
-    assert not den.prior_row.isVisibleTo(den)  # the prior only for samples
-    den.scope.setCurrentText("whole layer to file")
-    assert den.file_row.isVisibleTo(den)
-    assert "stream" in den.denoise_btn.toolTip()
+    assert not den.file_path.native.isVisibleTo(den.native)  # the output path only where it is needed
+    assert not den.prior_row.native.isVisibleTo(den.native)  # the prior only for samples
+    den.scope.value = "whole layer to file"
+    assert den.file_path.native.isVisibleTo(den.native)
+    assert "stream" in den.denoise_btn.tooltip
 
 
 def test_expected_training_time_is_shown_before_start(make_napari_viewer, qtbot, monkeypatch):
@@ -600,29 +601,29 @@ def test_expected_training_time_is_shown_before_start(make_napari_viewer, qtbot,
     from scoredenoise.training import interactive_settings
 
     quick = interactive_settings("auto")
-    assert (train.preset.currentText(), train.steps.value()) == (quick["preset"],
+    assert (train.preset.value, train.steps.value) == (quick["preset"],
                                                                  quick["steps"])
-    train.preset.setCurrentText("small")
-    train.steps.setValue(1200)
+    train.preset.value = "small"
+    train.steps.value = 1200
     qtbot.waitUntil(lambda: train.expected_seconds() is not None, timeout=10_000)
     assert train.expected_seconds() == pytest.approx(120.0)
-    assert train.eta.text().startswith("about 2.0 min")
+    assert train.eta.value.startswith("about 2.0 min")
     assert measured[-1]["preset"] == "small" and measured[-1]["patch_size"] == 64
-    train.steps.setValue(600)  # steps rescale the measurement: nothing measured again
+    train.steps.value = 600  # steps rescale the measurement: nothing measured again
     n = len(measured)
-    assert train.eta.text().startswith("about 60 s")
-    train.preset.setCurrentText("default")  # a new network size is measured
-    qtbot.waitUntil(lambda: "4.0 min" in train.eta.text(), timeout=10_000)  # 600 x 0.4 s
+    assert train.eta.value.startswith("about 60 s")
+    train.preset.value = "default"  # a new network size is measured
+    qtbot.waitUntil(lambda: "4.0 min" in train.eta.value, timeout=10_000)  # 600 x 0.4 s
     assert len(measured) == n + 1
     # settings that cannot be measured (no such preset here: the fake raises) say why once
     # and are not measured again and again
-    train.preset.setCurrentText("large")
-    qtbot.waitUntil(lambda: train.eta.text().startswith("not measured"), timeout=10_000)
+    train.preset.value = "large"
+    qtbot.waitUntil(lambda: train.eta.value.startswith("not measured"), timeout=10_000)
     qtbot.wait(1500)  # five timer periods
     assert len(measured) == n + 2 and train.expected_seconds() is None
-    train.steps.setValue(700)
+    train.steps.value = 700
     qtbot.wait(700)
-    assert len(measured) == n + 2 and train.eta.text().startswith("not measured")
+    assert len(measured) == n + 2 and train.eta.value.startswith("not measured")
 
 
 def test_the_qt_pool_keeps_threads_beside_the_workers(make_napari_viewer):
@@ -637,17 +638,17 @@ def test_the_qt_pool_keeps_threads_beside_the_workers(make_napari_viewer):
 
 
 def test_posterior_std_layer_of_the_plane_shown(make_napari_viewer, qtbot, monkeypatch):
-    from scoredenoise._napari import _widgets
+    from napari.utils import notifications
 
     errors = []
-    monkeypatch.setattr(_widgets, "show_error", errors.append)
+    monkeypatch.setattr(notifications, "show_error", errors.append)
     viewer = make_napari_viewer()
     y = np.random.default_rng(0).normal(60, 10, size=(3, 48, 48)).astype(np.float32)
     ly = viewer.add_image(y, name="stack", scale=(2.0, 0.5, 0.5))
     train, noise, den = _dock(viewer)
     train.session.set_model(untrained(), "test")
     noise.set_params("gaussian", sigma=10.0)
-    den.layer.setCurrentText("stack")
+    den.layer.value = den.layer.get_choice("stack")
     viewer.dims.set_current_step(0, 1)
     _press(den, "posterior std of the plane shown")
     qtbot.waitUntil(lambda: not den.running, timeout=60_000)
@@ -659,12 +660,12 @@ def test_posterior_std_layer_of_the_plane_shown(make_napari_viewer, qtbot, monke
     assert out.metadata["scoredenoise"]["kind"] == "posterior std"
     # not a training layer, and a model without the derivation says so
     assert "stack posterior std" not in train.selected_names() + [
-        train.layers.item(i).text() for i in range(train.layers.count())]
+        train.layers.native.item(i).text() for i in range(train.layers.native.count())]
     noise.set_params("gamma")
     _press(den, "posterior std of the plane shown")
     qtbot.waitUntil(lambda: not den.running, timeout=60_000)
     assert "the posterior variance is derived for the 'gaussian' and 'poisson-gaussian'" \
-        in den.status.text()
+        in den.status.value
     viewer.layers.remove("stack posterior std")  # a failure leaves no empty layer
     _press(den, "posterior std of the plane shown")
     qtbot.waitUntil(lambda: not den.running, timeout=60_000)
@@ -679,14 +680,14 @@ def test_posterior_std_of_the_whole_layer_with_cancel(make_napari_viewer, qtbot,
     train, noise, den = _dock(viewer)
     train.session.set_model(untrained(), "test")
     noise.set_params("gaussian", sigma=10.0)
-    den.layer.setCurrentText("stack")
+    den.layer.value = den.layer.get_choice("stack")
     _press(den, "posterior std of the whole layer")
     qtbot.waitUntil(lambda: not den.running, timeout=60_000)
     out = viewer.layers["stack posterior std"]
     for k in range(3):
         expect = sd.posterior_std(y[k], train.session.model, noise.session.noise_model, rng=0)
         np.testing.assert_allclose(out.data[k], expect, rtol=1e-5)
-    assert "3 planes" in den.status.text()
+    assert "3 planes" in den.status.value
     # Cancel during the second plane: the first stays, the rest are not computed
     out.data[:] = 0
     real = sd.posterior_std
@@ -703,25 +704,25 @@ def test_posterior_std_of_the_whole_layer_with_cancel(make_napari_viewer, qtbot,
     qtbot.waitUntil(lambda: not den.running, timeout=60_000)
     qtbot.waitUntil(lambda: bool(np.any(out.data[1])), timeout=10_000)
     assert np.any(out.data[0]) and not np.any(out.data[2]) and len(calls) == 2
-    assert "cancel" in den.status.text().lower()
+    assert "cancel" in den.status.value.lower()
 
 
 def test_posterior_samples_layers(make_napari_viewer, qtbot, monkeypatch, tmp_path):
-    from scoredenoise._napari import _widgets
+    from napari.utils import notifications
     errors = []
-    monkeypatch.setattr(_widgets, "show_error", errors.append)
+    monkeypatch.setattr(notifications, "show_error", errors.append)
     viewer = make_napari_viewer()
     rng = np.random.default_rng(0)
     y = rng.normal(60, 10, size=(3, 32, 32)).astype(np.float32)
     ly = viewer.add_image(y, name="stack", scale=(2.0, 0.5, 0.5))
     train, noise, den = _dock(viewer)
-    den.layer.setCurrentText("stack")
+    den.layer.value = den.layer.get_choice("stack")
     viewer.dims.set_current_step(0, 1)
     noise.set_params("gaussian", sigma=10.0)
     # no prior: the reason, not a crash
     _press(den, "posterior samples of the plane shown (needs a prior)")
     assert "need a prior" in errors[-1] and not den.running
-    assert den.prior_row.isVisible() or not den.isVisible()
+    assert den.prior_row.native.isVisibleTo(den.native)
     # a self-supervised model is refused as a prior
     untrained().save(tmp_path / "m.sdmodel")
     assert den.load_prior(tmp_path / "m.sdmodel") is None and "objective='prior'" in errors[-1]
@@ -729,7 +730,7 @@ def test_posterior_samples_layers(make_napari_viewer, qtbot, monkeypatch, tmp_pa
     prior = sd.train(clean, objective="prior", preset="small", steps=2, patch_size=16,
                      batch_size=2, seed=0)
     assert den.load_prior(prior.save(tmp_path / "p.sdmodel")) is not None
-    den.n_samples.setValue(3)
+    den.n_samples.value = 3
     _press(den, "posterior samples of the plane shown (needs a prior)")
     qtbot.waitUntil(lambda: not den.running, timeout=120_000)
     xs = viewer.layers["stack samples"]
@@ -762,7 +763,7 @@ def test_posterior_samples_layers(make_napari_viewer, qtbot, monkeypatch, tmp_pa
 def test_the_plane_shown_is_read_in_the_layers_own_coordinates(make_napari_viewer):
     """A layer with a scale and translate, behind a layer with one more axis in front (a
     samples layer): the plane shown is the layer's own data index, not a slider step."""
-    from scoredenoise._napari._widgets import _plane_shown
+    from scoredenoise._napari._session import plane_shown as _plane_shown
 
     viewer = make_napari_viewer()
     ly = viewer.add_image(np.zeros((5, 8, 8), np.float32), scale=(2.0, 1.0, 1.0),
@@ -783,13 +784,13 @@ def test_tta_box_averages_the_orientations_and_is_recorded(make_napari_viewer, q
     train, noise, den = _dock(viewer)
     train.session.set_model(untrained(), "test")
     noise.set_params("gaussian", sigma=10.0)
-    den.layer.setCurrentText("img")
+    den.layer.value = den.layer.get_choice("img")
     _press(den, "plane shown")
     qtbot.waitUntil(lambda: not den.running, timeout=60_000)
     out = viewer.layers["img denoised"]
     plain = np.array(out.data)
     assert out.metadata["scoredenoise"]["tta"] is False
-    den.tta.setChecked(True)
+    den.tta.value = True
     _press(den, "plane shown")
     qtbot.waitUntil(lambda: not den.running and not den._resolving, timeout=60_000)
     g = noise.session.noise_model
@@ -797,3 +798,30 @@ def test_tta_box_averages_the_orientations_and_is_recorded(make_napari_viewer, q
                                rtol=1e-5, atol=1e-4)
     assert np.abs(out.data - plain).max() > 1e-4
     assert out.metadata["scoredenoise"]["tta"] is True
+
+
+def test_layer_choices_follow_the_viewer_in_every_step(make_napari_viewer):
+    """The steps are magicgui containers whose layer choices (``napari.layers.Image``) follow
+    the viewer: a layer added after docking is offered in every step, a removed one is gone,
+    and the plugin's own results are not offered as sources."""
+    from magicgui.widgets import Container
+    from napari.layers import Image
+
+    viewer = make_napari_viewer()
+    train, noise, den = _dock(viewer)
+    assert all(isinstance(w, Container) for w in (train, noise, den))
+    for combo in (noise.layer, den.layer):
+        assert combo.annotation is Image
+    assert not train.layers.choices and noise.layer.value is None and den.layer.value is None
+    a = viewer.add_image(np.zeros((8, 8), np.float32), name="a")
+    viewer.add_image(np.zeros((8, 8), np.float32), name="a denoised",
+                     metadata={"scoredenoise": {"source": "a"}})
+    viewer.add_image(np.zeros((8, 8), np.float32), name="b")
+    for w in (train.layers, noise.layer, den.layer):
+        assert [ly.name for ly in w.choices] == ["a", "b"]
+    assert train.selected_names() == ["a"]  # the first layer is preselected
+    assert noise.layer.value is a and den.layer.value is a
+    viewer.layers.remove("a")
+    for w in (train.layers, noise.layer, den.layer):
+        assert [ly.name for ly in w.choices] == ["b"]
+    assert noise.layer.value.name == den.layer.value.name == "b"

@@ -16,6 +16,6 @@ def fmd_noisy():
 
 
 def fmd_noisy_and_ground_truth():
-    frames, gt = sample_data()
+    _, gt = sample_data()
     return fmd_noisy() + [(gt, {"name": "FMD ground truth (avg50)",
                                 "metadata": {"source": _ATTRIB}}, "image")]
