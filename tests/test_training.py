@@ -52,6 +52,19 @@ def test_sampler_validation_rows_are_held_out():
     assert tr.max() < 80 and va.min() >= 80
 
 
+def test_small_validation_fraction_keeps_one_patch_height():
+    """On the bundled 256-row sample any fraction below 0.25 failed ("the validation rows
+    (26) are fewer than the patch height 64"): the held-out band is at least one patch."""
+    img = np.tile(np.arange(256, dtype=np.float32)[:, None], (2, 1, 80))  # value = row
+    s = PatchSampler(img, axes="SYX", dims=2, patch_size=64, val_fraction=0.05, rng=0,
+                     augment=False)
+    tr, _ = s.draw(100)
+    va, _ = s.draw(20, split="val")
+    assert tr.max() < 192 and va.min() >= 192  # the last 64 rows, not 13
+    with pytest.raises(ValueError, match=r"smaller than the patch size .* 64 rows for valid"):
+        PatchSampler(img[:, :100], axes="SYX", patch_size=64, val_fraction=0.05)
+
+
 def test_sampler_targets_stay_aligned_under_augmentation():
     rng = np.random.default_rng(0)
     img = rng.random((3, 50, 50)).astype(np.float32)

@@ -102,7 +102,8 @@ class PatchSampler:
     targets : sequence of arrays, optional
         Arrays aligned with ``images`` (clean images, or second noisy frames).
     val_fraction : float
-        Fraction of each image's Y extent kept for validation (the last rows).
+        Fraction of each image's Y extent kept for validation (the last rows; at least one
+        patch height, so that a small fraction works on small images too).
     augment : bool
         Random flips and 90-degree rotations (in YX).
     """
@@ -146,12 +147,8 @@ class PatchSampler:
             if any(h < n for h, n in zip(have, need)):
                 raise ValueError(
                     f"image {i} ({dict(zip(ax, img.shape))}) is smaller than the patch size "
-                    f"{self.patch} (after keeping {val_fraction:.0%} of rows for validation); "
+                    f"{self.patch} (after keeping {sizes[-2] - train_y} rows for validation); "
                     f"use a smaller patch_size")
-            if val_fraction and sizes[-2] - train_y < self.patch[-2]:
-                raise ValueError(
-                    f"image {i}: the validation rows ({sizes[-2] - train_y}) are fewer than the "
-                    f"patch height {self.patch[-2]}; raise val_fraction or lower patch_size")
             channels.add(img.shape[ch] if ch is not None else 1)
             self.sources.append(_Source(img, ax, perm, samples, ch, sp, tgt))
         if len(channels) != 1:
@@ -164,7 +161,12 @@ class PatchSampler:
         self.bytes_read = 0
 
     def _train_rows(self, n_y: int) -> int:
-        return n_y - int(round(n_y * self.val_fraction)) if self.val_fraction else n_y
+        """Rows of an image of ``n_y`` rows left for training: the last ``val_fraction`` of
+        them, but at least one patch height, are kept for validation (on the bundled
+        256-row sample a fraction below 0.25 left fewer rows than a 64-pixel patch)."""
+        if not self.val_fraction:
+            return n_y
+        return n_y - max(int(round(n_y * self.val_fraction)), self.patch[-2])
 
     def _index(self, src: _Source, rng, split: str):
         idx = [0] * len(src.array.shape)
@@ -388,7 +390,8 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
         Optimisation: AdamW, learning rate divided by 10 for the last fifth of the steps. The
         default ``lr`` is the objective's (1e-3; 2e-4 for ``"iddp"``, its paper's rate).
     val_fraction : float
-        Fraction of rows (Y) of each image held out for a validation loss.
+        Fraction of rows (Y) of each image held out for a validation loss (at least one
+        patch height).
     augment : bool
         Random flips and 90-degree rotations (default on).
     extra_noise : float or "auto"

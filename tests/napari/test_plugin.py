@@ -15,6 +15,7 @@ from scoredenoise.demo import psnr
 from ..test_model import untrained
 from ._helpers import _press
 
+
 def test_manifest_validates_and_is_discovered():
     import npe2
     out = subprocess.run([sys.executable, "-m", "npe2", "validate", "scoredenoise"],
@@ -552,6 +553,13 @@ def test_one_dock_numbered_steps_fits_a_1080_screen(make_napari_viewer, qtbot):
         page = tabs.widget(i).widget()
         need = page.sizeHint().height() + tabs.tabBar().sizeHint().height()
         assert need <= 1080 - 150, (tabs.tabText(i), need)
+        # and as wide as the dock: nothing clipped on the right (the tabs do not scroll
+        # sideways)
+        width = page.minimumSizeHint().width()
+        step = (dock.train, dock.noise, dock.denoise)[i]
+        assert width <= tabs.widget(i).viewport().width(), (
+            tabs.tabText(i), width, str([(type(w).__name__, w.native.minimumSizeHint().width())
+                                     for w in step]))
     # the steps share one session: a model ready leads on to step 2
     tabs.setCurrentIndex(0)
     dock.train.session.set_model(untrained(), "test")

@@ -22,7 +22,7 @@ from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils import notifications
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QFileDialog, QMessageBox
+from qtpy.QtWidgets import QComboBox, QFileDialog, QMessageBox
 
 import scoredenoise as sd
 from scoredenoise.langevin import check_prior
@@ -38,7 +38,7 @@ from ._session import (
     layer_choices,
     plane_shown,
 )
-from ._ui import Step, row, wrapped_label
+from ._ui import Step, form, row, wrapped_label
 
 #: Z slices per chunk of a lazy layer denoised by a 3D network (a 2D network: one plane)
 LAZY_DEPTH = 16
@@ -48,7 +48,7 @@ class DenoiseWidget(Step):
     """Denoise a layer; re-solve at once when the noise model changes (cached score)."""
 
     def __init__(self, napari_viewer):
-        super().__init__(labels=True)
+        super().__init__(labels=False)  # full-width rows; fields in forms
         self.viewer = napari_viewer
         self.session = get_session(napari_viewer)
         self.cache: dict = {}  # (layer name, plane index) -> (y, score)
@@ -116,6 +116,9 @@ class DenoiseWidget(Step):
         }
         self.scope = ComboBox(label="scope", choices=list(self.scopes),
                               tooltip="what the Denoise button covers")
+        # the list is as wide as its longest scope; the box itself need not be
+        self.scope.native.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.scope.native.setMinimumContentsLength(16)
         for i, (_, tip) in enumerate(self.scopes.values()):
             self.scope.native.setItemData(i, tip, Qt.ToolTipRole)
         self.file_path = FileEdit(label="output file", mode="w",
@@ -131,8 +134,8 @@ class DenoiseWidget(Step):
         self.prior_label = Label(value="no prior")
         self.n_samples = SpinBox(min=1, max=64, value=4,
                                  tooltip="samples drawn together (one network batch)")
-        self.prior_row = row(self.prior_btn, self.prior_label, Label(value="samples"),
-                             self.n_samples)
+        self.n_samples.label = "samples"
+        self.prior_row = form(row(self.prior_btn, self.prior_label), self.n_samples)
         self.prior_row.label = "prior"
         self.denoise_btn = PushButton(text="Denoise",
                                       tooltip="denoise the chosen layer with the current "
@@ -140,9 +143,11 @@ class DenoiseWidget(Step):
         self.cancel_btn = PushButton(text="Cancel", enabled=False)
         self.bar = ProgressBar(min=0, max=1, value=0)
         self.status = wrapped_label(label="")
-        self.extend([self.layer, self.live, self.signal, self.tta, self.scope, self.file_path,
-                     self.prior_row, self.denoise_btn, row(self.bar, self.cancel_btn),
+        self.extend([form(self.layer), self.live, self.signal, self.tta,
+                     form(self.scope, self.file_path, self.prior_row), self.denoise_btn,
+                     row(self.bar, self.cancel_btn),
                      self.status])
+        self.end()
 
         # scores computed with the other setting are not reused
         self.tta.changed.connect(lambda *_: self.cache.clear())

@@ -33,7 +33,7 @@ from ._session import (
     layer_choices,
     set_error,
 )
-from ._ui import Step, holder, row, wrapped_label
+from ._ui import Step, form, holder, row, wrapped_label
 
 
 def noise_model_choices() -> tuple[list[str], set[str]]:
@@ -64,7 +64,7 @@ class NoiseModelWidget(Step):
     (each model keeps its own last values for the session); estimate them from a layer."""
 
     def __init__(self, napari_viewer):
-        super().__init__(labels=True)
+        super().__init__(labels=False)  # full-width rows; fields in forms
         self.viewer = napari_viewer
         self.session = get_session(napari_viewer)
         choices, headers = noise_model_choices()
@@ -129,9 +129,10 @@ class NoiseModelWidget(Step):
                     "image's noise level function")
         self.plot = NoiseLevelPlot()
         self.fit_text = wrapped_label(label="")
-        self.extend([self.combo, self.description, self.form, self.exact, self.error,
-                     self.warning, self.layer, row(self.estimate_btn, self.cancel_btn),
+        self.extend([form(self.combo), self.description, self.form, self.exact, self.error,
+                     self.warning, form(self.layer), row(self.estimate_btn, self.cancel_btn),
                      self.bar, self.white, self.frames, holder(self.plot), self.fit_text])
+        self.end()
         self.estimate_result = None
         self._estimate_worker = None
         self._estimate_unit = None

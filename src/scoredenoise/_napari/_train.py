@@ -34,7 +34,7 @@ from ._session import (
     layer_axes,
     layer_choices,
 )
-from ._ui import Step, holder, on_first_show, row, wrapped_label
+from ._ui import Step, form, holder, on_first_show, row, wrapped_label
 
 
 class TrainWidget(Step):
@@ -43,7 +43,7 @@ class TrainWidget(Step):
     model and denoise steps find it."""
 
     def __init__(self, napari_viewer):
-        super().__init__(labels=True)
+        super().__init__(labels=False)  # full-width rows; fields in forms
         self.viewer = napari_viewer
         self.session = get_session(napari_viewer)
         self.worker = None
@@ -103,10 +103,12 @@ class TrainWidget(Step):
         self.load_btn = PushButton(text="Load model...",
                                    tooltip="a .sdmodel file (safetensors; never unpickled)")
         self.status = wrapped_label("no model", label="")
-        self.extend([self.layers, self.axes, self.objective, self.dims, self.preset,
-                     self.steps, self.patch, self.batch, self.device, self.val, self.eta,
+        self.extend([form(self.layers, self.axes, self.objective, self.dims, self.preset,
+                          self.steps, self.patch, self.batch, self.device, self.val,
+                          self.eta),
                      self.cont, row(self.start_btn, self.stop_btn), self.bar,
                      holder(self.plot), row(self.save_btn, self.load_btn), self.status])
+        self.end()
 
         self._step_seconds: dict = {}  # settings -> measured seconds a step
         self._eta_failed: dict = {}  # settings -> why they could not be measured (no retry)
@@ -200,7 +202,7 @@ class TrainWidget(Step):
                 self._eta_timer.start()
             return
         sec = self._step_seconds[self._eta_key()]
-        self.eta.value = f"about {duration(total)} ({sec:.2f} s a step, measured)"
+        self.eta.value = f"about {duration(total)} ({sec:.2f} s a step)"
 
     # layers
     def selected_names(self):

@@ -8,8 +8,8 @@ worker threads with progress, Cancel and errors shown as notifications.
 
 from __future__ import annotations
 
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QFrame, QScrollArea, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtWidgets import QFrame, QScrollArea, QStyle, QTabWidget, QVBoxLayout, QWidget
 
 from ._denoise import LAZY_DEPTH, DenoiseWidget
 from ._noise import NoiseModelWidget
@@ -42,8 +42,18 @@ class ScoreDenoiseWidget(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.tabs)
+        # the steps' widths count (the tabs scroll only vertically: a narrower dock clipped
+        # the fields on the right); see minimumSizeHint
         # the next step is one click away: a model ready leads to the noise model
         self.train.session.model_changed.connect(self._model_ready)
+
+    def minimumSizeHint(self):
+        """As wide as the widest step needs, with its vertical scroll bar."""
+        hint = super().minimumSizeHint()
+        bar = self.style().pixelMetric(QStyle.PM_ScrollBarExtent)
+        need = max(p.native.minimumSizeHint().width()
+                   for p in (self.train, self.noise, self.denoise)) + bar + 8
+        return QSize(max(hint.width(), need), hint.height())
 
     def _model_ready(self, *_):
         if self.tabs.currentIndex() == 0:
