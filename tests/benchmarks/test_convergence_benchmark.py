@@ -77,6 +77,16 @@ def test_uncertainty_benchmark_on_fmd_counts_the_references_own_noise(tmp_path):
     assert row["rms_z_total"] < row["rms_z"] and 0 <= row["coverage_95_total"] <= 1
 
 
+def test_uncertainty_figure_runs_end_to_end_tiny(tmp_path):
+    out = tmp_path / "u.png"
+    _module("uncertainty_figure").main(["--tiny", "--out", str(out), "--json",
+                                         str(tmp_path / "u.json")])
+    assert out.stat().st_size > 10_000  # the picture
+    res = json.loads((tmp_path / "u.json").read_text())
+    assert len(res["psnr_samples_crop"]) == 2 and res["spread_mean_crop"] > 0
+    assert res["crop"][2] == 32 and np.isfinite(res["psnr_result"])
+
+
 def test_calibration_benchmark_runs_end_to_end_tiny(tmp_path):
     out = tmp_path / "c.json"
     _module("calibration").main(["--tiny", "--out", str(out)])
