@@ -269,7 +269,7 @@ def print_tables(out: dict) -> None:
         print("| method | steps | training (s) | PSNR (dB) | SSIM |"
               + (" PSNR, fitted |" if fit else "") + " implausible |")
         print("|---|---|---|---|---|" + ("---|" if fit else "") + "---|")
-        def line(label, steps, seconds, d, implausible):
+        def line(label, steps, seconds, d, implausible, fit=fit):
             print(f"| {label} | {steps} | {seconds:.0f} | {d['psnr']:.2f} | {d['ssim']:.3f} |"
                   + (f" {d['psnr_fit']:.2f} |" if fit else "") + f" {implausible} |")
 

@@ -71,15 +71,16 @@ def main(argv=None):
         st = torch.from_numpy(np.asarray(model.score(x, y)))
         span = float(y.max() - y.min())
         if model.name == "emccd":
-            solvers = {"tabulated (exact)": lambda m=model: m._solve(yt, st)}
+            solvers = {"tabulated (exact)": lambda m=model, yt=yt, st=st: m._solve(yt, st)}
             ref = None
         else:
-            exact = model.replace(exact=True)
-            solvers = {"tabulated (exact, default)": lambda m=exact: m._solve(yt, st),
-                       "Algorithm 5 (first order)": lambda m=model.replace(exact=False):
-                       m._solve(yt, st),
-                       "Newton per pixel (reference)": lambda m=exact:
-                       m._solve_exact_newton(yt, st)}
+            exact, first_order = model.replace(exact=True), model.replace(exact=False)
+            solvers = {"tabulated (exact, default)":
+                       lambda m=exact, yt=yt, st=st: m._solve(yt, st),
+                       "Algorithm 5 (first order)":
+                       lambda m=first_order, yt=yt, st=st: m._solve(yt, st),
+                       "Newton per pixel (reference)":
+                       lambda m=exact, yt=yt, st=st: m._solve_exact_newton(yt, st)}
             if model.gaussian_sigma == 0:  # no read noise: the Poisson rule, nothing to compare
                 solvers.pop("Newton per pixel (reference)")
             ref = None

@@ -23,7 +23,7 @@ weights w_k(y), and E[x|y] = sum_k w_k(y) v_k, in closed form per pixel. Only el
 without A are covered (A couples pixels).
 
 Usage:
-    python benchmarks/oracle.py                  # Table 1 rows 1, 3, 5, 7, 9 and an a-sweep for row 3
+    python benchmarks/oracle.py                  # Table 1 rows 1, 3, 5, 7, 9; a-sweep, row 3
     python benchmarks/oracle.py --images 12      # all of Set12 (default: the first 4, ~3 min)
     python benchmarks/oracle.py --tiny           # smoke test
 Writes benchmarks/results/oracle.json and prints a Markdown table.

@@ -87,8 +87,11 @@ def _need(path: Path) -> Path:
 
 def load_natural(n_train=None):
     _need(DATA / "natural")
-    train = [imread(p).astype(np.float32) for p in sorted((DATA / "natural" / "BSD68").glob("*.png"))]
-    test = [imread(p).astype(np.float32) for p in sorted((DATA / "natural" / "Set12").glob("*.png"))]
+    def read(folder):
+        return [imread(p).astype(np.float32)
+                for p in sorted((DATA / "natural" / folder).glob("*.png"))]
+
+    train, test = read("BSD68"), read("Set12")
     return train[:n_train] if n_train else train, test
 
 

@@ -337,7 +337,7 @@ def test_channels_estimated_and_denoised_each_with_its_own_noise(tmp_path, capsy
     assert params == {} and {nm.offset for nm in noise} == {100.0}
     model = untrained(channels=2).save(tmp_path / "m.sdmodel")
     assert main(["denoise", str(f), "-m", str(model), "--noise", "poisson-gaussian",
-                 *[a for a in args[2:]], "-o", str(tmp_path / "given"), "-q"]) == 0
+                 *args[2:], "-o", str(tmp_path / "given"), "-q"]) == 0
     capsys.readouterr()
     assert main(["denoise", str(f), "-m", str(model), "--noise", "poisson-gaussian",
                  "--estimate-noise", "--param", "offset=100", "-o", str(tmp_path / "est"),

@@ -502,7 +502,8 @@ def test_large_images_are_measured_within_max_pixels():
     stack = _Lazy(np.stack([big[:256, :256]] * 12))
     sd.estimate_noise(stack, offset=100.0, max_pixels=4 * 256 * 256)
     assert [idx[0] for idx in stack.reads] == [0, 4, 7, 11]
-    with pytest.raises(ValueError, match=r"max_pixels must be >= 65536 \(a 256x256 image\), got 1000"):
+    with pytest.raises(ValueError,
+                       match=r"max_pixels must be >= 65536 \(a 256x256 image\), got 1000"):
         sd.estimate_noise(big, max_pixels=1000)
 
 

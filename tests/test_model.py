@@ -69,7 +69,7 @@ def _damaged(tmp_path, name, change):
     from safetensors.torch import save_file
     p = untrained().save(tmp_path / "ok.sdmodel")
     with safe_open(str(p), framework="pt") as f:
-        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     header = json.loads(meta["header"])
     change(header, tensors)
     meta["header"] = json.dumps(header)

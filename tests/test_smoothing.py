@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import scoredenoise as sd
-from scoredenoise.network import build_network
 from scoredenoise import _axes
 from scoredenoise.api import effective_noise_model
+from scoredenoise.network import build_network
 from scoredenoise.smoothing import sample_image, select_sigma_a, sure_risks
 
 MU, TAU, NOISE, SCALE = 100.0, 20.0, 15.0, 100.0

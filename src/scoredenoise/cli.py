@@ -385,7 +385,7 @@ def _cmd_estimate_noise(args) -> int:
                         print(f"channel {c}:")
                     print(e.summary())
                 print(f"  denoise with: {_denoise_options(est)}\n")
-        except Exception as exc:  # one bad file must not stop the others
+        except Exception as exc:  # noqa: BLE001 (one bad file must not stop the others)
             bar.close()
             failures.append((f, f"{type(exc).__name__}: {exc}"))
     if args.json:
@@ -497,7 +497,7 @@ def _cmd_sample_posterior(args) -> int:
             bar = _Bar(f.name, args.quiet, unit="step")
             xs = sample_posterior(y, prior, sigma=args.sigma, n_samples=args.n,
                                   rng=args.seed, device=args.device,
-                                  progress=lambda d, t: bar(d, t))
+                                  progress=bar)
             bar.close()
             outdir.mkdir(parents=True, exist_ok=True)
             md = {"kind": "posterior samples", "version": __version__,

@@ -11,9 +11,9 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -515,7 +515,7 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, dict]:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelFileError(
             f"{str(path)!r} is not a scoredenoise model file (not a readable safetensors file: "
@@ -630,7 +630,7 @@ def model_from_bytes(blob: bytes) -> ScoreModel:
         tensors = load(blob)
         meta = _safetensors_metadata(blob)
         header = json.loads(meta["header"])
-    except Exception as exc:  # safetensors and json raise several types for damaged data
+    except Exception as exc:  # noqa: BLE001 (safetensors and json raise several types for damaged data)
         raise ModelFileError(f"not a scoredenoise model ({type(exc).__name__}: {exc})") \
             from None
     if meta.get("format") != FORMAT:

@@ -25,8 +25,8 @@ All but ``"score"`` give direct denoisers (``model.kind == "denoiser"``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

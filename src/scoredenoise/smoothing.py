@@ -18,11 +18,11 @@ where x is the solve of the noise model (plus the smoothing) with the score at s
 the divergence dx/dy is measured by one more network pass at y + eps b (b random +-1; eps one
 step of integer data, which keeps the data on their lattice). Each candidate costs two network
 passes on a sample of at most ``max_pixels`` pixels; the risk is minimised over a log grid
-and then twice between the best and its neighbours (10 candidates, 20 passes). The noise model is the one the image will
-be solved with, or else estimated from the sample (:func:`scoredenoise.estimate_noise`,
-``poisson-gaussian``); the selected sigma_a travels with the score
-(:class:`scoredenoise.Score`), so re-solving the same score under another noise model removes
-what the network was evaluated at.
+and then twice between the best and its neighbours (10 candidates, 20 passes). The noise
+model is the one the image will be solved with, or else estimated from the sample
+(:func:`scoredenoise.estimate_noise`, ``poisson-gaussian``); the selected sigma_a travels
+with the score (:class:`scoredenoise.Score`), so re-solving the same score under another
+noise model removes what the network was evaluated at.
 """
 
 from __future__ import annotations

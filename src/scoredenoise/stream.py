@@ -17,6 +17,7 @@ Memory stays near one chunk with its halo, whatever the file size.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -64,10 +65,7 @@ def open_image(source, *, axes: str | None = None, chunks=None) -> ImageData:
 
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if path.is_dir():
-            img = _open_zarr(path)
-        else:
-            img = read_image(path, lazy=True)
+        img = _open_zarr(path) if path.is_dir() else read_image(path, lazy=True)
     elif isinstance(source, ImageData):
         img = source
     else:
@@ -98,7 +96,7 @@ def _open_zarr(path: Path) -> ImageData:
 
     try:
         node = zarr.open(str(path), mode="r")
-    except Exception as exc:  # zarr raises several types for non-zarr folders
+    except Exception as exc:  # noqa: BLE001 (zarr raises several types for non-zarr folders)
         raise ValueError(f"{str(path)!r} is a folder but not a zarr store ({exc}); give a TIFF "
                          f"file or a zarr / OME-Zarr folder") from None
     attrs = dict(node.attrs)
@@ -219,7 +217,8 @@ def _check_cancel(cancel) -> bool:
 
 
 def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *,
-                    axes: str | None = None, chunks=None, format: str | None = None,
+                    axes: str | None = None, chunks=None,
+                    format: str | None = None,  # noqa: A002 (the public keyword, as in numpy)
                     compression: str | None = None, tile_size: int | None = None,
                     dtype="float32", resume: bool = True, overwrite: bool = False,
                     device="auto", precision: str = "fp32", tile: int | None = None,
@@ -460,10 +459,8 @@ def _open_work(work: Path, job: dict, data, dtype, resume: bool, compression):
     job_file = work / "job.json"
     if work.exists():
         same = False
-        try:
+        with contextlib.suppress(OSError, ValueError):  # unreadable: not the same job
             same = json.loads(job_file.read_text()) == json.loads(json.dumps(job))
-        except (OSError, ValueError):
-            pass
         if not (resume and same):
             shutil.rmtree(work)
     if not work.exists():
@@ -621,7 +618,7 @@ def denoise_files(jobs, model: ScoreModel, *, client=None, on_done=None, **kwarg
                 res = r
             except Cancelled:
                 raise
-            except Exception as exc:  # one bad file must not stop the others
+            except Exception as exc:  # noqa: BLE001 (one bad file must not stop the others)
                 row["error"] = f"{type(exc).__name__}: {exc}"
                 res = exc
             if on_done is not None:
@@ -641,7 +638,7 @@ def denoise_files(jobs, model: ScoreModel, *, client=None, on_done=None, **kwarg
         try:
             res = fut.result()
             rows[i].update(ok=True, **res)
-        except Exception as exc:  # reported, the others go on
+        except Exception as exc:  # noqa: BLE001 (reported; the other files go on)
             res = exc
             rows[i]["error"] = f"{type(exc).__name__}: {exc}"
         if on_done is not None:

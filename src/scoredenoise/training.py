@@ -17,8 +17,8 @@ import copy
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -245,7 +245,8 @@ class PatchSampler:
         """The photon step (gain) and read noise of Poisson-Gaussian data: the medians of
         :func:`scoredenoise.estimate_noise` over up to ``max_images`` of the images (evenly
         spaced; each measured on at most ``max_pixels``, so a lazy stack is barely read),
-        or None where the data are not photon counts (the variance does not grow with the mean, or no fit)."""
+        or None where the data are not photon counts (the variance does not grow with the
+        mean, or no fit)."""
         from .estimate import estimate_noise  # the estimator sits above the trainer
 
         picks = np.unique(np.linspace(0, len(self.sources) - 1, max_images).round().astype(int))
@@ -690,7 +691,7 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
                 logs["val_loss"] = float(loss_fn(*val_batch, sig, gen))
             net.train()
         if (step + 1) % max(steps // 100, 1) == 0 or "val_loss" in logs:
-            history.append({"step": step + 1, **{k: v for k, v in logs.items()}})
+            history.append({"step": step + 1, **logs})
         if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
             save_checkpoint(step + 1, False)
         if progress is not None and progress(step + 1, steps, logs) is False:

@@ -23,7 +23,7 @@ calibration on real data and chunked (streamed) maps are not done yet (docs/unce
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -11,7 +11,6 @@ import scoredenoise as sd
 from scoredenoise.network import build_network
 
 from ..test_model import untrained
-
 from ._helpers import _press
 
 

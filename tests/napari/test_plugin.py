@@ -399,9 +399,8 @@ def test_estimate_from_repeated_frames_by_photon_transfer(make_napari_viewer, qt
                                                           monkeypatch):
     """'Repeated frames' fits each pixel's temporal variance against its temporal mean (free
     of the scene's structure); a single image with the box checked gets a clear message."""
-    from scipy.ndimage import gaussian_filter
-
     from napari.utils import notifications
+    from scipy.ndimage import gaussian_filter
 
     errors = []
     monkeypatch.setattr(notifications, "show_error", errors.append)
@@ -486,7 +485,8 @@ def test_noise_models_keep_their_values_errors_and_warnings(make_napari_viewer, 
     noise.fields["gain"].value = -1.0
     assert noise.fields["gain"].value == -1.0  # not clamped to a valid value
     assert "gain must be > 0, got -1" in noise.error.value
-    assert noise.fields["gain"].native.styleSheet() and not noise.fields["offset"].native.styleSheet()
+    assert noise.fields["gain"].native.styleSheet()
+    assert not noise.fields["offset"].native.styleSheet()
     assert noise.session.noise_model == before
     noise.fields["gain"].value = 2.0
     assert noise.error.value == "" and not noise.fields["gain"].native.styleSheet()
@@ -522,7 +522,8 @@ def test_train_widget_refuses_bad_axes_and_clears_stale_progress(make_napari_vie
     assert train.session.model.channels == 4
     assert train.bar.value == 2
     # our own results are not offered as training data
-    viewer.add_image(frames[0], name="frames denoised", metadata={"scoredenoise": {"source": "frames"}})
+    viewer.add_image(frames[0], name="frames denoised",
+                     metadata={"scoredenoise": {"source": "frames"}})
     assert "frames denoised" not in [train.layers.native.item(i).text()
                                      for i in range(train.layers.native.count())]
     # a loaded model: the last run's bar and loss curve are cleared
@@ -588,7 +589,8 @@ def test_one_denoise_button_whose_scope_is_a_choice(make_napari_viewer, qtbot, t
         "plane shown", "whole layer", "lazy layer (as you browse)", "whole layer to file",
         "posterior std of the plane shown", "posterior std of the whole layer",
         "posterior samples of the plane shown (needs a prior)"]
-    assert not den.file_path.native.isVisibleTo(den.native)  # the output path only where it is needed
+    # the output path only where it is needed
+    assert not den.file_path.native.isVisibleTo(den.native)
     assert not den.prior_row.native.isVisibleTo(den.native)  # the prior only for samples
     den.scope.value = "whole layer to file"
     assert den.file_path.native.isVisibleTo(den.native)

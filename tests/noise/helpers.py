@@ -13,7 +13,8 @@ def admissible_case(model, rng, shape=(24, 24)):
     """Return (x_true, y, s) such that x_true solves s = f(x, y) for the model's equation.
 
     The score is built from a known root: s = f(x_true, y) for plain models and for mixtures
-    solved exactly (``uses_exact``); for the other mixtures z is drawn from the base model, s = f_z(x_true, z) and y = z + offset - sigma^2 s, so that
+    solved exactly (``uses_exact``); for the other mixtures z is drawn from the base model,
+    s = f_z(x_true, z) and y = z + offset - sigma^2 s, so that
     Algorithm 5's z_bar = y - offset + sigma^2 s equals z.
     """
     x = clean_image(rng, shape)

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from scoredenoise.noise import NoiseModelError, get_noise_model
-from scoredenoise.noise import _count_table
+from scoredenoise.noise import NoiseModelError, _count_table, get_noise_model
 
 
 def _case(gain, read, offset, integer, n=48, seed=0):

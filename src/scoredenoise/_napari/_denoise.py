@@ -215,9 +215,10 @@ class DenoiseWidget(Step):
             notifications.show_error(str(exc))
             return None
         if in_memory and getattr(ly, "multiscale", False):  # the result would be held whole
-            notifications.show_error(f"layer {ly.name!r} is multiscale (a pyramid of a large image): use "
-                       f"'Lazy layer', which computes the planes shown, or 'Denoise all to "
-                       f"file'")
+            notifications.show_error(
+                f"layer {ly.name!r} is multiscale (a pyramid of a large image): use the scope "
+                f"'lazy layer (as you browse)', which computes the planes shown, or 'whole "
+                f"layer to file'")
             return None
         return ly, model
 

@@ -398,8 +398,9 @@ class NoiseModel:
 
         Examples
         --------
-        >>> get_noise_model("gaussian", sigma=1e6).implausible((0, 255))
-        ['sigma = 1e+06 (data units) is larger than the data (0 to 255): check the value and its units']
+        >>> [msg] = get_noise_model("gaussian", sigma=1e6).implausible((0, 255))
+        >>> msg.split(":")[0]
+        'sigma = 1e+06 (data units) is larger than the data (0 to 255)'
         """
         lo, hi = (float(v) for v in data_range)
         extent = max(hi - lo, abs(lo), abs(hi))

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from ._base import register
 from ._mixture import GaussianMixtureModel, gaussian_sigma_param
-from .gamma import alpha_param
-from .gamma import Gamma
+from .gamma import Gamma, alpha_param
 
 
 @register

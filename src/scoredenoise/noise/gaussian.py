@@ -48,7 +48,8 @@ class Gaussian(NoiseModel):
         return x + rng.normal(0.0, self.sigma, size=x.shape)
 
     def _log_prob(self, x, y):
-        return -((y - x) ** 2) / (2 * self.sigma ** 2) - math.log(self.sigma * math.sqrt(2 * math.pi))
+        return (-((y - x) ** 2) / (2 * self.sigma ** 2)
+                - math.log(self.sigma * math.sqrt(2 * math.pi)))
 
     def _score(self, x, y):
         return -(y - x) / self.sigma ** 2

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from ._base import register
 from ._mixture import GaussianMixtureModel, gaussian_sigma_param
-from .poisson import lam_param
-from .poisson import Poisson
+from .poisson import Poisson, lam_param
 
 
 @register

@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
 import torch
 
 from ._base import NoiseModel, param, register, support_error

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from ._base import register
 from ._mixture import GaussianMixtureModel, gaussian_sigma_param
-from .rayleigh import rayleigh_sigma_param
-from .rayleigh import Rayleigh
+from .rayleigh import Rayleigh, rayleigh_sigma_param
 
 
 @register
