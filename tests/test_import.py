@@ -8,3 +8,95 @@ def test_core_import_pulls_no_gui():
             "('napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'magicgui')]; "
             "print(bad); sys.exit(bool(bad))")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _import_graph():
+    """Every import (module-level and inside functions) of one scoredenoise module by
+    another: {module: {imported modules}}."""
+    import ast
+    from pathlib import Path
+
+    import scoredenoise
+
+    root = Path(scoredenoise.__file__).parent
+    mods = {}
+    for p in root.rglob("*.py"):
+        parts = p.relative_to(root.parent).with_suffix("").parts
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    graph = {}
+    for name, path in mods.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([base] if base else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base
+                           for a in node.names]
+            else:
+                continue
+            for t in targets:
+                while t not in mods and "." in t:
+                    t = t.rsplit(".", 1)[0]
+                if t in mods and t != name:
+                    graph.setdefault(name, set()).add(t)
+    return graph
+
+
+def _cycles(graph):
+    """The strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = set()
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.add(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(frozenset(comp))
+
+    for v in list(graph):
+        if v not in index:
+            visit(v)
+    return set(out)
+
+
+#: the import cycles that remain (issue 23: the engine's layers are being untangled; this
+#: list only shrinks: a new cycle fails, and so does one that is gone but still listed)
+KNOWN_CYCLES = {
+    frozenset({"scoredenoise.noise._base", "scoredenoise.noise._correlation",
+               "scoredenoise.noise._mixture"}),
+    frozenset({"scoredenoise", "scoredenoise._chunked", "scoredenoise.api",
+               "scoredenoise.estimate", "scoredenoise.estimate_kernel",
+               "scoredenoise.langevin", "scoredenoise.model", "scoredenoise.noise",
+               "scoredenoise.noise.emccd", "scoredenoise.noise.poisson_gaussian",
+               "scoredenoise.smoothing", "scoredenoise.stream", "scoredenoise.training",
+               "scoredenoise.uncertainty"}),
+}
+
+
+def test_import_cycles_only_shrink():
+    graph = _import_graph()
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == {
+        frozenset("abc")}  # the finder itself
+    assert _cycles(graph) == KNOWN_CYCLES
+    # the ground floor imports nothing of the package; the CLI and the demo no longer
+    # import each other (the demo's progress bar lives in _progress)
+    assert not graph.get("scoredenoise._progress")
+    assert "scoredenoise.cli" not in graph["scoredenoise.demo"]

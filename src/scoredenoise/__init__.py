@@ -10,6 +10,7 @@ This package imports neither Qt nor napari; the napari plugin lives in
 
 from ._axes import check_axes, default_axes
 from ._chunked import ChunkCache
+from ._progress import Cancelled
 from ._version import __version__
 from .api import ImplausibleSolutionWarning, denoise, provenance
 from .estimate import (
@@ -22,7 +23,7 @@ from .estimate import (
 )
 from .estimate_kernel import NoiseKernel, estimate_noise_kernel
 from .langevin import sample_posterior, train_prior
-from .model import Cancelled, ModelFileError, Score, ScoreModel, load_model
+from .model import ModelFileError, Score, ScoreModel, load_model
 from .noise import (
     NoiseModel,
     NoiseModelError,

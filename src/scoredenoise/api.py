@@ -7,8 +7,9 @@ import warnings
 import numpy as np
 
 from . import _axes
+from ._progress import ProgressFn
 from .estimate import NoiseEstimate
-from .model import ProgressFn, ScoreModel, score_sigma_a
+from .model import ScoreModel, score_sigma_a
 from .noise import NoiseModel, get_noise_model, noise_model_from_dict
 
 __all__ = ["denoise", "resolve_noise_model", "resolve_noise_models", "effective_noise_model",

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from ._progress import ProgressBar
 from .noise import get_noise_model, list_noise_models
 from .objectives import OBJECTIVES
 from .training import TRAIN_STEPS as _TRAIN_STEPS
@@ -98,38 +99,6 @@ def _denoise_options(est) -> str:
     return f"--noise {ests[0].noise_model.name} " + " ".join(opts)
 
 
-class _Bar:
-    """tqdm progress bar adapter for the engine's progress callbacks."""
-
-    def __init__(self, desc, quiet=False, unit=None):
-        from tqdm.auto import tqdm
-
-        self._tqdm = tqdm
-        self.desc, self.quiet, self.bar, self.unit = desc, quiet, None, unit
-
-    def __call__(self, done, total, logs=None):
-        if self.quiet:
-            return None
-        if self.bar is None:
-            self.bar = self._tqdm(total=total, desc=self.desc, unit=self.unit or (
-                "step" if logs is not None else "tile"), dynamic_ncols=True)
-        self.bar.n = done
-        if logs:
-            post = {"loss": f"{logs['loss']:.4f}"}
-            if logs.get("sigma_a") is not None:  # an annealed (unconditioned) schedule
-                post["sigma_a"] = f"{logs['sigma_a']:.1e}"
-            if "val_loss" in logs:
-                post["val"] = f"{logs['val_loss']:.4f}"
-            self.bar.set_postfix(post, refresh=False)
-        self.bar.refresh()
-        return None
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 def _cmd_train(args) -> int:
     import functools
 
@@ -157,7 +126,7 @@ def _cmd_train(args) -> int:
                              f"--objective prior, got {args.objective}")
         cam = get_noise_model("poisson-gaussian", **_parse_params(args.camera, "--camera"))
         fit = functools.partial(train_prior, noise_model=cam)
-    bar = _Bar("train", args.quiet)
+    bar = ProgressBar("train", args.quiet)
     model = fit(data, axes=axes, dims=args.dims, preset=args.preset, targets=targets,
                   steps=args.steps, patch_size=args.patch_size, batch_size=args.batch_size,
                   lr=args.lr, val_fraction=args.val_fraction, augment=not args.no_augment,
@@ -294,7 +263,7 @@ def _cmd_denoise(args) -> int:
         if client is None:
             done = []
             for job in jobs:  # one bar per file, over its chunks
-                bar = _Bar(Path(job[0]).name, args.quiet, unit="chunk")
+                bar = ProgressBar(Path(job[0]).name, args.quiet, unit="chunk")
                 done += denoise_files([job], model, progress=bar, on_done=on_done, **kwargs)
                 bar.close()
         else:
@@ -354,7 +323,7 @@ def _cmd_estimate_noise(args) -> int:
     files = find_images(args.images)
     results, failures = [], []
     for f in files:
-        bar = _Bar(Path(f).name, args.quiet or args.json,
+        bar = ProgressBar(Path(f).name, args.quiet or args.json,
                    unit="frame" if args.photon_transfer else "plane")
         try:
             img = read_image(f, lazy=True)
@@ -438,7 +407,7 @@ def _cmd_posterior_std(args) -> int:
             mid = np.asarray(planes[len(planes) // 2], np.float32)
             sig = model.resolve_sigma_a(mid, _sigma_a_arg(args.sigma_a), nm,
                                         device=args.device)
-            bar = _Bar(f.name, args.quiet, unit="plane")
+            bar = ProgressBar(f.name, args.quiet, unit="plane")
 
             def maps(planes=planes, nm=nm, sig=sig, bar=bar):
                 for i in range(len(planes)):
@@ -494,7 +463,7 @@ def _cmd_sample_posterior(args) -> int:
             if y.ndim != 2:
                 raise ValueError(f"sample-posterior takes single 2-D planes so far; {f.name} "
                                  f"has shape {y.shape}")
-            bar = _Bar(f.name, args.quiet, unit="step")
+            bar = ProgressBar(f.name, args.quiet, unit="step")
             xs = sample_posterior(y, prior, sigma=args.sigma, n_samples=args.n,
                                   rng=args.seed, device=args.device,
                                   progress=bar)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._progress import ProgressBar
+
 #: photon-transfer fit on the 50 raw frames of FMD Confocal_BPAE_B field 1 (data/README.md)
 FMD_CONFOCAL_BPAE_B = {"gain": 4.06, "offset": 3.5, "read_noise": 1.0}
 
@@ -41,7 +43,6 @@ def run_demo(outdir: Path, *, steps: int | None = None, device="auto",
              quiet: bool = False) -> dict:
     """Train on the bundled frames, denoise frame 0, write TIFF + PNG, print PSNR."""
     from . import denoise, train
-    from .cli import _Bar
     from .io import write_png, write_tiff
 
     outdir = Path(outdir)
@@ -49,7 +50,7 @@ def run_demo(outdir: Path, *, steps: int | None = None, device="auto",
     print(f"data: {frames.shape[0]} real noisy confocal frames {frames.shape[1:]} (FMD, "
           f"BPAE nuclei), ground truth = mean of 50 frames")
     t0 = time.perf_counter()
-    bar = _Bar("train", quiet)
+    bar = ProgressBar("train", quiet)
     model = train(frames, axes="SYX", seed=0, device=device, progress=bar,
                   **({} if steps is None else {"steps": steps}))
     steps = model.meta["steps_done"]

@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _axes
-from .model import ProgressFn, _report
+from ._progress import ProgressFn
+from ._progress import report as _report
 from .noise import NoiseModel, NoiseModelError
 from .noise._clipping import normal_clipped_moments as _censored_moments
 

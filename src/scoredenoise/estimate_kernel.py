@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._progress import ProgressFn
+from ._progress import report as _report
 from .estimate import (
     _DOF,
     _HIGH_PASS,
@@ -62,7 +64,6 @@ from .estimate import (
     _robust_variance,
     _surroundings,
 )
-from .model import ProgressFn, _report
 from .noise import NoiseModelError
 from .noise._correlation import Correlation
 

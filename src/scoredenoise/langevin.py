@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from ._device import resolve_device
-from .model import SCORE_OUTPUT_SCALE, ScoreModel, _report
+from ._progress import report as _report
+from .model import SCORE_OUTPUT_SCALE, ScoreModel
 
 __all__ = ["sample_posterior", "train_prior", "annealed_langevin", "langevin_levels"]
 

@@ -11,7 +11,6 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,8 @@ import torch
 
 from . import _axes
 from ._device import autocast, resolve_device
+from ._progress import Cancelled, ProgressFn
+from ._progress import report as _report
 from ._rowstream import band_rows, stream_forward
 from ._version import __version__
 from .io import atomic_path, publish
@@ -36,15 +37,8 @@ TILE = 512
 #: default strip width of the CPU's row-streamed pass (only wider 2-D images are cut)
 STREAM_TILE = 4096
 
-ProgressFn = Callable[[int, int], "bool | None"]
-
-
 class ModelFileError(ValueError):
     """A file that is not a readable scoredenoise model."""
-
-
-class Cancelled(RuntimeError):
-    """Raised when a progress callback asks to stop (returns False)."""
 
 
 class Score(np.ndarray):
@@ -74,11 +68,6 @@ def score_sigma_a(score) -> float | None:
     :meth:`ScoreModel.score`), or None for a plain array."""
     sig = getattr(score, "sigma_a", None)
     return None if sig is None else float(sig)
-
-
-def _report(progress: ProgressFn | None, done: int, total: int) -> None:
-    if progress is not None and progress(done, total) is False:
-        raise Cancelled(f"cancelled after {done} of {total}")
 
 
 @dataclass

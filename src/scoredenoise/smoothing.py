@@ -33,6 +33,7 @@ import warnings
 import numpy as np
 
 from . import _axes
+from ._progress import report
 
 __all__ = ["select_sigma_a", "SIGMA_RANGE", "sure_risks"]
 
@@ -140,10 +141,7 @@ def sure_risks(model, y: np.ndarray, sigmas, noise_models, *, device="auto",
         s = model.predict(y, axes=axes, sigma_a=sig, device=device, precision=precision)
         sb = model.predict(yb, axes=axes, sigma_a=sig, device=device, precision=precision)
         done += 2
-        if progress is not None and progress(done, total) is False:
-            from .model import Cancelled
-
-            raise Cancelled(f"cancelled after {done} of {total}")
+        report(progress, done, total)
         r = 0.0
         for c, nm in enumerate(noise_models):
             nm_c = nm.plus_gaussian(model.smoothing_sigma(c, sig))

@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from . import _axes
+from ._progress import Cancelled, ProgressFn
 from .io import ImageData, atomic_path, publish, read_image
-from .model import Cancelled, ProgressFn, ScoreModel
+from .model import ScoreModel
 
 __all__ = ["open_image", "denoise_to_file", "default_chunks", "StreamResult"]
 

@@ -1,0 +1,55 @@
+"""Progress and cancellation, the ground floor every long operation shares.
+
+A progress callback is called as ``progress(done, total)`` (training adds the step's logs);
+returning ``False`` asks the operation to stop, which then raises :class:`Cancelled`.
+:class:`ProgressBar` turns those calls into a tqdm bar (the CLI and the demo).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+#: ``progress(done, total) -> False to cancel``
+ProgressFn = Callable[[int, int], "bool | None"]
+
+
+class Cancelled(RuntimeError):
+    """Raised when a progress callback asks to stop (returns False)."""
+
+
+def report(progress: ProgressFn | None, done: int, total: int) -> None:
+    """Tell ``progress`` how far the work is; raise :class:`Cancelled` if it says stop."""
+    if progress is not None and progress(done, total) is False:
+        raise Cancelled(f"cancelled after {done} of {total}")
+
+
+class ProgressBar:
+    """A tqdm progress bar fed by the engine's progress callbacks (``quiet``: silent)."""
+
+    def __init__(self, desc, quiet=False, unit=None):
+        from tqdm.auto import tqdm  # deferred: only the CLI and the demo draw bars
+
+        self._tqdm = tqdm
+        self.desc, self.quiet, self.bar, self.unit = desc, quiet, None, unit
+
+    def __call__(self, done, total, logs=None):
+        if self.quiet:
+            return None
+        if self.bar is None:
+            self.bar = self._tqdm(total=total, desc=self.desc, unit=self.unit or (
+                "step" if logs is not None else "tile"), dynamic_ncols=True)
+        self.bar.n = done
+        if logs:
+            post = {"loss": f"{logs['loss']:.4f}"}
+            if logs.get("sigma_a") is not None:  # an annealed (unconditioned) schedule
+                post["sigma_a"] = f"{logs['sigma_a']:.1e}"
+            if "val_loss" in logs:
+                post["val"] = f"{logs['val_loss']:.4f}"
+            self.bar.set_postfix(post, refresh=False)
+        self.bar.refresh()
+        return None
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
