@@ -548,11 +548,18 @@ def test_structure_does_not_leak_into_the_high_pass(monkeypatch):
     cam = get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=6.0)
     y = np.clip(np.round(cam.sample(x / x.max() * 800.0, rng=0)), 0, 65535).astype(np.uint16)
     blind = sd.estimate_noise(y, offset=100.0).params["gain"]
+    from scoredenoise import _measure
+
     quadratic = E._high_pass_basis(1, 2)
-    monkeypatch.setattr(E, "_HIGH_PASS", quadratic)
-    monkeypatch.setattr(E, "_FOOTPRINT", sum(k * k for k in quadratic) / 3)
-    monkeypatch.setattr(E, "_DOF", E._degrees_of_freedom(quadratic))
-    monkeypatch.setattr(E, "_CALIBRATION", E._measure_calibration(planes=2, size=512))
+    for name, value in (("_HIGH_PASS", quadratic),
+                        ("_FOOTPRINT", sum(k * k for k in quadratic) / 3),
+                        ("_DOF", E._degrees_of_freedom(quadratic))):
+        # where the estimator and its measurement primitives read them
+        monkeypatch.setattr(E, name, value)
+        monkeypatch.setattr(_measure, name, value)
+    calibration = E._measure_calibration(planes=2, size=512)
+    monkeypatch.setattr(E, "_CALIBRATION", calibration)
+    monkeypatch.setattr(_measure, "_CALIBRATION", calibration)
     monkeypatch.setattr(E, "_CORRELATED", np.inf)  # its weights belong to the 7x7 basis
     leaky = sd.estimate_noise(y, offset=100.0).params["gain"]
     assert blind == pytest.approx(2.0, rel=0.03)

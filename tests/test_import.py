@@ -26,7 +26,14 @@ def _import_graph():
     graph = {}
     for name, path in mods.items():
         package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        # imports for annotations only (``if TYPE_CHECKING:``) never run
+        typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                       and getattr(block.test, "id", None) == "TYPE_CHECKING"
+                       for n in ast.walk(block)}
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
@@ -77,21 +84,11 @@ def _cycles(graph):
     return set(out)
 
 
-#: the import cycles that remain (issue 23: the engine's layers are being untangled; this
-#: list only shrinks: a new cycle fails, and so does one that is gone but still listed)
-KNOWN_CYCLES = {
-    frozenset({"scoredenoise.noise._base", "scoredenoise.noise._correlation",
-               "scoredenoise.noise._mixture"}),
-    frozenset({"scoredenoise", "scoredenoise._chunked", "scoredenoise.api",
-               "scoredenoise.estimate", "scoredenoise.estimate_kernel",
-               "scoredenoise.langevin", "scoredenoise.model", "scoredenoise.noise",
-               "scoredenoise.noise.emccd", "scoredenoise.noise.poisson_gaussian",
-               "scoredenoise.smoothing", "scoredenoise.stream", "scoredenoise.training",
-               "scoredenoise.uncertainty"}),
-}
+#: import cycles allowed: none (issue 23 untangled the engine's layers; a new cycle fails)
+KNOWN_CYCLES: set = set()
 
 
-def test_import_cycles_only_shrink():
+def test_no_import_cycles():
     graph = _import_graph()
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == {
         frozenset("abc")}  # the finder itself
@@ -100,3 +97,6 @@ def test_import_cycles_only_shrink():
     # import each other (the demo's progress bar lives in _progress)
     assert not graph.get("scoredenoise._progress")
     assert "scoredenoise.cli" not in graph["scoredenoise.demo"]
+    # the noise models import nothing above them (estimation wraps their fits)
+    assert not [t for m, ts in graph.items() if m.startswith("scoredenoise.noise")
+                for t in ts if not t.startswith("scoredenoise.noise")]

@@ -19,7 +19,6 @@ from .estimate import (
     fit_noise_level,
     noise_level_function,
     photon_transfer,
-    select_noise_parameters,
 )
 from .estimate_kernel import NoiseKernel, estimate_noise_kernel
 from .langevin import sample_posterior, train_prior
@@ -31,6 +30,7 @@ from .noise import (
     list_noise_models,
     noise_model_from_dict,
 )
+from .selection import select_noise_parameters
 from .smoothing import select_sigma_a
 from .stream import denoise_files, denoise_to_file, open_image
 from .training import time_per_step, train

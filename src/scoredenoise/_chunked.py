@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _axes
+from ._rowstream import TILE
+from .solve import _check_channels, _has_operator, _solve_canonical
 
 #: halo (pixels) added for the FFT solve of a correlation operator A (its kernel is 3x3; the
 #: periodic FFT wraps at the block edge, which this margin keeps out of the kept core)
@@ -36,8 +38,6 @@ def chunk_plan(shape, chunksize, model, noise_model, *, axes=None, device="auto"
     sigma-conditioned score is evaluated at ``sigma_a`` in every chunk (chosen once for the
     whole array: :meth:`ScoreModel.resolve_sigma_a`); ``tta``: the network's output
     averaged over the 8 rotations and flips of each chunk (:func:`~.model.dihedral_mean`)."""
-    from .api import _check_channels, _has_operator, _solve_canonical
-
     axes = model.resolve_axes(axes, len(shape))
     _check_channels(noise_model, shape, axes)
     m = model.network.config.multiple
@@ -71,8 +71,6 @@ def _chunk_tile(block, spatial, tile: int | None, halo: int) -> int:
     halo) unless it is larger than ``tile`` plus the halo allows. By default (``None``) a 2-D
     chunk is always one pass (on the CPU streamed in bands of rows, so its size costs no
     memory), a 3-D chunk one pass up to the model's default tile plus the halo."""
-    from .model import TILE
-
     size = max(block.shape[a] for a in spatial)
     if tile is None:
         if len(spatial) == 2:
@@ -164,8 +162,6 @@ def solve_dask(image, score, model, noise_model, *, axes=None, units="input", si
     """Lazy solve of a dask image with its (lazy or computed) score, evaluated at
     ``sigma_a``: element-wise per chunk, with a halo for a correlation operator A."""
     import dask.array as da
-
-    from .api import _check_channels, _has_operator, _solve_canonical
 
     axes = model.resolve_axes(axes, image.ndim)
     _check_channels(noise_model, image.shape, axes)

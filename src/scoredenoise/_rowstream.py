@@ -23,6 +23,11 @@ from torch import nn
 
 from .network import pad_to_multiple
 
+#: default tile (pixels per spatial axis) of the tiled pass (GPU, 3-D networks)
+TILE = 512
+#: default strip width of the CPU's row-streamed pass (only wider 2-D images are cut)
+STREAM_TILE = 4096
+
 __all__ = ["stream_forward", "band_rows"]
 
 

@@ -8,11 +8,20 @@ import json
 import sys
 from pathlib import Path
 
-from . import __version__
 from ._progress import ProgressBar
+from ._version import __version__
+from .demo import run_demo
+from .estimate import estimate_noise
+from .io import find_images, read_image, write_tiff
+from .langevin import check_prior, sample_posterior, train_prior
+from .model import load_model
 from .noise import get_noise_model, list_noise_models
 from .objectives import OBJECTIVES
+from .solve import provenance
+from .stream import denoise_files, make_client, open_image
 from .training import TRAIN_STEPS as _TRAIN_STEPS
+from .training import train
+from .uncertainty import posterior_std
 
 
 def _cmd_noise_models(args) -> int:
@@ -62,8 +71,6 @@ def _channel_params(noise: str, params: dict):
     kernel) make one noise model per channel; otherwise ``(noise, params)`` as they are."""
     import numpy as np
 
-    from .noise import get_noise_model
-
     kinds = {p.name: p.kind for p in get_noise_model(noise).parameters()}
     own_ndim = {k: 2 if kinds.get(k) == "kernel" else 0 for k in params}
     per = {k: v for k, v in params.items() if np.ndim(v) == own_ndim[k] + 1}
@@ -102,9 +109,6 @@ def _denoise_options(est) -> str:
 def _cmd_train(args) -> int:
     import functools
 
-    from .io import find_images, read_image
-    from .training import train
-
     files = find_images(args.images)
     imgs = [read_image(f, lazy=True) for f in files]
     axes = args.axes or [im.axes for im in imgs]
@@ -118,9 +122,6 @@ def _cmd_train(args) -> int:
     data = [im.data for im in imgs]
     fit = functools.partial(train, objective=args.objective)
     if args.camera:  # a prior of camera data, in its variance-stabilised domain
-        from .langevin import train_prior
-        from .noise import get_noise_model
-
         if args.objective != "prior":
             raise ValueError(f"--camera stabilises the clean images of a prior: use it with "
                              f"--objective prior, got {args.objective}")
@@ -187,10 +188,6 @@ def _sigma_a_arg(text: str):
 
 def _cmd_denoise(args) -> int:
     import time
-
-    from .io import find_images
-    from .model import load_model
-    from .stream import denoise_files, make_client
 
     model = load_model(args.model)
     params = _parse_params(args.param)
@@ -309,9 +306,6 @@ def _print_summary(rows, seconds) -> None:
 
 
 def _cmd_estimate_noise(args) -> int:
-    from .estimate import estimate_noise
-    from .io import find_images, read_image
-
     known = _parse_params(args.param)
     extra = {}
     if args.kernel_shape:
@@ -366,14 +360,6 @@ def _cmd_estimate_noise(args) -> int:
 
 def _cmd_posterior_std(args) -> int:
     import numpy as np
-
-    from .api import provenance
-    from .estimate import estimate_noise
-    from .io import find_images, write_tiff
-    from .model import load_model
-    from .noise import get_noise_model
-    from .stream import open_image
-    from .uncertainty import posterior_std
 
     model = load_model(args.model)
     if model.channels != 1:
@@ -432,10 +418,6 @@ def _cmd_posterior_std(args) -> int:
 def _cmd_sample_posterior(args) -> int:
     import numpy as np
 
-    from .io import find_images, read_image, write_tiff
-    from .langevin import check_prior, sample_posterior
-    from .model import load_model
-
     prior = load_model(args.prior)
     check_prior(prior)  # a wrong model fails before any file
     camera = prior.meta.get("stabilised_by")
@@ -486,8 +468,6 @@ def _cmd_sample_posterior(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from .demo import run_demo
-
     run_demo(Path(args.output), steps=args.steps, device=args.device, quiet=args.quiet)
     return 0
 

@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from ._progress import ProgressBar
+from .api import denoise
+from .io import write_png, write_tiff
+from .training import train
 
 #: photon-transfer fit on the 50 raw frames of FMD Confocal_BPAE_B field 1 (data/README.md)
 FMD_CONFOCAL_BPAE_B = {"gain": 4.06, "offset": 3.5, "read_noise": 1.0}
@@ -42,9 +45,6 @@ def _to_uint8(a):
 def run_demo(outdir: Path, *, steps: int | None = None, device="auto",
              quiet: bool = False) -> dict:
     """Train on the bundled frames, denoise frame 0, write TIFF + PNG, print PSNR."""
-    from . import denoise, train
-    from .io import write_png, write_tiff
-
     outdir = Path(outdir)
     frames, gt = sample_data()
     print(f"data: {frames.shape[0]} real noisy confocal frames {frames.shape[1:]} (FMD, "

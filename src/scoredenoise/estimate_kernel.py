@@ -43,9 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._progress import ProgressFn
-from ._progress import report as _report
-from .estimate import (
+from ._measure import (
     _DOF,
     _HIGH_PASS,
     _JACKKNIFE_SIDE,
@@ -64,6 +62,8 @@ from .estimate import (
     _robust_variance,
     _surroundings,
 )
+from ._progress import ProgressFn
+from ._progress import report as _report
 from .noise import NoiseModelError
 from .noise._correlation import Correlation
 

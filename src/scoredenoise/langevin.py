@@ -37,6 +37,8 @@ import torch
 from ._device import resolve_device
 from ._progress import report as _report
 from .model import SCORE_OUTPUT_SCALE, ScoreModel
+from .noise import noise_model_from_dict
+from .training import train
 
 __all__ = ["sample_posterior", "train_prior", "annealed_langevin", "langevin_levels"]
 
@@ -91,8 +93,6 @@ def train_prior(images, *, noise_model=None, **train_kwargs) -> ScoreModel:
     ...                                    read_noise=1.0)                  # doctest: +SKIP
     >>> prior = train_prior(averages, noise_model=cam, steps=3000)          # doctest: +SKIP
     """
-    from .training import train
-
     if train_kwargs.get("objective", "prior") != "prior":
         raise ValueError(f"train_prior trains objective 'prior', got "
                          f"{train_kwargs['objective']!r}")
@@ -115,8 +115,6 @@ def train_prior(images, *, noise_model=None, **train_kwargs) -> ScoreModel:
 def _prior_camera(prior: ScoreModel, noise_model):
     """The camera whose transformed domain the prior was trained in (None: the data's own
     units), checked against the ``noise_model`` given for sampling."""
-    from .noise import noise_model_from_dict
-
     rec = prior.meta.get("stabilised_by")
     cam = None if rec is None else noise_model_from_dict(rec)
     if noise_model is None:

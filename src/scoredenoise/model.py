@@ -18,13 +18,16 @@ import numpy as np
 import torch
 
 from . import _axes
+from ._chunked import denoise_dask, score_dask
 from ._device import autocast, resolve_device
 from ._progress import Cancelled, ProgressFn
 from ._progress import report as _report
-from ._rowstream import band_rows, stream_forward
+from ._rowstream import STREAM_TILE, TILE, band_rows, stream_forward
 from ._version import __version__
 from .io import atomic_path, publish
 from .network import UNet, UNetConfig, network_info
+from .smoothing import SIGMA_RANGE, select_sigma_a
+from .solve import score_sigma_a  # noqa: F401 (its old home)
 
 __all__ = ["ScoreModel", "Score", "load_model", "ModelFileError", "Cancelled"]
 
@@ -32,10 +35,6 @@ FORMAT = "scoredenoise-model"
 FORMAT_VERSION = 1
 #: the network outputs SCORE_OUTPUT_SCALE * score in normalised units (outputs of order 1)
 SCORE_OUTPUT_SCALE = 0.1
-#: default tile (pixels per spatial axis) of the tiled pass (GPU, 3-D networks)
-TILE = 512
-#: default strip width of the CPU's row-streamed pass (only wider 2-D images are cut)
-STREAM_TILE = 4096
 
 class ModelFileError(ValueError):
     """A file that is not a readable scoredenoise model."""
@@ -61,13 +60,6 @@ class Score(np.ndarray):
 
     def __reduce__(self):  # pickles (dask workers) as the plain array plus sigma_a
         return (Score, (np.asarray(self), self.sigma_a))
-
-
-def score_sigma_a(score) -> float | None:
-    """The sigma_a a score was evaluated at (:class:`Score`, or a lazy score from
-    :meth:`ScoreModel.score`), or None for a plain array."""
-    sig = getattr(score, "sigma_a", None)
-    return None if sig is None else float(sig)
 
 
 @dataclass
@@ -132,8 +124,6 @@ class ScoreModel:
     @property
     def sigma_range(self) -> tuple[float, float]:
         """The sigma_a range a conditioned network was trained over (normalised units)."""
-        from .smoothing import SIGMA_RANGE
-
         lo, hi = self.meta.get("sigma_range", SIGMA_RANGE)
         return float(lo), float(hi)
 
@@ -312,8 +302,6 @@ class ScoreModel:
                                  "is fixed; drop sigma_a")
             return self.sigma_a_final
         if sigma_a in ("auto", None):
-            from .smoothing import select_sigma_a  # the selection solves: it sits above
-
             return select_sigma_a(self, image, noise_model, axes=axes, device=device,
                                   precision=precision, progress=progress)
         sigma_a = float(sigma_a)
@@ -362,8 +350,6 @@ class ScoreModel:
                                    precision=precision)
         arg = sig if self.conditioned else None
         if type(image).__module__.startswith("dask"):
-            from ._chunked import score_dask
-
             out = score_dask(image, self, axes=axes, device=device, precision=precision,
                              tile=tile, cache=cache, sigma_a=arg, tta=tta)
             out.sigma_a = sig
@@ -394,8 +380,6 @@ class ScoreModel:
                               device=device, precision=precision, tile=tile,
                               progress=progress, cache=cache, tta=tta)
         if type(image).__module__.startswith("dask"):
-            from ._chunked import denoise_dask
-
             return denoise_dask(image, self, None, axes=axes, device=device,
                                 precision=precision, tile=tile, tta=tta)
         return self.predict(image, axes=axes, device=device, precision=precision, tile=tile,

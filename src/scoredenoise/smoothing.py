@@ -34,6 +34,8 @@ import numpy as np
 
 from . import _axes
 from ._progress import report
+from .estimate import estimate_noise
+from .solve import _has_operator, resolve_noise_models
 
 __all__ = ["select_sigma_a", "SIGMA_RANGE", "sure_risks"]
 
@@ -85,8 +87,6 @@ def sample_image(image, axes: str, dims: int, max_pixels: int = MAX_PIXELS) -> n
 def _noise_models(model, y: np.ndarray, noise_model):
     """One noise model per channel of the canonical sample ``y``: the given ones, or
     estimated from it; None where none can be had (no selection then)."""
-    from .estimate import estimate_noise
-
     n_c = y.shape[1]
     if noise_model is not None:
         models = noise_model if isinstance(noise_model, tuple) else (noise_model,) * n_c
@@ -190,8 +190,6 @@ def select_sigma_a(model, image, noise_model=None, *, axes: str | None = None,
     >>> sig = scoredenoise.select_sigma_a(model, noisy)                    # doctest: +SKIP
     >>> s = model.score(noisy, sigma_a=sig)                                  # doctest: +SKIP
     """
-    from .api import _has_operator, resolve_noise_models
-
     if not model.conditioned:
         return model.sigma_a_default
     axes = model.resolve_axes(axes, len(np.shape(image)))

@@ -30,9 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from . import _axes
+from ._chunked import chunk_plan
 from ._progress import Cancelled, ProgressFn
+from .estimate import estimate_noise as estimate
 from .io import ImageData, atomic_path, publish, read_image
-from .model import ScoreModel
+from .model import ScoreModel, model_from_bytes
+from .solve import check_units, resolve_noise_models
 
 __all__ = ["open_image", "denoise_to_file", "default_chunks", "StreamResult"]
 
@@ -294,9 +297,6 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     ...                     "poisson-gaussian", estimate_noise=True)         # doctest: +SKIP
     >>> r.noise_model["params"]                                              # doctest: +SKIP
     """
-    from ._chunked import chunk_plan
-    from .api import check_units, resolve_noise_models
-    from .estimate import estimate_noise as estimate
 
     check_units(units, model.kind)
 
@@ -558,8 +558,6 @@ def _worker_denoise(blob: bytes, source, output, kwargs: dict) -> dict:
     import time
 
     import torch
-
-    from .model import model_from_bytes
 
     key = hashlib.sha256(blob).hexdigest()
     if key not in _WORKER_MODELS:

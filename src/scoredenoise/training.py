@@ -25,11 +25,12 @@ import torch
 
 from . import _axes
 from ._device import autocast, resolve_device, resolve_precision
+from .estimate import estimate_noise
 from .model import SCORE_OUTPUT_SCALE, ScoreModel, model_from_parts, read_model_file
 from .network import PRESETS, build_network
 from .objectives import OBJECTIVES as _OBJECTIVES
 from .objectives import LossContext, get_objective, resolve_sigma_weighting
-from .smoothing import SIGMA_RANGE
+from .smoothing import SIGMA_RANGE, select_sigma_a
 
 __all__ = ["train", "time_per_step", "PatchSampler", "sigma_a_schedule", "OBJECTIVES",
            "TRAIN_STEPS", "auto_extra_noise"]
@@ -247,8 +248,6 @@ class PatchSampler:
         spaced; each measured on at most ``max_pixels``, so a lazy stack is barely read),
         or None where the data are not photon counts (the variance does not grow with the
         mean, or no fit)."""
-        from .estimate import estimate_noise  # the estimator sits above the trainer
-
         picks = np.unique(np.linspace(0, len(self.sources) - 1, max_images).round().astype(int))
         gains, reads = [], []
         for i in picks:
@@ -772,8 +771,6 @@ def select_on_training_data(model: ScoreModel, sampler: PatchSampler, device,
     spaced, each on a sample of ``max_pixels`` (their median is the model's
     ``sigma_a_default``, used where no image chooses; their spread sets the adaptive
     training range). Reads only those samples of a lazy stack."""
-    from .smoothing import select_sigma_a  # the selection solves: it sits above training
-
     n = len(sampler.sources)
     picks = np.unique(np.linspace(0, n - 1, min(n, images)).round().astype(int))
     return [select_sigma_a(model, sampler.sources[int(i)].array,

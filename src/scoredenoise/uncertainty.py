@@ -28,8 +28,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .api import effective_noise_model
 from .model import ScoreModel
+from .solve import effective_noise_model
 
 __all__ = ["score_jacobian_diagonal", "posterior_std"]
 

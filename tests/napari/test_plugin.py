@@ -385,7 +385,7 @@ def test_multiscale_layer_estimates_trains_and_denoises_at_full_resolution(
     den.layer.value = den.layer.get_choice("pyramid")
     den.preview()
     qtbot.waitUntil(lambda: not den.running, timeout=120_000)
-    assert "is multiscale" in errors[-1] and "Lazy layer" in errors[-1]
+    assert "is multiscale" in errors[-1] and "lazy layer" in errors[-1]
     assert "pyramid denoised" not in viewer.layers
     den.lazy_layer()
     qtbot.waitUntil(lambda: not den.running, timeout=120_000)

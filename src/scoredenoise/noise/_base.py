@@ -20,6 +20,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from ._clipping import normal_clipped_moments
+from ._errors import NoiseModelError
+from ._operator import Correlation
+
 __all__ = [
     "NoiseModel",
     "Param",
@@ -32,8 +36,19 @@ __all__ = [
 ]
 
 
-class NoiseModelError(ValueError):
-    """Bad parameters or data for a noise model (a ``ValueError``)."""
+@dataclass
+class NoiseFit:
+    """What a model's own ``fit_noise_level`` gives (models whose parameters are not all
+    identifiable from the variances, e.g. ``poisson-gaussian``'s offset and read noise):
+    :func:`scoredenoise.fit_noise_level` turns it into a ``NoiseEstimate`` with the
+    measurement it was fitted to."""
+
+    noise_model: Any
+    stderr: dict
+    estimated: tuple
+    chi2: float
+    derived: dict = dataclasses.field(default_factory=dict)
+    notes: list = dataclasses.field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,8 +306,7 @@ class NoiseModel:
         for p in self.parameters():
             value = getattr(self, p.name)
             if p.kind == "kernel":
-                from ._correlation import Correlation  # validates and normalises the kernel
-
+                # validated and normalised by the operator it defines
                 object.__setattr__(self, p.name, Correlation(value).kernel)
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating,
@@ -372,10 +386,8 @@ class NoiseModel:
         """
         if sigma == 0:
             return self
-        from ._mixture import GaussianMixtureModel
-
-        for cls in _REGISTRY.values():
-            if issubclass(cls, GaussianMixtureModel) and getattr(cls, "base_cls", None) is \
+        for cls in _REGISTRY.values():  # the "+ gaussian" variant of this model's class
+            if getattr(cls, "adds_gaussian", False) and getattr(cls, "base_cls", None) is \
                     type(self) and cls.base_field_map is not None:
                 inv = {v: k for k, v in cls.base_field_map.items()}
                 own = {p.name: getattr(self, inv.get(p.name, p.name))
@@ -531,8 +543,6 @@ class NoiseModel:
         of counts override it with the exact sum, since a count is far from normal where it is
         small.
         """
-        from ._clipping import normal_clipped_moments
-
         mean = np.asarray(mean, dtype=np.float64)
         return normal_clipped_moments(mean, np.maximum(self.noise_level(mean), 1e-12), low,
                                       high)

@@ -19,7 +19,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ._base import NoiseModel, param
+from ._base import NoiseModel, NoiseModelError, param
+from ._clipping import count_clipped_moments
 from ._count_table import BRACKET, solve_count_mixture
 
 __all__ = ["GaussianMixtureModel", "gaussian_sigma_param"]
@@ -41,6 +42,8 @@ class GaussianMixtureModel(NoiseModel):
     """Base for ``base + N(0, sigma^2)`` models; subclasses set ``base_cls``."""
 
     base_cls: ClassVar[type[NoiseModel]]
+    #: what ``NoiseModel.plus_gaussian`` looks for in the registry (without importing this)
+    adds_gaussian: ClassVar[bool] = True
     #: solve the exact likelihood equation instead of Algorithm 5's first-order approximation
     #: (see ``_solve_exact``): True, False, or None (default) for the exact solve wherever it
     #: is available and the Gaussian part is narrower than EXACT_BELOW photon steps, where
@@ -73,13 +76,9 @@ class GaussianMixtureModel(NoiseModel):
     def _check(self) -> None:
         object.__setattr__(self, "_base_model", self._make_base())
         if self.exact not in (None, True, False):
-            from ._base import NoiseModelError
-
             raise NoiseModelError(f"{self.name}: exact must be True, False or None (automatic), "
                                   f"got {self.exact!r}")
         if self.exact and not self.supports_exact():
-            from ._base import NoiseModelError
-
             raise NoiseModelError(
                 f"{self.name}: exact=True is available where the noise-free part is a count "
                 f"(Poisson: poisson-gaussian, poisson+gaussian); {self._base_model.name} uses "
@@ -118,8 +117,6 @@ class GaussianMixtureModel(NoiseModel):
     def clipped_moments(self, mean, low, high):
         if not self.supports_exact():  # z is not a count: the normal form
             return super().clipped_moments(mean, low, high)
-        from ._clipping import count_clipped_moments
-
         return count_clipped_moments(np.asarray(mean, dtype=np.float64) - self.offset_value,
                                      1.0 / self.base.lam, self.offset_value,
                                      self.gaussian_sigma, low, high)

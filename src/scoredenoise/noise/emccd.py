@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._base import NoiseModel, NoiseModelError, param, register
+from ._base import NoiseModel, NoiseModelError, param, register, support_error
 from ._count_table import BRACKET, MonotoneRows, lam_nodes, value_rows
+from .poisson_gaussian import PoissonGaussian
 
 #: quadrature nodes of the pulse heights, at most (bounds the tables' memory)
 _MAX_NODES = 8192
@@ -96,8 +97,6 @@ class Emccd(NoiseModel):
     def fit_noise_level(self, nlf, known: dict):
         """Fit as ``poisson-gaussian`` (whose gain is the slope of variance against mean),
         then read the pulse height off the slope: gain = slope / (1 + 1/shape)."""
-        from .poisson_gaussian import PoissonGaussian
-
         if "gain" in known:
             raise NoiseModelError("emccd: the gain is what the estimate measures; give offset= "
                                   "or read_noise= only")
@@ -121,8 +120,6 @@ class Emccd(NoiseModel):
 
     def _check_x(self, x):
         if bool((x < 0).any()):
-            from ._base import support_error
-
             support_error(self.name, "a non-negative clean image", x, x < 0,
                           "photon rates cannot be negative")
 

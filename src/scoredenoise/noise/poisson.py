@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ._base import NoiseModel, param, register, support_error
+from ._clipping import count_clipped_moments
 
 
 def lam_param():
@@ -47,8 +48,6 @@ class Poisson(NoiseModel):
         return np.maximum(mean, 0.0) / self.lam
 
     def clipped_moments(self, mean, low, high):
-        from ._clipping import count_clipped_moments
-
         return count_clipped_moments(mean, 1.0 / self.lam, 0.0, 0.0, low, high)
 
     def rescaled(self, k):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._base import NoiseModelError, param, register
+from ._base import NoiseFit, NoiseModelError, param, register
 from ._mixture import GaussianMixtureModel
 from .poisson import Poisson
 
@@ -81,8 +81,6 @@ class PoissonGaussian(GaussianMixtureModel):
         the darkest level of the data (``nlf.black_level``), i.e. the darkest regions are
         assumed to receive no photons. Used by :func:`scoredenoise.estimate_noise`.
         """
-        from ..estimate import NoiseEstimate
-
         if "gain" in known:
             raise NoiseModelError("poisson-gaussian: the gain is what the estimate measures; "
                                   "give offset= or read_noise= only")
@@ -128,7 +126,7 @@ class PoissonGaussian(GaussianMixtureModel):
         fitted = self.replace(gain=gain, offset=offset, read_noise=read)
         resid = nlf.variance - nlf.model_variance(fitted)
         chi2 = float(np.sum((resid / nlf.stderr) ** 2)) / max(len(resid) - 2, 1)
-        return NoiseEstimate(fitted, stderr, estimated, nlf, chi2, derived, notes)
+        return NoiseFit(fitted, stderr, estimated, chi2, derived, notes)
 
     def _censored_fit(self, nlf, known, gain, icpt, cov):
         """Slope and intercept fitted with the camera's exact clipped moments
