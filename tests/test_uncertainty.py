@@ -115,6 +115,12 @@ def test_posterior_std_of_a_model_and_its_limits():
         sd.posterior_std(y, m, sd.get_noise_model("gamma"))
     with pytest.raises(ValueError, match="one 2-D plane"):
         sd.posterior_std(y[None], m, g)
+    # a direct denoiser and a 3D network are refused with the reason (a denoiser's output
+    # was taken for a score)
+    with pytest.raises(ValueError, match="needs a score model; this one is a direct denoiser"):
+        sd.posterior_std(y, untrained(kind="denoiser"), g)
+    with pytest.raises(ValueError, match="takes 2D score models so far, got a 3D one"):
+        sd.posterior_std(y, untrained(dims=3), g)
     with pytest.raises(ValueError, match="spacing must be an integer >= 1, got 0"):
         score_jacobian_diagonal(lambda z: z, y, eps=0.1, spacing=0)
     with pytest.raises(ValueError, match="eps must be > 0"):

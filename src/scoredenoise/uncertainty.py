@@ -167,6 +167,13 @@ def posterior_std(image, model: ScoreModel, noise_model, *, sigma_a="auto", spac
     ...     "gaussian", sigma=25.0))                                  # doctest: +SKIP
     """
     y = np.asarray(image, dtype=np.float32)
+    if model.kind != "score":
+        raise ValueError(f"posterior_std needs a score model; this one is a direct denoiser "
+                         f"({model.meta.get('training', {}).get('objective')}), which has no "
+                         f"score: train with objective='score'")
+    if model.dims != 2:
+        raise ValueError(f"posterior_std takes 2D score models so far, got a {model.dims}D "
+                         f"one; train a 2D model (dims=2) for the map")
     if y.ndim != 2:
         raise ValueError(f"posterior_std takes one 2-D plane (Y, X) so far, got shape "
                          f"{y.shape}")

@@ -239,9 +239,6 @@ class DenoiseWidget(Step):
         if src is None:
             return
         ly, model = src
-        if model.kind != "score" or model.dims != 2:
-            notifications.show_error("the posterior std needs a 2D score model")
-            return
         planes = self._planes(ly, model, all_planes)
         nm = self.session.noise_model
         name = f"{ly.name} posterior std"
