@@ -11,14 +11,14 @@ from pathlib import Path
 from ._progress import ProgressBar
 from ._version import __version__
 from .demo import run_demo
-from .estimate import estimate_noise
+from .estimate import MAX_PIXELS, estimate_noise
 from .io import find_images, read_image, write_tiff
 from .langevin import check_prior, sample_posterior, train_prior
 from .model import load_model
 from .noise import get_noise_model, list_noise_models
 from .objectives import OBJECTIVES
 from .solve import provenance
-from .stream import denoise_files, make_client, open_image
+from .stream import PLANE_CHUNK, Z_PLANE_CHUNK, denoise_files, make_client, open_image
 from .training import TRAIN_STEPS as _TRAIN_STEPS
 from .training import train
 from .uncertainty import posterior_std
@@ -581,7 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compression", help="TIFF: zlib, zstd, lzma...; zarr: zstd, blosc, gzip")
     p.add_argument("--tile-size", type=int, help="write a tiled TIFF with these tiles")
     p.add_argument("--chunk", help="chunk size streamed through the network: N for Y and X "
-                                   "(default 512), or e.g. Z=32,Y=256,X=256")
+                                   f"(default {PLANE_CHUNK}, {Z_PLANE_CHUNK} with a Z axis), or "
+                                   "e.g. Z=32,Y=256,X=256")
     p.add_argument("--no-resume", action="store_true",
                    help="start over instead of resuming an interrupted run's finished chunks")
     p.add_argument("--tile", type=int, default=None,
@@ -669,7 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "to be white (e.g. a camera; fine texture can pass for correlation)")
     p.add_argument("--max-pixels", type=int,
                    help="measure at most this many pixels of a file (evenly spaced planes, "
-                        "tiles of a larger plane; default 8388608, about 3 GB of memory)")
+                        f"tiles of a larger plane; default {MAX_PIXELS})")
     p.add_argument("--kernel-shape", metavar="HxW",
                    help="shape of the correlation kernel estimated for a correlated model "
                         "(default: its kernel's, 3x3), e.g. 5x5 or 1x3 (along X)")

@@ -91,6 +91,9 @@ from .noise import NoiseModel, NoiseModelError
 from .noise._clipping import normal_clipped_moments as _censored_moments
 from .solve import resolve_noise_model
 
+#: at most this many pixels of an image are measured by default (``max_pixels``)
+MAX_PIXELS = _MAX_PIXELS
+
 __all__ = [
     "NoiseLevelFunction",
     "NoiseEstimate",

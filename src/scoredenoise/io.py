@@ -7,6 +7,7 @@ renamed at the end, so an interrupted run never leaves a partial file under the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -18,7 +19,7 @@ import numpy as np
 from ._axes import infer_axes
 
 __all__ = ["ImageData", "read_image", "write_tiff", "write_png", "atomic_path",
-           "publish", "IMAGE_SUFFIXES", "find_images"]
+           "publish", "atomic_write", "IMAGE_SUFFIXES", "find_images"]
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 # tifffile's axis letters -> ours (TCZYXS): S (samples per pixel) is a channel, unknown ones a
@@ -170,6 +171,26 @@ def atomic_path(final: Path, suffix: str = ".part"):
     return Path(tmp)
 
 
+@contextlib.contextmanager
+def atomic_write(final: Path, suffix: str = ".part"):
+    """Write a file atomically: yields a temporary path in ``final``'s folder; when the
+    block ends the file is renamed to ``final`` (with the permissions of the user's umask),
+    and on any error it is removed, so ``final`` is never left half-written.
+
+    Examples
+    --------
+    >>> with atomic_write(Path("out.tif")) as tmp:           # doctest: +SKIP
+    ...     tifffile.imwrite(tmp, data)
+    """
+    tmp = atomic_path(final, suffix)
+    try:
+        yield tmp
+        publish(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def publish(tmp: Path, final: Path) -> None:
     """Move a finished temporary file to its final name (atomic), with the permissions the
     user's umask gives (writers may have made it owner-only)."""
@@ -209,15 +230,10 @@ def write_tiff(path: str | os.PathLike, data, *, axes: str,
     kwargs = {}
     if "X" in pixel_size and "Y" in pixel_size:
         kwargs["resolution"] = (1.0 / pixel_size["X"], 1.0 / pixel_size["Y"])
-    tmp = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         tifffile.imwrite(tmp, data, metadata=md, **pages,
                          bigtiff=nbytes > 2 ** 31 - 2 ** 25, photometric="minisblack",
                          compression=compression, **kwargs)
-        publish(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -226,13 +242,8 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     from skimage.io import imsave
 
     path = Path(path)
-    tmp = atomic_path(path, suffix=".png")
-    try:
+    with atomic_write(path, suffix=".png") as tmp:
         imsave(tmp, image, check_contrast=False)
-        publish(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -24,7 +24,7 @@ from ._progress import Cancelled, ProgressFn
 from ._progress import report as _report
 from ._rowstream import STREAM_TILE, TILE, band_rows, stream_forward
 from ._version import __version__
-from .io import atomic_path, publish
+from .io import atomic_write
 from .network import UNet, UNetConfig, network_info
 from .smoothing import SIGMA_RANGE, select_sigma_a
 from .solve import score_sigma_a  # noqa: F401 (its old home)
@@ -427,13 +427,8 @@ class ScoreModel:
 
         path = Path(path)
         tensors, metadata = self._file_parts(extra_tensors, extra_header)
-        tmp = atomic_path(path, suffix=".tmp")
-        try:
+        with atomic_write(path, suffix=".tmp") as tmp:
             save_file(tensors, tmp, metadata=metadata)
-            publish(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return path
 
 

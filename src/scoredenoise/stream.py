@@ -33,7 +33,7 @@ from . import _axes
 from ._chunked import chunk_plan
 from ._progress import Cancelled, ProgressFn
 from .estimate import estimate_noise as estimate
-from .io import ImageData, atomic_path, publish, read_image
+from .io import ImageData, atomic_write, read_image
 from .model import ScoreModel, model_from_bytes
 from .solve import check_units, resolve_noise_models
 
@@ -126,6 +126,11 @@ def _open_zarr(path: Path) -> ImageData:
     return ImageData(node, axes, path, pixel, unit, extra)
 
 
+#: the default chunk's side along Y and X (``default_chunks``), and with a Z axis
+PLANE_CHUNK = 2048
+Z_PLANE_CHUNK = 512
+
+
 def default_chunks(shape, axes: str, *, plane: int | None = None, depth: int = 64) -> tuple:
     """Chunks for streaming: one plane (at most ``plane`` pixels a side) of each Y/X, Z up to
     ``depth`` slices (3-D networks read Z chunks), channels whole, other axes 1.
@@ -135,7 +140,7 @@ def default_chunks(shape, axes: str, *, plane: int | None = None, depth: int = 6
     against 1.49x at 512), and to 512 when there is a Z axis (64 slices of 2048^2 would be a
     gigabyte per chunk)."""
     if plane is None:
-        plane = 512 if "Z" in axes else 2048
+        plane = Z_PLANE_CHUNK if "Z" in axes else PLANE_CHUNK
     out = []
     for n, a in zip(shape, axes):
         if a in "YX":
@@ -535,15 +540,10 @@ def _zarr_to_tiff(store, path: Path, *, axes, pixel_size, unit, metadata, compre
                     yield tile
 
     nbytes = int(np.prod(shape)) * np.dtype(store.dtype).itemsize
-    tmp = atomic_path(path, suffix=".tif")
-    try:
+    with atomic_write(path, suffix=".tif") as tmp:
         tifffile.imwrite(tmp, pages(), shape=shape, dtype=store.dtype, metadata=md,
                          bigtiff=nbytes > 2 ** 31 - 2 ** 25, photometric="minisblack",
                          compression=compression, **kwargs)
-        publish(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------
