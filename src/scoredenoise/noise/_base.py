@@ -1,4 +1,5 @@
-"""Base class, parameter metadata and registry of the noise models.
+"""The base class of the noise models (parameter metadata: ``_params``; the registry:
+``_registry``; numpy-or-torch helpers: ``_tensors``; all importable from here as before).
 
 A noise model p(y|x) is a small frozen dataclass. Its fields are its parameters; each field
 carries metadata (unit, range, default, description) made with :func:`param`, and that one
@@ -15,7 +16,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -23,6 +24,26 @@ import torch
 from ._clipping import normal_clipped_moments
 from ._errors import NoiseModelError
 from ._operator import Correlation
+from ._params import NoiseFit, Param, param  # noqa: F401 (also their old home)
+from ._registry import (  # noqa: F401 (also their old home)
+    _REGISTRY,
+    _check_names,
+    get_noise_model,
+    list_noise_models,
+    noise_model_from_dict,
+    register,
+)
+from ._tensors import (  # noqa: F401 (also their old home)
+    _check_finite,
+    _common,
+    _float_dtype,
+    _nested_lists,
+    as_tensor,
+    default_rng,
+    safe_log,
+    support_error,
+    to_output,
+)
 
 __all__ = [
     "NoiseModel",
@@ -36,228 +57,16 @@ __all__ = [
 ]
 
 
-@dataclass
-class NoiseFit:
-    """What a model's own ``fit_noise_level`` gives (models whose parameters are not all
-    identifiable from the variances, e.g. ``poisson-gaussian``'s offset and read noise):
-    :func:`scoredenoise.fit_noise_level` turns it into a ``NoiseEstimate`` with the
-    measurement it was fitted to."""
-
-    noise_model: Any
-    stderr: dict
-    estimated: tuple
-    chi2: float
-    derived: dict = dataclasses.field(default_factory=dict)
-    notes: list = dataclasses.field(default_factory=list)
-
-
 # ---------------------------------------------------------------------------------------------
 # parameter metadata
-
-
-@dataclass(frozen=True)
-class Param:
-    """Description of one noise-model parameter.
-
-    Attributes
-    ----------
-    name : str
-        Field name, as used in ``--param name=value`` and ``to_dict``.
-    default : Any
-        Default value (in the data's own units).
-    unit : str
-        Unit, in words: ``"data units"`` (same as the image, e.g. ADU), ``"1/data units"``,
-        ``"dimensionless"``, or ``"kernel"`` for the correlation kernel.
-    low, high : float or None
-        Admissible range; ``low_open``/``high_open`` say whether the bound itself is excluded.
-    description : str
-        One line for users.
-    kind : str
-        ``"float"`` or ``"kernel"`` (a small odd-sized convolution kernel, nested lists).
-    """
-
-    name: str
-    default: Any
-    unit: str
-    description: str
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    kind: str = "float"
-
-    def range_text(self) -> str:
-        """Human-readable admissible range, e.g. ``"> 0"`` or ``"(1, inf)"``."""
-        if self.kind == "kernel":
-            return "odd-sized kernel with non-vanishing Fourier transform"
-        parts = []
-        if self.low is not None:
-            parts.append(("> " if self.low_open else ">= ") + _fmt(self.low))
-        if self.high is not None:
-            parts.append(("< " if self.high_open else "<= ") + _fmt(self.high))
-        return " and ".join(parts) if parts else "any real"
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["range"] = self.range_text()
-        return d
-
-
-def _fmt(v: float) -> str:
-    return f"{v:g}"
-
-
-def param(default, *, unit: str, description: str, low=None, high=None, low_open=False,
-          high_open=False, kind: str = "float"):
-    """Declare a noise-model parameter as a dataclass field with its metadata."""
-    meta = dict(unit=unit, description=description, low=low, high=high, low_open=low_open,
-                high_open=high_open, kind=kind)
-    return dataclasses.field(default=default, metadata={"param": meta})
 
 
 # ---------------------------------------------------------------------------------------------
 # array helpers: one torch code path for numpy and torch inputs
 
 
-def _float_dtype(dtype: torch.dtype) -> torch.dtype:
-    if dtype in (torch.float32, torch.float64):
-        return dtype
-    return torch.float32
-
-
-def as_tensor(a, *, like: torch.Tensor | None = None) -> torch.Tensor:
-    """Return ``a`` as a floating torch tensor (no copy where possible)."""
-    if isinstance(a, torch.Tensor):
-        t = a
-    else:
-        arr = np.asarray(a)
-        if arr.dtype.kind not in "fiub":
-            raise NoiseModelError(f"expected a numeric array, got dtype {arr.dtype}")
-        if arr.dtype == np.float16:
-            arr = arr.astype(np.float32)
-        t = torch.from_numpy(np.ascontiguousarray(arr))
-    if like is not None:
-        t = t.to(device=like.device)
-        dtype = like.dtype if t.dtype not in (torch.float64,) else torch.promote_types(
-            like.dtype, t.dtype)
-        return t.to(_float_dtype(dtype))
-    return t.to(_float_dtype(t.dtype))
-
-
-def to_output(t: torch.Tensor, template):
-    """Give ``t`` back in the type of ``template`` (numpy array or torch tensor)."""
-    if isinstance(template, torch.Tensor):
-        return t
-    return t.detach().cpu().numpy()
-
-
-def _check_finite(name: str, t: torch.Tensor, model: str) -> None:
-    if not bool(torch.isfinite(t).all()):
-        n_bad = int((~torch.isfinite(t)).sum())
-        raise NoiseModelError(
-            f"{model}: {name} contains {n_bad} NaN or infinite value(s); "
-            f"replace them (e.g. numpy.nan_to_num) or crop them away before denoising")
-
-
-def _common(model: str, **arrays):
-    """Convert arrays to tensors of one dtype/device, check finiteness and equal shapes."""
-    names = list(arrays)
-    first = as_tensor(arrays[names[0]])
-    tensors = {names[0]: first}
-    for n in names[1:]:
-        tensors[n] = as_tensor(arrays[n], like=first)
-    dtype = first.dtype
-    for t in tensors.values():
-        dtype = torch.promote_types(dtype, t.dtype)
-    tensors = {n: t.to(dtype) for n, t in tensors.items()}
-    shapes = {n: tuple(t.shape) for n, t in tensors.items()}
-    if len(set(shapes.values())) > 1:
-        desc = ", ".join(f"{n} {s}" for n, s in shapes.items())
-        raise NoiseModelError(
-            f"{model}: shapes differ ({desc}); pass arrays of the same shape, e.g. the score "
-            f"computed on this very image")
-    for n, t in tensors.items():
-        _check_finite(n, t, model)
-    return tensors
-
-
-def default_rng(rng) -> np.random.Generator:
-    """``numpy.random.default_rng`` that also accepts an existing Generator or None."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    return np.random.default_rng(rng)
-
-
 # ---------------------------------------------------------------------------------------------
 # registry
-
-_REGISTRY: dict[str, type[NoiseModel]] = {}
-
-
-def register(cls: type[NoiseModel]) -> type[NoiseModel]:
-    """Class decorator: add a noise model to the registry under ``cls.name``."""
-    name = cls.name
-    if not name or name in _REGISTRY:
-        raise RuntimeError(f"noise model name {name!r} is empty or already registered")
-    _REGISTRY[name] = cls
-    return cls
-
-
-def list_noise_models() -> list[str]:
-    """Names of all registered noise models, in Table 1 order (then the rest).
-
-    Examples
-    --------
-    >>> from scoredenoise.noise import list_noise_models
-    >>> "poisson-gaussian" in list_noise_models()
-    True
-    """
-    return sorted(_REGISTRY, key=lambda n: (_REGISTRY[n].table1_row or 99, n))
-
-
-def get_noise_model(name: str, /, **params) -> NoiseModel:
-    """Build a registered noise model by name.
-
-    Parameters
-    ----------
-    name : str
-        A name from :func:`list_noise_models`, e.g. ``"poisson-gaussian"``.
-    **params
-        Parameters in the data's own units; missing ones take their defaults.
-
-    Examples
-    --------
-    >>> from scoredenoise.noise import get_noise_model
-    >>> get_noise_model("gaussian", sigma=10.0)
-    Gaussian(sigma=10.0)
-    """
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
-        raise NoiseModelError(
-            f"unknown noise model {name!r}; choose one of: {', '.join(list_noise_models())}"
-        ) from None
-    _check_names(cls, params)
-    return cls(**params)
-
-
-def _check_names(cls, params: dict) -> None:
-    """Unknown parameter names get an error that lists the valid ones."""
-    valid = [f.name for f in dataclasses.fields(cls) if f.init]
-    unknown = [k for k in params if k not in valid]
-    if unknown:
-        raise NoiseModelError(
-            f"{cls.name!r} has no parameter {', '.join(map(repr, unknown))}; its parameters "
-            f"are: {', '.join(valid) or 'none'}")
-
-
-def noise_model_from_dict(d: dict | str) -> NoiseModel:
-    """Inverse of :meth:`NoiseModel.to_dict` (also accepts the JSON text)."""
-    if isinstance(d, str):
-        d = json.loads(d)
-    if not isinstance(d, dict) or "name" not in d:
-        raise NoiseModelError(f"a noise-model dict needs a 'name' key, got {d!r}")
-    return get_noise_model(d["name"], **d.get("params", {}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -605,22 +414,3 @@ class NoiseModel:
         return f"{type(self).__name__}({args})"
 
 
-def _nested_lists(v):
-    if isinstance(v, (tuple, list)):
-        return [_nested_lists(e) for e in v]
-    return float(v)
-
-
-def support_error(model: str, what: str, y: torch.Tensor, bad: torch.Tensor, hint: str):
-    """Raise a clear error for data outside a model's support."""
-    n_bad = int(bad.sum())
-    worst = float(y[bad].min()) if n_bad else float("nan")
-    raise NoiseModelError(
-        f"{model}: y must be {what}, but {n_bad} of {y.numel()} values are not "
-        f"(smallest {worst:g}); {hint}")
-
-
-def safe_log(t: torch.Tensor, tiny: float | None = None) -> torch.Tensor:
-    """log of a tensor clamped to the smallest positive normal of its dtype."""
-    tiny = torch.finfo(t.dtype).tiny if tiny is None else tiny
-    return torch.log(torch.clamp(t, min=tiny))
