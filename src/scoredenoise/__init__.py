@@ -13,6 +13,7 @@ from ._chunked import ChunkCache
 from ._progress import Cancelled
 from ._version import __version__
 from .api import ImplausibleSolutionWarning, denoise, provenance
+from .batch import denoise_files
 from .estimate import (
     NoiseEstimate,
     estimate_noise,
@@ -21,6 +22,7 @@ from .estimate import (
     photon_transfer,
 )
 from .estimate_kernel import NoiseKernel, estimate_noise_kernel
+from .io import open_image
 from .langevin import sample_posterior, train_prior
 from .model import ModelFileError, Score, ScoreModel, load_model
 from .noise import (
@@ -32,7 +34,7 @@ from .noise import (
 )
 from .selection import select_noise_parameters
 from .smoothing import select_sigma_a
-from .stream import denoise_files, denoise_to_file, open_image
+from .to_file import denoise_to_file
 from .training import time_per_step, train
 from .uncertainty import posterior_std
 

@@ -3,7 +3,7 @@
 :func:`chunk_plan` decides the chunks (multiples of the network's pooling grid), the halo (the
 receptive field, plus a margin for the FFT solve of a correlation operator A) and the
 function applied to each chunk with its halo. :func:`denoise_dask` turns the plan into a lazy
-dask array; :mod:`scoredenoise.stream` reads each chunk with its halo straight from the file.
+dask array; :mod:`scoredenoise.to_file` reads each chunk with its halo straight from the file.
 """
 
 from __future__ import annotations

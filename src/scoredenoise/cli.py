@@ -10,15 +10,15 @@ from pathlib import Path
 
 from ._progress import ProgressBar
 from ._version import __version__
+from .batch import denoise_files, make_client
 from .demo import run_demo
 from .estimate import MAX_PIXELS, estimate_noise
-from .io import find_images, read_image, write_tiff
+from .io import PLANE_CHUNK, Z_PLANE_CHUNK, find_images, open_image, read_image, write_tiff
 from .langevin import check_prior, sample_posterior, train_prior
 from .model import load_model
 from .noise import get_noise_model, list_noise_models
 from .objectives import OBJECTIVES
 from .solve import provenance
-from .stream import PLANE_CHUNK, Z_PLANE_CHUNK, denoise_files, make_client, open_image
 from .training import TRAIN_STEPS as _TRAIN_STEPS
 from .training import train
 from .uncertainty import posterior_std

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _axes
 from ._axes import infer_axes
 
 __all__ = ["ImageData", "read_image", "write_tiff", "write_png", "atomic_path",
@@ -265,3 +266,120 @@ def find_images(paths) -> list[Path]:
         raise FileNotFoundError(f"no TIFF, PNG or zarr images found in "
                                 f"{', '.join(map(str, paths))}")
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# opening lazily (stacks larger than memory)
+
+
+def open_image(source, *, axes: str | None = None, chunks=None) -> ImageData:
+    """Open a TIFF file, a zarr / OME-Zarr folder or an array lazily, as a dask array.
+
+    Parameters
+    ----------
+    source : path or array_like
+        A TIFF file (read through ``tifffile``'s zarr store: nothing is loaded until a chunk
+        is computed), a zarr folder (an OME-Zarr image uses its full-resolution level), or a
+        numpy / zarr / dask array.
+    axes : str, optional
+        Axes letters (TCZYXS); default from the file's metadata (ImageJ / OME TIFF, OME-Zarr
+        or the attributes written by scoredenoise), else inferred from the dimensions.
+    chunks : dict or tuple, optional
+        Dask chunks, or a dict by axis letter (``{"Y": 512, "X": 512}``; the other axes by
+        default); default :func:`default_chunks` (one plane, at most 2048x2048, per chunk;
+        512x512 with a Z axis; see docs/large-data.md).
+
+    Returns
+    -------
+    ImageData
+        ``data`` is a dask array; axes, pixel sizes and metadata as in the file.
+    """
+    import dask.array as da
+
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        img = _open_zarr(path) if path.is_dir() else read_image(path, lazy=True)
+    elif isinstance(source, ImageData):
+        img = source
+    else:
+        img = ImageData(source, "")
+    ndim = len(img.shape)
+    img.axes = _axes.check_axes(axes or img.axes or None, ndim, 2)
+    data = img.data
+    if isinstance(chunks, dict):  # per axis letter, the others by default
+        unknown = set(chunks) - set(img.axes)
+        if unknown:
+            raise ValueError(f"chunks name axes {''.join(sorted(unknown))} that the image "
+                             f"(axes {img.axes!r}) lacks")
+        base = default_chunks(img.shape, img.axes)
+        chunks = tuple(min(int(chunks.get(a, c)), n)
+                       for a, c, n in zip(img.axes, base, img.shape))
+    if not isinstance(data, da.Array):
+        # one dask chunk per file chunk would be too fine (TIFF strips): read with ours
+        want = default_chunks(img.shape, img.axes) if chunks is None else chunks
+        data = da.from_array(data, chunks=want, asarray=False, lock=False)
+    elif chunks is not None:
+        data = data.rechunk(chunks)
+    img.data = data
+    return img
+
+
+def _open_zarr(path: Path) -> ImageData:
+    import zarr
+
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as exc:  # noqa: BLE001 (zarr raises several types for non-zarr folders)
+        raise ValueError(f"{str(path)!r} is a folder but not a zarr store ({exc}); give a TIFF "
+                         f"file or a zarr / OME-Zarr folder") from None
+    attrs = dict(node.attrs)
+    axes, pixel, unit = attrs.get("axes", ""), dict(attrs.get("pixel_size", {})), \
+        attrs.get("unit")
+    if not hasattr(node, "shape"):  # a group: OME-Zarr multiscales, level 0
+        ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+        if not ms:
+            raise ValueError(f"{str(path)!r} is a zarr group without OME-Zarr multiscales; "
+                             f"give the array's folder")
+        level = ms[0]["datasets"][0]
+        arr = node[level["path"]]
+        names = [a["name"] if isinstance(a, dict) else a for a in ms[0].get("axes", [])]
+        axes = "".join(n.upper()[0] for n in names) if names else ""
+        for t in level.get("coordinateTransformations", []):
+            if t.get("type") == "scale":
+                pixel = {a: float(s) for a, s in zip(axes, t["scale"]) if a in "ZYX"}
+        units = [a.get("unit") for a in ms[0].get("axes", []) if isinstance(a, dict)]
+        unit = next((u for u in units[::-1] if u), None)
+        node = arr
+    extra = {k: v for k, v in attrs.items() if k not in ("axes", "pixel_size", "unit",
+                                                          "multiscales", "ome")}
+    return ImageData(node, axes, path, pixel, unit, extra)
+
+
+#: the default chunk's side along Y and X (``default_chunks``), and with a Z axis
+PLANE_CHUNK = 2048
+
+
+Z_PLANE_CHUNK = 512
+
+
+def default_chunks(shape, axes: str, *, plane: int | None = None, depth: int = 64) -> tuple:
+    """Chunks for streaming: one plane (at most ``plane`` pixels a side) of each Y/X, Z up to
+    ``depth`` slices (3-D networks read Z chunks), channels whole, other axes 1.
+
+    ``plane`` defaults to 2048 (a 2-D network streams a chunk in bands of rows, so a large
+    chunk costs little memory and saves the halo's recomputation: 1.11x the work at 2048
+    against 1.49x at 512), and to 512 when there is a Z axis (64 slices of 2048^2 would be a
+    gigabyte per chunk)."""
+    if plane is None:
+        plane = Z_PLANE_CHUNK if "Z" in axes else PLANE_CHUNK
+    out = []
+    for n, a in zip(shape, axes):
+        if a in "YX":
+            out.append(min(n, plane))
+        elif a == "C":
+            out.append(n)
+        elif a == "Z":
+            out.append(min(n, depth))
+        else:
+            out.append(1)
+    return tuple(out)

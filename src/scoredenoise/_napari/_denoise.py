@@ -25,8 +25,8 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QComboBox, QFileDialog, QMessageBox
 
 import scoredenoise as sd
+from scoredenoise.io import default_chunks
 from scoredenoise.langevin import check_prior
-from scoredenoise.stream import default_chunks
 
 from ._session import (
     Progress,
