@@ -548,19 +548,19 @@ def test_structure_does_not_leak_into_the_high_pass(monkeypatch):
     cam = get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=6.0)
     y = np.clip(np.round(cam.sample(x / x.max() * 800.0, rng=0)), 0, 65535).astype(np.uint16)
     blind = sd.estimate_noise(y, offset=100.0).params["gain"]
-    from scoredenoise import _measure
+    from scoredenoise import _measure, nlf
 
     quadratic = E._high_pass_basis(1, 2)
     for name, value in (("_HIGH_PASS", quadratic),
                         ("_FOOTPRINT", sum(k * k for k in quadratic) / 3),
                         ("_DOF", E._degrees_of_freedom(quadratic))):
-        # where the estimator and its measurement primitives read them
-        monkeypatch.setattr(E, name, value)
-        monkeypatch.setattr(_measure, name, value)
+        # wherever the estimator, the noise level function and the primitives read them
+        for module in (E, nlf, _measure):
+            monkeypatch.setattr(module, name, value)
     calibration = E._measure_calibration(planes=2, size=512)
-    monkeypatch.setattr(E, "_CALIBRATION", calibration)
-    monkeypatch.setattr(_measure, "_CALIBRATION", calibration)
-    monkeypatch.setattr(E, "_CORRELATED", np.inf)  # its weights belong to the 7x7 basis
+    for module in (E, nlf, _measure):
+        monkeypatch.setattr(module, "_CALIBRATION", calibration)
+    monkeypatch.setattr(nlf, "_CORRELATED", np.inf)  # its weights belong to the 7x7 basis
     leaky = sd.estimate_noise(y, offset=100.0).params["gain"]
     assert blind == pytest.approx(2.0, rel=0.03)
     assert leaky > 2.0 * 1.05  # the leak measured as noise
@@ -590,7 +590,7 @@ def test_affine_fit_weights_come_from_the_fitted_line_not_the_measured_variances
     it favours the sets that came out low and biases the slope (the gain) down. The fit
     reweights with the fitted line's variances: unbiased where the plain weighted fit is
     2 % low."""
-    from scoredenoise import estimate as est_mod
+    from scoredenoise import nlf as est_mod  # where the noise level function lives
 
     def mean_slope_error(steps):
         rng = np.random.default_rng(0)
@@ -659,7 +659,7 @@ def test_texture_that_passes_for_correlation_is_rejected_by_its_level_dependence
     """Texture at the finest scale moves the correlation ratio as noise correlation does, but
     by an amount that changes with the level (noise correlation scales every level alike):
     the correction is rejected, the gain stays right, and a note says so."""
-    from scoredenoise import estimate as est_mod
+    from scoredenoise import nlf as est_mod  # where the noise level function lives
 
     y = _fine_texture()
     est = sd.estimate_noise(y, offset=100.0)

@@ -352,3 +352,18 @@ def _robust_variance(g: np.ndarray, lv: np.ndarray, n_bins: int) -> np.ndarray:
     lev, rob = np.asarray(lev), np.asarray(rob)
     o = np.argsort(lev)
     return np.maximum(np.interp(g, lev[o], rob[o]), 1e-12)
+
+
+def _correlation_factor(kernel: np.ndarray, basis) -> float:
+    """How a known noise correlation kernel scales the variance seen through ``basis``."""
+    from scipy.signal import convolve2d
+
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.size == 1:  # a single tap: white noise, exactly
+        return 1.0
+    return float(np.mean([np.sum(convolve2d(k, h) ** 2) for h in basis]) / np.sum(k * k))
+
+
+def _chi2_scale(resid, se, n_params) -> float:
+    dof = max(len(resid) - n_params, 1)
+    return max(1.0, float(np.sum((resid / se) ** 2)) / dof)
