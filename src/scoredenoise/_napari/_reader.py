@@ -21,6 +21,7 @@ def get_reader(path):
 
 def read_lazy(path):
     """Layer data for napari: the image as a dask array, with scale and axes from the file."""
+    # deferred: torch loads when a file is read, not when napari asks which files we read
     import scoredenoise as sd
 
     if isinstance(path, list):
