@@ -14,8 +14,6 @@ from .estimate import estimate_noise
 __all__ = ["PatchSampler"]
 
 
-
-
 def _read(arr, idx) -> np.ndarray:
     block = arr[idx]
     if hasattr(block, "compute"):
