@@ -13,7 +13,6 @@ from scoredenoise.estimate import (
     noise_level_function,
     photon_transfer,
 )
-from scoredenoise.network import build_network
 from scoredenoise.noise import PAPER_KERNEL, NoiseModelError, get_noise_model, list_noise_models
 
 
@@ -423,23 +422,6 @@ def test_bad_inputs_have_clear_errors():
         fit_noise_level(falling, "poisson-gaussian")
     with pytest.raises(NoiseModelError, match="unknown noise model"):
         fit_noise_level(falling, "nope")
-
-
-def test_blind_selection_finds_the_noise_level_with_a_cached_score():
-    # an oracle score, s = (x - y) / sigma^2: the TV criterion must pick sigma
-    x = 100 + _scene(192, peak=100.0)
-    sigma = 8.0
-    y = get_noise_model("gaussian", sigma=sigma).sample(x, rng=0).astype(np.float32)
-    score = ((x - y) / sigma ** 2).astype(np.float32)
-    model = sd.ScoreModel(build_network("small"), offset=[0.0], scale=[1.0])
-    assert model.smoothing_sigma() == 0
-    sel = sd.select_noise_parameters(y, model, get_noise_model("gaussian", sigma=2.0),
-                                     score=score)
-    assert sel.noise_model.sigma == pytest.approx(sigma, rel=0.1)
-    assert len(sel.grid["sigma"]["values"]) == 17
-    with pytest.raises(NoiseModelError, match="cannot search 'kernel'"):
-        sd.select_noise_parameters(y, model, "gaussian-correlated", score=score,
-                                   params=("kernel",))
 
 
 class _Lazy:
