@@ -211,16 +211,16 @@ def _blobs(n, peak, seed):
 def part_stated_errors(cfg, out):
     """The gain's stated standard error against its spread over many noise draws: the fit's
     own (Jacobian) error, the jackknife's, and the stated one (the larger)."""
-    from scoredenoise import estimate
+    from scoredenoise import nlf as nlf_module
     from scoredenoise.estimate import fit_noise_level
 
     n, draws = (128, 3) if cfg.tiny else (cfg.calibration_size, cfg.calibration_draws)
     if cfg.jackknife_block:  # compare block sizes of the jackknife's groups
-        estimate._JACKKNIFE_BLOCK = cfg.jackknife_block
+        nlf_module._JACKKNIFE_BLOCK = cfg.jackknife_block  # where the jackknife reads it
     x = _blobs(n, 800.0, seed=3)  # 400 e- at gain 2 ADU/e-
     rows = []
     print(f"\n{n}x{n} blobs on a ramp, gain 2 ADU/e-, read noise 6 e-, offset 100 ADU given; "
-          f"{draws} draws; jackknife blocks of at most {estimate._JACKKNIFE_BLOCK} pixels\n")
+          f"{draws} draws; jackknife blocks of at most {nlf_module._JACKKNIFE_BLOCK} pixels\n")
     print("| noise | mean gain | spread | fit's own error | jackknife | stated | spread / own | "
           "spread / jackknife | spread / stated |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -250,7 +250,7 @@ def part_stated_errors(cfg, out):
         g = np.asarray(g)
         spread = float(g.std(ddof=1))
         r = {"noise": kind, "size": n, "draws": draws,
-             "jackknife_block": estimate._JACKKNIFE_BLOCK, "gain": g.tolist(), "own": own,
+             "jackknife_block": nlf_module._JACKKNIFE_BLOCK, "gain": g.tolist(), "own": own,
              "jackknife": jack, "stated": stated, "spread": spread}
         rows.append(r)
         print(f"| {kind} | {g.mean():.4f} | {spread:.4f} | {np.mean(own):.4f} | "
@@ -286,7 +286,7 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "rss_before_gb": before,
 def part_large(cfg, out):
     """Time and peak memory of estimate_noise on large stacks, each in a fresh process (its
     VmHWM is its own peak), with the default pixel budget and with every plane measured."""
-    from scoredenoise.estimate import _MAX_PIXELS
+    from scoredenoise.nlf import MAX_PIXELS as _MAX_PIXELS
 
     cases = [(4, 256), (2, 512)] if cfg.tiny else [(32, 1024), (8, 2048)]
     rows = []
@@ -346,13 +346,14 @@ def _without_detector_handling():
     from contextlib import ExitStack
     from unittest import mock
 
-    from scoredenoise import estimate
+    from scoredenoise import nlf, photon
     from scoredenoise.noise import NoiseModel
     from scoredenoise.noise._mixture import GaussianMixtureModel
     from scoredenoise.noise.poisson import Poisson
 
     stack = ExitStack()
-    stack.enter_context(mock.patch.object(estimate, "_detected_limits", lambda v, lim: lim))
+    for module in (nlf, photon):  # where the noise level functions read it
+        stack.enter_context(mock.patch.object(module, "_detected_limits", lambda v, lim: lim))
     for cls in (GaussianMixtureModel, Poisson):
         stack.enter_context(mock.patch.object(cls, "clipped_moments",
                                               NoiseModel.clipped_moments))

@@ -6,9 +6,9 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 import scoredenoise as sd
+from scoredenoise._measure import _windows
 from scoredenoise.estimate import (
     NoiseLevelFunction,
-    _windows,
     fit_noise_level,
     noise_level_function,
     photon_transfer,
@@ -95,7 +95,7 @@ def test_clipped_data_and_3d_stacks():
 
 
 def test_censored_moments_match_clipped_samples():
-    from scoredenoise.estimate import _censored_moments
+    from scoredenoise.noise._clipping import normal_clipped_moments as _censored_moments
 
     rng = np.random.default_rng(0)
     for mu, var, lo, hi in [(0.5, 4.0, 0.0, np.inf), (9.0, 9.0, -np.inf, 10.0),
@@ -107,7 +107,8 @@ def test_censored_moments_match_clipped_samples():
 
 
 def test_stored_calibration_matches_a_fresh_measurement():
-    from scoredenoise.estimate import _calibration, _measure_calibration
+    from scoredenoise._measure import _calibration
+    from scoredenoise.nlf import _measure_calibration
 
     fresh = _measure_calibration(planes=4, size=512, seed=7)  # other noise than the stored
     for key, value in _calibration().items():
@@ -121,7 +122,7 @@ def test_the_texture_test_does_not_bias_the_pixels_it_keeps():
     keeps the pixels whose noise came out low, 1.9 % below it."""
     from scipy.ndimage import uniform_filter
 
-    from scoredenoise.estimate import _plane_statistics, _surroundings
+    from scoredenoise._measure import _plane_statistics, _surroundings
 
     kept, own = [], []
     for seed in range(3):
@@ -394,7 +395,7 @@ def test_correlation_correction_is_not_fooled_by_texture():
 def test_unknown_noise_correlation_is_measured(kernel):
     from scipy.ndimage import convolve
 
-    from scoredenoise.estimate import _HIGH_PASS, _correlation_factor
+    from scoredenoise._measure import _HIGH_PASS, _correlation_factor
 
     k = np.asarray(kernel, float) / np.sqrt(np.sum(np.square(kernel)))
     cam = get_noise_model("poisson-gaussian", gain=2.0, offset=100.0, read_noise=2.0)
@@ -490,7 +491,12 @@ def test_large_images_are_measured_within_max_pixels():
 
 
 def test_high_pass_basis_is_orthonormal_and_blind_to_polynomials():
-    from scoredenoise.estimate import _FOOTPRINT, _HIGH_PASS, _degrees_of_freedom, _high_pass_basis
+    from scoredenoise._measure import (
+        _FOOTPRINT,
+        _HIGH_PASS,
+        _degrees_of_freedom,
+        _high_pass_basis,
+    )
 
     B = np.stack([k.ravel() for k in _HIGH_PASS])
     assert B.shape == (15, 49)  # 49 - 34 polynomials of degree <= 7 that a 7x7 grid holds
@@ -532,16 +538,16 @@ def test_structure_does_not_leak_into_the_high_pass(monkeypatch):
     blind = sd.estimate_noise(y, offset=100.0).params["gain"]
     from scoredenoise import _measure, nlf
 
-    quadratic = E._high_pass_basis(1, 2)
+    quadratic = _measure._high_pass_basis(1, 2)
     for name, value in (("_HIGH_PASS", quadratic),
                         ("_FOOTPRINT", sum(k * k for k in quadratic) / 3),
-                        ("_DOF", E._degrees_of_freedom(quadratic))):
+                        ("_DOF", _measure._degrees_of_freedom(quadratic))):
         # wherever the estimator, the noise level function and the primitives read them
         for module in (E, nlf, _measure):
-            monkeypatch.setattr(module, name, value)
-    calibration = E._measure_calibration(planes=2, size=512)
-    for module in (E, nlf, _measure):
-        monkeypatch.setattr(module, "_CALIBRATION", calibration)
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, value)
+    calibration = nlf._measure_calibration(planes=2, size=512)
+    monkeypatch.setattr(_measure, "_CALIBRATION", calibration)
     monkeypatch.setattr(nlf, "_CORRELATED", np.inf)  # its weights belong to the 7x7 basis
     leaky = sd.estimate_noise(y, offset=100.0).params["gain"]
     assert blind == pytest.approx(2.0, rel=0.03)
@@ -618,7 +624,7 @@ def test_texture_does_not_pass_for_noise_correlation():
     k = np.array([[0, 0, 0], [a, 1, a], [0, 0, 0]])
     k /= np.sqrt(np.sum(k * k))
     est = sd.estimate_noise(x + convolve(y - x, k), offset=100.0)
-    from scoredenoise.estimate import _HIGH_PASS, _correlation_factor
+    from scoredenoise._measure import _HIGH_PASS, _correlation_factor
 
     assert est.nlf.correlation_factor == pytest.approx(_correlation_factor(k, _HIGH_PASS),
                                                        abs=0.02)

@@ -43,78 +43,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _axes
-from ._measure import (  # noqa: F401 (measurement primitives, also used here)
-    _CALIBRATION,
-    _DOF,
-    _FOOTPRINT,
-    _HALF,
+from ._measure import (
     _HIGH_PASS,
-    _JACKKNIFE_SIDE,
-    _LAGS_FAR,
-    _LAGS_NEAR,
-    _LEVEL_RING,
-    _MARGIN,
     _MAX_PIXELS,
-    _MIN_BIN,
-    _MIN_PIXELS,
-    _QUANTILE,
-    _SPIKE_MIN,
-    _SPIKE_RATIO,
-    _TEXTURE_RING,
-    _TILE,
-    _WHITE_FAR,
-    _WHITE_NEAR,
-    _calibration,
-    _clip_limits,
-    _cross_correlation,
-    _degrees_of_freedom,
-    _detected_limits,
-    _frame,
-    _high_pass_basis,
-    _high_pass_energy,
-    _level_edges,
-    _measured_planes,
-    _plane_statistics,
-    _planes,
-    _reached_limits,
-    _read,
-    _ring_average,
-    _robust_variance,
-    _surroundings,
-    _white_weights,
-    _windows,
 )
 from ._progress import ProgressFn
 from .estimate_kernel import estimate_noise_kernel
-from .nlf import (  # noqa: F401 (the noise level function, also its old home)
-    _CORRELATED,
-    _INCONSISTENT,
-    _IRLS_STEPS,
-    _JACKKNIFE_BLOCK,
-    _JACKKNIFE_PLANES,
-    _KEEP,
-    _LEVEL_BANDS,
-    _MAX_AT_LIMIT,
+from .nlf import (  # noqa: F401 (public here too: their old home)
     _POOR_FIT,
-    _RATIO_SD,
-    _STRONG,
-    MAX_PIXELS,  # noqa: F401
+    MAX_PIXELS,
     NoiseLevelFunction,
-    _binned,
-    _censored_variance,
     _chi2_scale,
     _correlation_factor,
-    _measure_calibration,
-    _nlf_from_pixels,
     _part,
-    _ratio_by_level,
-    _ratio_with_stderr,
     noise_level_function,
 )
 from .noise import NoiseModel, NoiseModelError
-from .noise._clipping import (  # noqa: F401 (its old name here)
-    normal_clipped_moments as _censored_moments,
-)
 from .photon import photon_transfer
 from .solve import resolve_noise_model
 
