@@ -211,16 +211,16 @@ def _blobs(n, peak, seed):
 def part_stated_errors(cfg, out):
     """The gain's stated standard error against its spread over many noise draws: the fit's
     own (Jacobian) error, the jackknife's, and the stated one (the larger)."""
-    from scoredenoise import nlf as nlf_module
+    from scoredenoise import _measure as measure_module
     from scoredenoise.estimate import fit_noise_level
 
     n, draws = (128, 3) if cfg.tiny else (cfg.calibration_size, cfg.calibration_draws)
     if cfg.jackknife_block:  # compare block sizes of the jackknife's groups
-        nlf_module._JACKKNIFE_BLOCK = cfg.jackknife_block  # where the jackknife reads it
+        measure_module._JACKKNIFE_BLOCK = cfg.jackknife_block  # where the jackknife reads it
     x = _blobs(n, 800.0, seed=3)  # 400 e- at gain 2 ADU/e-
     rows = []
     print(f"\n{n}x{n} blobs on a ramp, gain 2 ADU/e-, read noise 6 e-, offset 100 ADU given; "
-          f"{draws} draws; jackknife blocks of at most {nlf_module._JACKKNIFE_BLOCK} pixels\n")
+          f"{draws} draws; jackknife blocks of at most {measure_module._JACKKNIFE_BLOCK} pixels\n")
     print("| noise | mean gain | spread | fit's own error | jackknife | stated | spread / own | "
           "spread / jackknife | spread / stated |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -250,7 +250,7 @@ def part_stated_errors(cfg, out):
         g = np.asarray(g)
         spread = float(g.std(ddof=1))
         r = {"noise": kind, "size": n, "draws": draws,
-             "jackknife_block": nlf_module._JACKKNIFE_BLOCK, "gain": g.tolist(), "own": own,
+             "jackknife_block": measure_module._JACKKNIFE_BLOCK, "gain": g.tolist(), "own": own,
              "jackknife": jack, "stated": stated, "spread": spread}
         rows.append(r)
         print(f"| {kind} | {g.mean():.4f} | {spread:.4f} | {np.mean(own):.4f} | "

@@ -4,6 +4,7 @@
 import dask.array as da
 import numpy as np
 import pytest
+import tifffile
 
 import scoredenoise as sd
 from scoredenoise.io import read_image
@@ -77,12 +78,21 @@ def test_file_records_its_units(model, camera_image, tmp_path):
     np.testing.assert_allclose(np.asarray(ra.data) - offset, np.asarray(rb.data), atol=1e-4)
 
 
-def test_default_axes_of_a_stack():
-    from scoredenoise._axes import default_axes
-    assert [default_axes(n) for n in (2, 3, 4, 5)] == ["YX", "SYX", "TSYX", "TCSYX"]
-    assert [default_axes(n, 3) for n in (3, 4, 5)] == ["ZYX", "SZYX", "TCZYX"]
+def test_default_axes_are_one_rule_for_every_caller(tmp_path):
+    from scoredenoise._axes import default_axes, infer_axes
+    # one table whatever the network: a 2D network reads the Z of a stack as planes
+    assert [default_axes(n) for n in (2, 3, 4, 5)] == ["YX", "ZYX", "TZYX", "TCZYX"]
+    assert [default_axes(n, 3) for n in (3, 4, 5)] == ["ZYX", "TZYX", "TCZYX"]
+    assert [infer_axes(n) for n in (2, 3, 4, 5)] == [default_axes(n) for n in (2, 3, 4, 5)]
     with pytest.raises(ValueError, match="a 3D network needs at least 3 dimensions, got 2"):
         default_axes(2, 3)
+    with pytest.raises(ValueError, match="cannot infer the axes of a 6-D array; pass axes"):
+        default_axes(6)
+    # the API, a plain TIFF read from disk and the check agree
+    stack = np.zeros((3, 16, 16), np.float32)
+    tifffile.imwrite(tmp_path / "plain.tif", stack)
+    assert read_image(tmp_path / "plain.tif").axes == default_axes(3)
+    assert sd.check_axes(None, 3) == sd.check_axes(None, 3, 3) == default_axes(3)
 
 
 @pytest.fixture(scope="module")

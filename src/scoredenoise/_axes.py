@@ -11,34 +11,40 @@ import numpy as np
 VALID = set("TCZYXS")
 
 
-def infer_axes(ndim: int) -> str:
-    """Default axes for an array of ``ndim`` dimensions (override with ``axes=``)."""
-    defaults = {2: "YX", 3: "ZYX", 4: "TZYX", 5: "TCZYX"}
-    if ndim not in defaults:
-        raise ValueError(f"cannot infer the axes of a {ndim}-D array; pass axes, e.g. 'TCZYX'")
-    return defaults[ndim]
+#: the axes assumed for an array of each number of dimensions when none are given: the
+#: convention of TIFF and OME files (tifffile's ZYX, TZYX, TCZYX). The one rule the API, the
+#: file reader, the CLI and the napari plugin share
+DEFAULT_AXES = {2: "YX", 3: "ZYX", 4: "TZYX", 5: "TCZYX"}
 
 
 def default_axes(ndim: int, dims: int = 2) -> str:
-    """Default axes of a stack for a ``dims``-D network (what the napari plugin proposes).
+    """The axes assumed for an array of ``ndim`` dimensions when none are given.
 
-    Y X last; for a 2D network the leading axes are planes of the same kind of image (S, then
-    T), for a 3D network Z, then samples (or TC for a 5-D array). No channel axis is guessed:
-    a C must be given, since it changes what the model is (one input per channel).
+    ``YX``, ``ZYX``, ``TZYX``, ``TCZYX`` (``DEFAULT_AXES``): the convention of TIFF and OME
+    files. It suits both networks: a 3D network needs the Z, and a 2D network denoises every
+    axis other than C, Y, X plane by plane, so a stack of frames read as Z gives the same
+    result as read as samples (S) or time (T). Give ``axes`` where the array is otherwise
+    (a C axis changes what the model is: one input per channel). The napari plugin proposes
+    these unless a layer's metadata (the plugin's reader, its sample) records its axes.
 
     Examples
     --------
     >>> scoredenoise.default_axes(3)
-    'SYX'
+    'ZYX'
     >>> scoredenoise.default_axes(4, dims=3)
-    'SZYX'
+    'TZYX'
     """
+    if ndim not in DEFAULT_AXES:
+        raise ValueError(f"cannot infer the axes of a {ndim}-D array; pass axes, e.g. 'TCZYX'")
     if ndim < dims:
         raise ValueError(f"a {dims}D network needs at least {dims} dimensions, got {ndim}; "
                          f"use a 2D network for 2D images")
-    if dims == 3:
-        return "S" * (ndim - 3) + "ZYX" if ndim <= 4 else "TC" + "ZYX"
-    return {2: "YX", 3: "SYX", 4: "TSYX"}.get(ndim, "TCSYX"[:ndim - 2] + "YX")
+    return DEFAULT_AXES[ndim]
+
+
+def infer_axes(ndim: int) -> str:
+    """:func:`default_axes` (the older name, kept)."""
+    return default_axes(ndim)
 
 
 def check_axes(axes: str | None, ndim: int, dims: int = 2) -> str:
@@ -51,7 +57,7 @@ def check_axes(axes: str | None, ndim: int, dims: int = 2) -> str:
     >>> scoredenoise.check_axes("tyx", 3)
     'TYX'
     """
-    axes = infer_axes(ndim) if axes is None else axes.upper()
+    axes = default_axes(ndim) if axes is None else axes.upper()
     if len(axes) != ndim:
         raise ValueError(f"axes {axes!r} has {len(axes)} letters but the image has {ndim} "
                          f"dimensions; give one letter per dimension from TCZYXS")

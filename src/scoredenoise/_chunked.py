@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _axes
-from ._rowstream import TILE
+from ._rowstream import default_tile
 from .solve import _check_channels, _has_operator, _solve_canonical
 
 #: halo (pixels) added for the FFT solve of a correlation operator A (its kernel is 3x3; the
@@ -75,7 +75,7 @@ def _chunk_tile(block, spatial, tile: int | None, halo: int) -> int:
     if tile is None:
         if len(spatial) == 2:
             return size
-        tile = TILE
+        tile = default_tile(streamed=False)
     return max(tile, size) if size <= tile + 2 * halo else tile
 
 

@@ -28,7 +28,18 @@ TILE = 512
 #: default strip width of the CPU's row-streamed pass (only wider 2-D images are cut)
 STREAM_TILE = 4096
 
-__all__ = ["stream_forward", "band_rows"]
+__all__ = ["stream_forward", "band_rows", "default_tile"]
+
+
+def default_tile(streamed: bool) -> int:
+    """The network's tile (``tile=None``): ``STREAM_TILE`` for the CPU's row-streamed 2-D
+    pass, ``TILE`` for the tiled pass (GPU, 3-D networks). The one place this is chosen.
+
+    Size knobs have one name each across the package: a *tile* is what one network pass
+    sees (``tile=``), a *chunk* what one dask task or one file write holds (``chunks=``,
+    ``--chunk``), ``tile_size`` a TIFF file's own tiling on disk, a *window* a region the
+    noise measurement samples, a *pixel batch* the elements a solver evaluates at once."""
+    return STREAM_TILE if streamed else TILE
 
 
 def _rows(x: torch.Tensor, a: int, b: int) -> torch.Tensor:

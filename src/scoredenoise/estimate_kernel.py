@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _measure
 from ._measure import (
     _DOF,
     _HIGH_PASS,
@@ -75,10 +76,8 @@ _BANDS = 6
 #: the largest kernel side the single-image method can fit: its autocorrelation reaches
 #: (side - 1) pixels, and the 7x7 responses see lags up to 6
 _MAX_SIDE = 7
-#: block side of the jackknife groups (interleaved 4x4, as the noise level function's)
-_BLOCK = 32
 #: pixels whose responses are multiplied at once (bounds memory: 49 values each)
-_CHUNK = 1 << 16
+_PIXEL_BATCH = 1 << 16
 
 
 @dataclass
@@ -308,16 +307,17 @@ def _single_image_moments(image, axes, clip, max_planes, max_pixels, progress=No
         rows, cols = np.nonzero(ok)
         win = sliding_window_view(y, (2 * half + 1, 2 * half + 1))
         r = np.empty((rows.size, basis.shape[1]), np.float32)
-        for a in range(0, rows.size, _CHUNK):
-            sl = slice(a, a + _CHUNK)
+        for a in range(0, rows.size, _PIXEL_BATCH):
+            sl = slice(a, a + _PIXEL_BATCH)
             r[sl] = win[rows[sl] - half, cols[sl] - half].reshape(-1, basis.shape[0]) @ basis
         out["r"].append(r)
         out["g"].append(g[ok])
         out["lv"].append(_surroundings(d2)[ok])
         out["value"].append(y[ok])
         side = _JACKKNIFE_SIDE
-        out["group"].append((((rows - _MARGIN) // _BLOCK) % side) * side
-                            + ((cols - _MARGIN) // _BLOCK) % side)
+        block = _measure._JACKKNIFE_BLOCK
+        out["group"].append((((rows - _MARGIN) // block) % side) * side
+                            + ((cols - _MARGIN) // block) % side)
     px = {k: np.concatenate(v) for k, v in out.items()}
     if isinstance(clip, str):
         clip_lim = _detected_limits(px["value"], clip_lim)
@@ -404,7 +404,8 @@ def _frame_moments(stack, axis, clip, shape, progress=None):
         raise ValueError("no pixel is finite and unclipped in every frame with its neighbours")
     idx = np.nonzero(ok)
     side = _JACKKNIFE_SIDE
-    group = ((idx[1] // _BLOCK) % side) * side + (idx[2] // _BLOCK) % side
+    block = _measure._JACKKNIFE_BLOCK
+    group = ((idx[1] // block) % side) * side + (idx[2] // block) % side
     return mean[idx], acc[(slice(None),) + idx].T, group, nt
 
 

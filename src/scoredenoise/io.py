@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _axes
-from ._axes import infer_axes
+from ._axes import default_axes
 
 __all__ = ["ImageData", "read_image", "write_tiff", "write_png", "atomic_path",
            "publish", "atomic_write", "IMAGE_SUFFIXES", "find_images"]
@@ -137,7 +137,7 @@ def _read_tiff(path: Path, lazy: bool) -> ImageData:
         if not explicit and _plain_stack(series.axes):
             # no axes recorded: a stack of planes, as for arrays (ZYX, TZYX); tifffile calls
             # 3-4 planes written without metadata "samples" (planar RGB), which is no colour
-            axes = infer_axes(len(series.axes))
+            axes = default_axes(len(series.axes))
         if lazy:
             import zarr
 

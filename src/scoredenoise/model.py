@@ -22,7 +22,7 @@ from ._chunked import denoise_dask, score_dask
 from ._device import autocast, resolve_device
 from ._progress import Cancelled, ProgressFn
 from ._progress import report as _report
-from ._rowstream import STREAM_TILE, TILE, band_rows, stream_forward
+from ._rowstream import band_rows, default_tile, stream_forward
 from ._tiles import _tile_grid, dihedral_mean  # noqa: F401 (dihedral_mean: its old home)
 from ._version import __version__
 from .io import atomic_write
@@ -229,7 +229,7 @@ class ScoreModel:
         if self.dims == 2 and dev.type == "cpu":
             net = net.to(memory_format=torch.channels_last)
         m = self.network.config.multiple
-        tile = STREAM_TILE if tile is None and stream else (TILE if tile is None else tile)
+        tile = default_tile(stream) if tile is None else tile
         tile = max(m, int(tile) // m * m)
         halo = self.halo
         spatial = canon.shape[2:]

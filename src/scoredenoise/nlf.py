@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _measure
 from ._measure import (
     _DOF,
     _HIGH_PASS,
@@ -245,16 +246,6 @@ _LEVEL_BANDS = 4
 _INCONSISTENT = 30.66
 
 
-#: side of those blocks, at most (smaller planes: as large as gives every group two blocks a
-#: side, and at least 8; groups that a small plane leaves empty make no replicate). Groups
-#: are independent only where the statistics of neighbouring blocks share no noise; the
-#: responses of pixels up to 6 apart do, so a block's border correlates with its
-#: neighbours' (other groups): on 512x512, 40 paired draws (benchmarks/noise.py --parts 5
-#: --calibration-size 512), the spread was 1.10-1.12x the jackknife with 16-pixel blocks,
-#: 1.00-1.02x with 32
-_JACKKNIFE_BLOCK = 32
-
-
 #: planes of a stack the jackknife runs on (its cost grows with the pixels)
 _JACKKNIFE_PLANES = 4
 
@@ -403,7 +394,8 @@ def noise_level_function(image, *, axes: str | None = None, clip="auto", n_bins:
         blk_all.append((rows // 16) * bw + cols // 16 + n_blocks)  # dense ids over planes
         n_blocks += bw * bh
         side = _JACKKNIFE_SIDE
-        jb = int(np.clip((min(ok.shape) - 2 * _MARGIN) // (2 * side), 8, _JACKKNIFE_BLOCK))
+        jb = int(np.clip((min(ok.shape) - 2 * _MARGIN) // (2 * side), 8,
+                         _measure._JACKKNIFE_BLOCK))
         grp_all.append((((rows - _MARGIN) // jb) % side) * side
                        + ((cols - _MARGIN) // jb) % side)
         pl_all.append(np.full(rows.size, len(pl_all), dtype=np.int32))

@@ -508,7 +508,11 @@ def test_train_widget_refuses_bad_axes_and_clears_stale_progress(make_napari_vie
     monkeypatch.setattr("napari.utils.notifications.show_error", errors.append)
     monkeypatch.setattr("napari.utils.notifications.show_warning", warns.append)
     assert train.selected_names() == ["frames"]  # the only layer: preselected
-    assert train.axes.value == "SYX"
+    assert train.axes.value == "ZYX"  # no axes recorded: the engine's default
+    viewer.layers["frames"].metadata["axes"] = "TYX"  # recorded (the plugin's reader)
+    train.select([])
+    train.select(["frames"])
+    assert train.axes.value == "TYX"
     train.axes.value = "ZZX"  # refused with the engine's reason, not replaced by a guess
     train.start()
     assert "each of the letters" in errors[-1] and train.start_btn.enabled

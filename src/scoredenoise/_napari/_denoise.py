@@ -298,9 +298,8 @@ class DenoiseWidget(UncertaintyScopes, Step):
         data = full_resolution(ly)
         if isinstance(data, da.Array):
             return data
-        axes = "".join("T" if i < data.ndim - 2 else "YX"[i - data.ndim + 2]
-                       for i in range(data.ndim))
-        return da.from_array(data, chunks=default_chunks(data.shape, axes), asarray=False)
+        return da.from_array(data, chunks=default_chunks(data.shape, sd.default_axes(data.ndim),
+                                                         depth=1), asarray=False)
 
     def lazy_layer(self):
         """A layer whose chunks are computed when napari shows them (only the visible planes:

@@ -11,7 +11,7 @@ _ATTRIB = ("FMD dataset (Zhang et al., CVPR 2019), Confocal_BPAE_B field 1, 256x
 
 def fmd_noisy():
     frames, _ = sample_data()
-    return [(frames, {"name": "FMD noisy", "metadata": {"source": _ATTRIB},
+    return [(frames, {"name": "FMD noisy", "metadata": {"source": _ATTRIB, "axes": "SYX"},
                       "axis_labels": ("frame", "y", "x")}, "image")]
 
 

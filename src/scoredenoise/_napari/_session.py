@@ -118,8 +118,9 @@ def full_resolution(layer):
 
 
 def layer_axes(layer, dims: int = 2) -> str:
-    """The engine's default axes for a layer (``scoredenoise.default_axes``): Y X last,
-    leading axes frames (or Z for a 3D model); RGB layers and too few dimensions refused."""
+    """A layer's axes: those its metadata records (``"axes"``: the plugin's reader and
+    sample write them) where they fit the layer and the model, else the engine's default
+    (``scoredenoise.default_axes``). RGB layers and too few dimensions are refused."""
     if layer.rgb:
         raise ValueError(f"layer {layer.name!r} is RGB: split its channels (right-click > "
                          f"Split RGB) and train on the single channel images")
@@ -127,6 +128,12 @@ def layer_axes(layer, dims: int = 2) -> str:
     if nd < dims:
         raise ValueError(f"layer {layer.name!r} is {nd}D but the model is {dims}D; use a 2D "
                          f"model for 2D images")
+    recorded = layer.metadata.get("axes") if isinstance(layer.metadata, dict) else None
+    if isinstance(recorded, str):
+        try:
+            return sd.check_axes(recorded, nd, dims)
+        except ValueError:
+            pass  # the layer was reshaped since, or the model needs other axes: the default
     return sd.default_axes(nd, dims)
 
 

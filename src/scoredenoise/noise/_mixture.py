@@ -25,8 +25,8 @@ from ._count_table import BRACKET, solve_count_mixture
 
 __all__ = ["GaussianMixtureModel", "gaussian_sigma_param"]
 
-#: elements per block when evaluating the exact mixture likelihood (bounds memory)
-_BLOCK = 4096
+#: pixels evaluated at once by the exact mixture likelihood (bounds memory)
+_PIXEL_BATCH = 4096
 #: ``exact=None`` solves exactly where sigma is below this many photon steps (1 / lam)
 EXACT_BELOW = 3.0
 
@@ -161,8 +161,8 @@ class GaussianMixtureModel(NoiseModel):
         # blocks of similar x and y need fewer count nodes (a block takes its widest pixel's)
         order = torch.argsort(torch.maximum(xf, yf - self.offset_value))
         f, d = torch.empty_like(yf), torch.empty_like(yf)
-        for i in range(0, yf.numel(), _BLOCK):
-            sel = order[i:i + _BLOCK]
+        for i in range(0, yf.numel(), _PIXEL_BATCH):
+            sel = order[i:i + _PIXEL_BATCH]
             z, yz, logr = self._log_terms(xf[sel], yf[sel])
             w = torch.softmax(logr, dim=-1)
             m1 = (w * z).sum(-1)
@@ -239,7 +239,7 @@ class GaussianMixtureModel(NoiseModel):
 
     def _blocks(self, x, y, fn):
         xf, yf = x.reshape(-1), y.reshape(-1)
-        out = [fn(xf[i:i + _BLOCK], yf[i:i + _BLOCK]) for i in range(0, yf.numel(), _BLOCK)]
+        out = [fn(xf[i:i + _PIXEL_BATCH], yf[i:i + _PIXEL_BATCH]) for i in range(0, yf.numel(), _PIXEL_BATCH)]
         return torch.cat(out).reshape(y.shape) if out else y.clone()
 
     def _log_terms(self, x, y):
