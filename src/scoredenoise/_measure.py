@@ -207,8 +207,9 @@ _QUANTILE = 0.25
 #: (every group spans the whole image, so a replicate keeps its content)
 _JACKKNIFE_SIDE = 4
 
-#: side of those blocks (the noise level function's at most; the kernel estimate's always) (smaller planes: as large as gives every group two blocks a
-#: side, and at least 8; groups that a small plane leaves empty make no replicate). Groups
+#: side of those blocks: the kernel estimate's, and the noise level function's at most
+#: (smaller planes: as large as gives every group two blocks a side, and at least 8;
+#: groups that a small plane leaves empty make no replicate). Groups
 #: are independent only where the statistics of neighbouring blocks share no noise; the
 #: responses of pixels up to 6 apart do, so a block's border correlates with its
 #: neighbours' (other groups): on 512x512, 40 paired draws (benchmarks/noise.py --parts 5

@@ -1,7 +1,10 @@
 """Progress and cancellation, the ground floor every long operation shares.
 
-A progress callback is called as ``progress(done, total)`` (training adds the step's logs);
-returning ``False`` asks the operation to stop, which then raises :class:`Cancelled`.
+One protocol: a progress callback is called as ``progress(done, total)`` (training adds the
+step's logs); returning ``False`` asks the operation to stop, which then raises
+:class:`Cancelled` (training returns the model trained so far). A ``cancel`` flag (a
+``threading.Event`` or a callable, as GUIs hold) is the same request: :func:`with_cancel`
+folds it into the progress callback at the public edge, so the engine checks one thing.
 :class:`ProgressBar` turns those calls into a tqdm bar (the CLI and the demo).
 """
 
@@ -15,6 +18,26 @@ ProgressFn = Callable[[int, int], "bool | None"]
 
 class Cancelled(RuntimeError):
     """Raised when a progress callback asks to stop (returns False)."""
+
+
+def cancel_requested(cancel) -> bool:
+    """Whether ``cancel`` (None, a ``threading.Event`` or a callable) asks to stop."""
+    if cancel is None:
+        return False
+    is_set = getattr(cancel, "is_set", None)
+    return bool(is_set() if is_set is not None else cancel())
+
+
+def with_cancel(progress: ProgressFn | None, cancel) -> ProgressFn | None:
+    """``progress`` that also answers False once ``cancel`` is set: the one protocol."""
+    if cancel is None:
+        return progress
+
+    def checked(done, total, *logs):
+        answer = None if progress is None else progress(done, total, *logs)
+        return False if answer is False or cancel_requested(cancel) else answer
+
+    return checked
 
 
 def report(progress: ProgressFn | None, done: int, total: int) -> None:

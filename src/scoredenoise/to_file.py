@@ -22,14 +22,13 @@ import hashlib
 import json
 import os
 import shutil
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ._chunked import chunk_plan
-from ._progress import Cancelled, ProgressFn
+from ._progress import Cancelled, ProgressFn, cancel_requested, report, with_cancel
 from .estimate import estimate_noise as estimate
 from .io import atomic_write, open_image
 from .model import ScoreModel
@@ -105,14 +104,6 @@ def cast_output(x: np.ndarray, dtype) -> np.ndarray:
     return x.astype(dt, copy=False)
 
 
-def _check_cancel(cancel) -> bool:
-    if cancel is None:
-        return False
-    if isinstance(cancel, threading.Event):
-        return cancel.is_set()
-    return bool(cancel())
-
-
 def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *,
                     axes: str | None = None, chunks=None,
                     format: str | None = None,  # noqa: A002 (the public keyword, as in numpy)
@@ -154,7 +145,7 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     device, precision, tile
         As for :meth:`ScoreModel.score`.
     progress : callable(done, total), optional
-        Called after each chunk.
+        Called after each chunk; returning False stops the run as ``cancel`` does.
     cancel : threading.Event or callable, optional
         Checked between chunks (and between the planes that ``estimate_noise`` measures);
         when set, the run stops with :class:`Cancelled` and leaves its finished chunks for a
@@ -192,6 +183,10 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     """
 
     check_units(units, model.kind)
+    progress = with_cancel(progress, cancel)  # one protocol from here on
+
+    def stop_asked(*_):  # for the steps before the chunks, whose counts are not chunks
+        return not cancel_requested(cancel)
 
     output = Path(output)
     fmt = (format or ("zarr" if output.suffix.lower() == ".zarr" else "tiff")).lower()
@@ -223,7 +218,7 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
             raise ValueError("estimate_noise estimates one noise model (per channel where "
                              "the image has C); give one, not a list")
         est = estimate(img.data, noise_model, axes=axes,  # a list per channel
-                       progress=lambda *_: not _check_cancel(cancel), **params)
+                       progress=stop_asked, **params)
         nm = resolve_noise_models(est)
         estimates = [e.to_dict() for e in (est if isinstance(est, list) else [est])]
     else:
@@ -235,7 +230,7 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     if nm is not None and model.conditioned:  # one sigma_a for the whole file
         sig = model.resolve_sigma_a(data, sigma_a, nm, axes=axes, device=device,
                                     precision=precision,
-                                    progress=lambda *_: not _check_cancel(cancel))
+                                    progress=stop_asked)
     plan = chunk_plan(data.shape, data.chunksize, model, nm, axes=axes, device=device,
                       precision=precision, tile=tile, units=units, sigma_a=sig, tta=tta)
     data = data.rechunk(plan.chunks)
@@ -258,16 +253,21 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     starts = [np.cumsum((0,) + c[:-1]) for c in data.chunks]
     resumed = sum((done_dir / _key(b)).exists() for b in blocks)
     computed = 0
-    if progress is not None:
-        progress(resumed, len(blocks))
+    def ask(done):  # the one check: progress (with cancel folded in) answers False to stop
+        try:
+            report(progress, done, len(blocks))
+        except Cancelled:
+            raise Cancelled(f"cancelled after {done} of {len(blocks)} chunks; run again to "
+                            f"resume from {work}") from None
+
     try:
+        ask(resumed)
         for b in blocks:
             marker = done_dir / _key(b)
             if marker.exists():
                 continue
-            if _check_cancel(cancel):
-                raise Cancelled(f"cancelled after {resumed + computed} of {len(blocks)} "
-                                f"chunks; run again to resume from {work}")
+            if computed:  # asked after each chunk, before the next (the last completes)
+                ask(resumed + computed)
             core = tuple(slice(int(s[i]), int(s[i]) + int(c[i]))
                          for s, c, i in zip(starts, data.chunks, b))
             # the chunk with its halo, read straight from the source (only what it needs)
@@ -282,8 +282,8 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
             store[core] = cast_output(x[inner], out_dtype)
             marker.touch()
             computed += 1
-            if progress is not None:
-                progress(resumed + computed, len(blocks))
+        if computed and progress is not None:
+            progress(resumed + computed, len(blocks))
 
         md = {"scoredenoise": {"source": job["source"].get("path", job["source"].get("array")),
                                "noise_model": job["noise_model"],

@@ -239,7 +239,8 @@ class GaussianMixtureModel(NoiseModel):
 
     def _blocks(self, x, y, fn):
         xf, yf = x.reshape(-1), y.reshape(-1)
-        out = [fn(xf[i:i + _PIXEL_BATCH], yf[i:i + _PIXEL_BATCH]) for i in range(0, yf.numel(), _PIXEL_BATCH)]
+        n = _PIXEL_BATCH
+        out = [fn(xf[i:i + n], yf[i:i + n]) for i in range(0, yf.numel(), n)]
         return torch.cat(out).reshape(y.shape) if out else y.clone()
 
     def _log_terms(self, x, y):
