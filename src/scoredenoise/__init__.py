@@ -35,12 +35,14 @@ from .noise import (
 from .selection import select_noise_parameters
 from .smoothing import select_sigma_a
 from .to_file import denoise_to_file
+from .train_config import TrainConfig
 from .training import time_per_step, train
 from .uncertainty import posterior_std
 
 __all__ = [
     "__version__",
     "train",
+    "TrainConfig",
     "time_per_step",
     "denoise",
     "sample_posterior",

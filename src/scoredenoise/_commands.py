@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 from ._progress import ProgressBar
@@ -17,6 +18,7 @@ from .langevin import check_prior, sample_posterior, train_prior
 from .model import load_model
 from .noise import get_noise_model, list_noise_models
 from .solve import provenance
+from .train_config import TrainConfig
 from .training import train
 from .uncertainty import posterior_std
 
@@ -104,8 +106,6 @@ def _denoise_options(est) -> str:
 
 
 def _cmd_train(args) -> int:
-    import functools
-
     files = find_images(args.images)
     imgs = [read_image(f, lazy=True) for f in files]
     axes = args.axes or [im.axes for im in imgs]
@@ -117,23 +117,24 @@ def _cmd_train(args) -> int:
                              f"give one target per input, in the same order")
         targets = [read_image(f, lazy=True).data for f in tfiles]
     data = [im.data for im in imgs]
-    fit = functools.partial(train, objective=args.objective)
+    fit = train
     if args.camera:  # a prior of camera data, in its variance-stabilised domain
         if args.objective != "prior":
             raise ValueError(f"--camera stabilises the clean images of a prior: use it with "
                              f"--objective prior, got {args.objective}")
         cam = get_noise_model("poisson-gaussian", **_parse_params(args.camera, "--camera"))
-        fit = functools.partial(train_prior, noise_model=cam)
+        fit = partial(train_prior, noise_model=cam)
+    config = TrainConfig(
+        objective=args.objective, dims=args.dims, preset=args.preset, steps=args.steps,
+        patch_size=args.patch_size, batch_size=args.batch_size, lr=args.lr,
+        val_fraction=args.val_fraction, augment=not args.no_augment,
+        extra_noise=args.extra_noise if args.extra_noise == "auto" else float(args.extra_noise),
+        conditioned=not args.unconditioned, precision=args.precision, seed=args.seed,
+        ema=args.ema)
     bar = ProgressBar("train", args.quiet)
-    model = fit(data, axes=axes, dims=args.dims, preset=args.preset, targets=targets,
-                  steps=args.steps, patch_size=args.patch_size, batch_size=args.batch_size,
-                  lr=args.lr, val_fraction=args.val_fraction, augment=not args.no_augment,
-                  extra_noise=(args.extra_noise if args.extra_noise == "auto"
-                               else float(args.extra_noise)),
-                  conditioned=not args.unconditioned, device=args.device,
-                  precision=args.precision,
-                  seed=args.seed, progress=bar, checkpoint=args.checkpoint,
-                  checkpoint_every=args.checkpoint_every, resume=args.resume, ema=args.ema)
+    model = fit(data, config=config, axes=axes, targets=targets, device=args.device,
+                progress=bar, checkpoint=args.checkpoint,
+                checkpoint_every=args.checkpoint_every, resume=args.resume)
     bar.close()
     model.meta["training_files"] = [str(f) for f in files]
     out = model.save(args.output)

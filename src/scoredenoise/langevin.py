@@ -93,10 +93,11 @@ def train_prior(images, *, noise_model=None, **train_kwargs) -> ScoreModel:
     ...                                    read_noise=1.0)                  # doctest: +SKIP
     >>> prior = train_prior(averages, noise_model=cam, steps=3000)          # doctest: +SKIP
     """
-    if train_kwargs.get("objective", "prior") != "prior":
-        raise ValueError(f"train_prior trains objective 'prior', got "
-                         f"{train_kwargs['objective']!r}")
-    train_kwargs.pop("objective", None)
+    config = train_kwargs.get("config")
+    objective = train_kwargs.pop("objective", None) or (
+        config.objective if config is not None else "prior")
+    if objective != "prior":
+        raise ValueError(f"train_prior trains objective 'prior', got {objective!r}")
     stab = _stabiliser(noise_model)
     if noise_model is not None and stab is None and noise_model.name != "gaussian":
         raise ValueError(f"a prior for {noise_model.name} noise needs a variance-stabilising "

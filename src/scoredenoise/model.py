@@ -29,6 +29,7 @@ from .io import atomic_write
 from .network import UNet, UNetConfig, network_info
 from .smoothing import SIGMA_RANGE, select_sigma_a
 from .solve import score_sigma_a  # noqa: F401 (its old home)
+from .train_config import TrainConfig
 
 __all__ = ["ScoreModel", "Score", "load_model", "ModelFileError", "Cancelled"]
 
@@ -121,6 +122,13 @@ class ScoreModel:
         """Whether the network is sigma-conditioned: it gives the score at any sigma_a of its
         training range (``sigma_range``), chosen per image (:meth:`score`)."""
         return bool(self.network.config.sigma_input)
+
+    @property
+    def train_config(self) -> TrainConfig | None:
+        """The settings this model was trained with, as given (``train(config=...)`` repeats
+        the run; files from before they were recorded: the resolved ones), or None."""
+        given = self.meta.get("train_config", self.meta.get("training"))
+        return None if given is None else TrainConfig.from_dict(given)
 
     @property
     def sigma_range(self) -> tuple[float, float]:

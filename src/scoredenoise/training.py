@@ -24,11 +24,12 @@ import torch
 
 from ._device import autocast, resolve_device, resolve_precision
 from .model import SCORE_OUTPUT_SCALE, ScoreModel, model_from_parts, read_model_file
-from .network import PRESETS, build_network
+from .network import build_network
 from .objectives import OBJECTIVES as _OBJECTIVES
 from .objectives import LossContext, get_objective, resolve_sigma_weighting
 from .sampling import PatchSampler
 from .smoothing import SIGMA_RANGE, select_sigma_a
+from .train_config import TRAIN_STEPS, TrainConfig
 
 __all__ = ["train", "time_per_step", "PatchSampler", "sigma_a_schedule", "OBJECTIVES",
            "TRAIN_STEPS", "auto_extra_noise"]
@@ -81,9 +82,6 @@ ADAPT_WIDTH = 3.0
 #: prefix of the raw (not averaged) weights in a checkpoint trained with ``ema``
 _RAW = "trainer.raw."
 
-#: default training steps: about 4 minutes for the default preset on 2 CPU cores, where the
-#: score model has reached its plateau on the real benchmark sets (docs/benchmarks.md)
-TRAIN_STEPS = 1000
 
 #: interactive defaults (the napari widget) by device type: a CPU user gets a result in 2-3
 #: minutes. On the bundled sample (4 FMD frames of 256x256, 2-core CPU; docs/napari.md):
@@ -156,26 +154,27 @@ def _optimizer_state(tensors: dict, saved: dict) -> dict:
     return {"state": state, "param_groups": saved["param_groups"]}
 
 
-def train(images, *, axes=None, dims: int = 2, preset: str = "default",
-          steps: int = TRAIN_STEPS,
-          patch_size=None, batch_size: int | None = None, lr: float | None = None,
-          weight_decay: float = 1e-4, val_fraction: float = 0.0, val_every: int | None = None,
-          augment: bool = True, extra_noise="auto", objective: str = "score",
-          targets=None, conditioned: bool = True, sigma_a: tuple[float, float] | None = None,
-          anneal_every: int = 50,
-          device="auto", precision: str = "fp32", seed=None,
-          progress: TrainProgress | None = None, checkpoint=None,
+def train(images, *, config: TrainConfig | None = None, axes=None, targets=None,
+          device="auto", progress: TrainProgress | None = None, checkpoint=None,
           checkpoint_every: int = 500, resume=None, model: ScoreModel | None = None,
-          ema: float | None = None, network_overrides: dict | None = None) -> ScoreModel:
+          network_overrides: dict | None = None, **settings) -> ScoreModel:
     """Train a score model (AR-DAE) on noisy images only, or a direct baseline denoiser.
+
+    The settings (``dims`` to ``ema`` below) are the fields of :class:`TrainConfig`: give
+    them as keywords, or as ``config`` (keywords then change single fields of it). The model
+    records them, resolved, in ``meta["training"]`` (:attr:`ScoreModel.train_config`).
 
     Parameters
     ----------
     images : array or sequence of arrays
         Noisy images or stacks (numpy, dask, zarr, ...), read lazily patch by patch.
+    config : TrainConfig, optional
+        The settings (default ``TrainConfig()``), e.g. another model's ``train_config``.
     axes : str or sequence of str, optional
         Axes of each image, letters from TCZYXS (default from ndim: YX, ZYX, TZYX, TCZYX).
         Channels (C) are modelled jointly; other non-spatial axes are samples.
+    targets : sequence of arrays, optional
+        Clean images (supervised) or second noisy frames (noise2noise), aligned with images.
     dims : {2, 3}
         2D network (planes) or 3D network (volumes, 3x3x3 convolutions).
     preset : {"small", "default", "large"}
@@ -205,8 +204,6 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
         ``"prior"``: the score of *clean* (high-SNR, e.g. frame-averaged) images at every
         noise level of ``sigma_a`` (default 0.005-1), for stochastic denoising
         (:func:`scoredenoise.sample_posterior`).
-    targets : sequence of arrays, optional
-        Clean images (supervised) or second noisy frames (noise2noise), aligned with images.
     conditioned : bool
         A sigma-conditioned score network (default; Lim et al. 2020's AR-DAE): the AR-DAE
         perturbation sigma_a is an input of the network, each sample of a batch is trained
@@ -259,23 +256,18 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
     >>> model = scoredenoise.train(noisy_stack, axes="ZYX", steps=2000)   # doctest: +SKIP
     >>> model.save("cells.sdmodel")                                         # doctest: +SKIP
     """
+    cfg = (config if config is not None else TrainConfig()).replace(**settings)
+    objective, dims, preset, steps = cfg.objective, cfg.dims, cfg.preset, cfg.steps
+    patch_size, batch_size, weight_decay = cfg.patch_size, cfg.batch_size, cfg.weight_decay
+    val_fraction, val_every, augment = cfg.val_fraction, cfg.val_every, cfg.augment
+    extra_noise, conditioned, sigma_a = cfg.extra_noise, cfg.conditioned, cfg.sigma_a
+    anneal_every, precision, seed, ema = cfg.anneal_every, cfg.precision, cfg.seed, cfg.ema
     obj = get_objective(objective)
-    lr = obj.lr if lr is None else float(lr)
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+    lr = obj.lr if cfg.lr is None else float(cfg.lr)
     if obj.needs_targets and targets is None:
         raise ValueError(f"objective {objective!r} needs targets (clean images or second frames)")
     if not obj.needs_targets and targets is not None:
         raise ValueError(f"objective {objective!r} trains on noisy images only; drop targets")
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if ema is not None and not 0 < ema < 1:
-        raise ValueError(f"ema must be in (0, 1) (the decay per step, e.g. 0.99) or None, "
-                         f"got {ema}")
-    if extra_noise != "auto" and (not np.isscalar(extra_noise) or extra_noise < 0):
-        raise ValueError(f"extra_noise must be 'auto' or >= 0 (data units), got {extra_noise}")
     start_step, history, saved_opt, trainer_state = 0, [], None, None
     if resume is not None:
         header, tensors = read_model_file(resume)
@@ -409,20 +401,19 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
         val_batch = (to_dev(vx), to_dev(vt) if vt is not None else None)
     val_every = val_every or max(steps // 20, 1)
 
-    settings = dict(objective=objective, preset=preset, steps=steps, patch_size=patch_size,
-                    batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                    val_fraction=val_fraction, augment=augment, extra_noise=extra_noise,
-                    conditioned=conditioned, sigma_a=list(sigma_a), anneal_every=anneal_every,
-                    precision=precision, seed=seed, device=str(dev), ema=ema,
-                    sigma_weighting=weighting)
+    # the settings as resolved (what the model file records), and what else it records
+    record = dict(cfg.replace(
+        dims=dims, patch_size=patch_size, batch_size=batch_size, lr=lr,
+        extra_noise=extra_noise, conditioned=conditioned, sigma_a=sigma_a,
+        precision=precision).to_dict(), device=str(dev), sigma_weighting=weighting)
     data_info = [{"shape": list(s.array.shape), "axes": s.axes, "dtype": str(s.array.dtype)}
                  for s in sampler.sources]
 
     def make_model(step_done, stopped):
         meta = dict(model.meta) if model is not None else {}
         meta.pop("sigma_a_default", None)  # chosen again for the new weights
-        meta.update(training=settings, data=data_info, steps_done=step_done,
-                    stopped_early=stopped, history=history)
+        meta.update(training=record, train_config=cfg.to_dict(), data=data_info,
+                    steps_done=step_done, stopped_early=stopped, history=history)
         if conditioned:
             meta["sigma_range"] = list(cur_range)
         else:
@@ -457,7 +448,7 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
             net.train()
             cur_range = [max(sigma_a[0], min(picked) / ADAPT_WIDTH),
                          min(sigma_a[1], max(picked) * ADAPT_WIDTH)]
-            settings["sigma_a_adapted"] = picked
+            record["sigma_a_adapted"] = picked
         sig = None if conditioned else sigma_a_schedule(
             step, steps, start=sigma_a[0], end=sigma_a[1], every=anneal_every,
             hold=anneal_every)
@@ -502,11 +493,13 @@ def train(images, *, axes=None, dims: int = 2, preset: str = "default",
     return result
 
 
-def time_per_step(*, dims: int = 2, channels: int = 1, preset: str = "default",
-                  patch_size=None, batch_size: int | None = None, objective: str = "score",
-                  conditioned: bool = True, device="auto", precision: str = "fp32",
-                  repeats: int = 3) -> float:
+def time_per_step(*, config: TrainConfig | None = None, channels: int = 1, device="auto",
+                  repeats: int = 3, **settings) -> float:
     """Seconds one training step takes with these settings on this machine, measured.
+
+    The settings are :func:`train`'s (a :class:`TrainConfig` or its fields as keywords);
+    those that shape a step count: ``dims``, ``preset``, ``patch_size``, ``batch_size``,
+    ``objective``, ``conditioned``, ``precision``.
 
     A fresh network runs ``repeats`` real steps (the objective's loss, backward, AdamW)
     on random patches after one warm-up step; the median is returned. ``steps *
@@ -519,13 +512,13 @@ def time_per_step(*, dims: int = 2, channels: int = 1, preset: str = "default",
     >>> sec = scoredenoise.time_per_step(preset="small")        # doctest: +SKIP
     >>> print(f"1000 steps: about {1000 * sec / 60:.1f} min")  # doctest: +SKIP
     """
-    obj = get_objective(objective)
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    cfg = (config if config is not None else TrainConfig()).replace(**settings)
+    dims, preset, precision = cfg.dims, cfg.preset, cfg.precision
+    obj = get_objective(cfg.objective)
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    patch_size, batch_size = _defaults(dims, patch_size, batch_size)
-    conditioned = bool(conditioned) and obj.kind == "score"
+    patch_size, batch_size = _defaults(dims, cfg.patch_size, cfg.batch_size)
+    conditioned = bool(cfg.conditioned) and obj.kind == "score"
     dev = resolve_device(device)
     precision = resolve_precision(dev, precision)
     gen = torch.Generator(device="cpu").manual_seed(0)

@@ -604,9 +604,9 @@ def test_one_denoise_button_whose_scope_is_a_choice(make_napari_viewer, qtbot, t
 def test_expected_training_time_is_shown_before_start(make_napari_viewer, qtbot, monkeypatch):
     measured = []
 
-    def fake_time_per_step(**kw):  # the engine's measurement (tested in test_training)
-        measured.append(kw)
-        return {"small": 0.1, "default": 0.4}[kw["preset"]]
+    def fake_time_per_step(*, config, **kw):  # the engine's measurement (test_training)
+        measured.append(config)
+        return {"small": 0.1, "default": 0.4}[config.preset]
 
     monkeypatch.setattr(sd, "time_per_step", fake_time_per_step)
     viewer = make_napari_viewer(show=True)  # measured once the dock is shown
@@ -622,7 +622,7 @@ def test_expected_training_time_is_shown_before_start(make_napari_viewer, qtbot,
     qtbot.waitUntil(lambda: train.expected_seconds() is not None, timeout=10_000)
     assert train.expected_seconds() == pytest.approx(120.0)
     assert train.eta.value.startswith("about 2.0 min")
-    assert measured[-1]["preset"] == "small" and measured[-1]["patch_size"] == 64
+    assert measured[-1].preset == "small" and measured[-1].patch_size == 64
     train.steps.value = 600  # steps rescale the measurement: nothing measured again
     n = len(measured)
     assert train.eta.value.startswith("about 60 s")

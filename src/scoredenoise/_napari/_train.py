@@ -182,8 +182,9 @@ class TrainWidget(Step):
                 self._eta_timer.start()  # the settings changed meanwhile
 
         # errors go to failed (shown beside the field), not re-raised in the event loop
-        worker = create_worker(sd.time_per_step, dims=dims, preset=preset, patch_size=patch,
-                               batch_size=batch, objective=objective, device=device,
+        config = sd.TrainConfig(dims=dims, preset=preset, patch_size=patch, batch_size=batch,
+                                objective=objective)
+        worker = create_worker(sd.time_per_step, config=config, device=device,
                                _connect={"errored": failed}, _start_thread=False)
         worker.returned.connect(measured)
         worker.finished.connect(ended)
@@ -220,6 +221,13 @@ class TrainWidget(Step):
                 notifications.show_error(str(exc))
 
     # training
+    def config(self) -> sd.TrainConfig:
+        """The training settings the fields hold (the engine validates them)."""
+        return sd.TrainConfig(objective=self.objective.value, dims=self.dims.value,
+                              preset=self.preset.value, steps=self.steps.value,
+                              patch_size=self.patch.value, batch_size=self.batch.value,
+                              val_fraction=self.val.value)
+
     def start(self):
         layers = list(self.layers.value)
         if not layers:
@@ -248,11 +256,14 @@ class TrainWidget(Step):
                 f"images); use T or S for frames or planes of one channel")
         model = self.session.model if self.cont.value else None
         steps = self.steps.value
-        kw = {"axes": axes, "dims": dims, "preset": self.preset.value, "steps": steps,
-              "patch_size": self.patch.value, "batch_size": self.batch.value,
-              "device": self.device.value, "val_fraction": self.val.value, "model": model,
-              "objective": self.objective.value, "checkpoint": self.session.checkpoint,
-              "checkpoint_every": max(steps // 10, 10)}
+        try:
+            config = self.config()
+        except ValueError as exc:
+            notifications.show_error(str(exc))
+            self.status.value = f"not started: {exc}"
+            return
+        kw = {"config": config, "axes": axes, "device": self.device.value, "model": model,
+              "checkpoint": self.session.checkpoint, "checkpoint_every": max(steps // 10, 10)}
         self._stop.clear()
         self.plot.clear()
         self.bar.max, self.bar.value = steps, 0
