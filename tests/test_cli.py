@@ -305,7 +305,8 @@ def test_denoise_exact_solve_flag(tmp_path, capsys):
     assert not np.allclose(outs[()], outs[("--first-order",)])  # a different solver ran
     rc = main(["denoise", str(img), "-m", str(m), "--noise", "gamma+gaussian", "--exact",
                "-o", str(tmp_path / "g"), "-q"])
-    assert rc == 1 and "exact=True is available where" in capsys.readouterr().err
+    # the noise model is built before any file (at the command line's edge): a usage error
+    assert rc == 2 and "exact=True is available where" in capsys.readouterr().err
 
 
 def test_channels_estimated_and_denoised_each_with_its_own_noise(tmp_path, capsys):
@@ -314,7 +315,7 @@ def test_channels_estimated_and_denoised_each_with_its_own_noise(tmp_path, capsy
     each channel of each file itself and gives the same output."""
     import shlex
 
-    from scoredenoise.cli import _channel_params, _parse_params
+    from scoredenoise.cli import _noise_models, _parse_params
     from scoredenoise.io import read_image
     from scoredenoise.noise import get_noise_model
 
@@ -331,10 +332,9 @@ def test_channels_estimated_and_denoised_each_with_its_own_noise(tmp_path, capsy
     assert "channel 0:" in text and "channel 1:" in text
     line = next(ln for ln in text.splitlines() if "denoise with:" in ln)
     args = shlex.split(line.split("denoise with:")[1])
-    noise, params = _channel_params(args[1], _parse_params(
-        [a for a in args[2:] if a != "--param"]))
+    noise = _noise_models(args[1], _parse_params([a for a in args[2:] if a != "--param"]))
     assert [nm.gain for nm in noise] == pytest.approx([2.0, 8.0], rel=0.1)
-    assert params == {} and {nm.offset for nm in noise} == {100.0}
+    assert {nm.offset for nm in noise} == {100.0}  # one model per channel, built at the edge
     model = untrained(channels=2).save(tmp_path / "m.sdmodel")
     assert main(["denoise", str(f), "-m", str(model), "--noise", "poisson-gaussian",
                  *args[2:], "-o", str(tmp_path / "given"), "-q"]) == 0

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
+import tifffile
 
-from scoredenoise.io import find_images, read_image, write_png, write_tiff
+from scoredenoise.io import find_images, open_image, read_image, write_png, write_tiff
 
 
 def test_tiff_round_trip_keeps_axes_pixel_sizes_and_metadata(tmp_path):
@@ -124,3 +125,15 @@ def test_tiff_written_from_pages_one_at_a_time(tmp_path):
     assert sorted(q.name for q in tmp_path.iterdir()) == ["p.tif"]
     with pytest.raises(ValueError, match="dtype"):
         write_tiff(tmp_path / "g.tif", pages(), shape=data.shape, axes="ZYX")
+
+
+def test_tiff_is_opened_lazily_with_metadata(tmp_path):
+    y = np.random.default_rng(0).poisson(40, (5, 64, 48)).astype(np.uint16)
+    p = tmp_path / "in.tif"
+    tifffile.imwrite(p, y, imagej=True, resolution=(1 / 0.25, 1 / 0.25),
+                     metadata={"axes": "TYX", "unit": "um"})
+    img = open_image(p)
+    assert img.axes == "TYX" and img.pixel_size["X"] == 0.25 and img.unit == "um"
+    assert type(img.data).__module__.startswith("dask")
+    assert img.data.chunksize == (1, 64, 48)
+    np.testing.assert_array_equal(img.data[2].compute(), y[2])

@@ -12,7 +12,7 @@ from ._progress import ProgressBar
 from ._version import __version__
 from .batch import denoise_files, make_client
 from .demo import run_demo
-from .estimate import estimate_noise
+from .estimate import NoiseToEstimate, estimate_noise
 from .io import find_images, open_image, read_image, write_tiff
 from .langevin import check_prior, sample_posterior, train_prior
 from .model import load_model
@@ -65,16 +65,17 @@ def _parse_params(items, option: str = "--param") -> dict:
     return params
 
 
-def _channel_params(noise: str, params: dict):
-    """``--param`` values given per channel (a list for a number, a list of kernels for a
-    kernel) make one noise model per channel; otherwise ``(noise, params)`` as they are."""
+def _noise_models(noise: str, params: dict):
+    """The noise model of ``--noise`` and ``--param`` (built here, at the edge: the engine
+    gets models, not names and loose parameters); values given per channel (a list for a
+    number, a list of kernels for a kernel) make one noise model per channel."""
     import numpy as np
 
     kinds = {p.name: p.kind for p in get_noise_model(noise).parameters()}
     own_ndim = {k: 2 if kinds.get(k) == "kernel" else 0 for k in params}
     per = {k: v for k, v in params.items() if np.ndim(v) == own_ndim[k] + 1}
     if not per:
-        return noise, params
+        return get_noise_model(noise, **params)
     sizes = {len(v) for v in per.values()}
     if len(sizes) > 1:
         raise ValueError("--param values per channel must have one entry per channel, got "
@@ -82,7 +83,7 @@ def _channel_params(noise: str, params: dict):
     n = sizes.pop()
     same = {k: v for k, v in params.items() if k not in per}
     return [get_noise_model(noise, **same, **{k: v[c] for k, v in per.items()})
-            for c in range(n)], {}
+            for c in range(n)]
 
 
 def _denoise_options(est) -> str:
@@ -191,13 +192,13 @@ def _cmd_denoise(args) -> int:
     params = _parse_params(args.param)
     if args.exact or args.first_order:
         params["exact"] = bool(args.exact)
-    noise = args.noise
-    if args.estimate_noise:
+    if args.estimate_noise:  # each file gets its own estimate; --param values are known
         if any(isinstance(v, list) for v in params.values()):
             raise ValueError("--estimate-noise: --param values are kept fixed, one for all "
                              "channels; drop the per-channel lists")
+        noise = NoiseToEstimate(args.noise, params)
     else:
-        noise, params = _channel_params(noise, params)
+        noise = _noise_models(args.noise, params)
     files = find_images(args.images)
     outdir = Path(args.output)
     # results of an earlier run into the input folder are not inputs (a resume, or a second
@@ -224,14 +225,13 @@ def _cmd_denoise(args) -> int:
             print(f"scoredenoise: failed: {f}: {rows[str(f)]['error']}", file=sys.stderr)
         else:
             jobs.append((f, out))
-    kwargs = dict(noise_model=noise, estimate_noise=args.estimate_noise, axes=args.axes,
-                  format=args.format,
+    kwargs = dict(noise_model=noise, axes=args.axes, format=args.format,
                   compression=args.compression, tile_size=args.tile_size,
                   dtype="input" if args.dtype == "input" else "float32",
                   resume=not args.no_resume, overwrite=args.overwrite, device=args.device,
                   precision=args.precision, tile=args.tile, units=args.units,
                   sigma_a=_sigma_a_arg(args.sigma_a), tta=args.tta,
-                  metadata={"version": __version__, "model": str(args.model)}, **params)
+                  metadata={"version": __version__, "model": str(args.model)})
     if args.chunk:
         kwargs["chunks"] = _chunk_spec(args.chunk)
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._commands import (  # noqa: F401 (_parse_params, _channel_params: their old home)
-    _channel_params,
+from ._commands import (  # noqa: F401 (_parse_params, _noise_models: their old home)
     _cmd_demo,
     _cmd_denoise,
     _cmd_estimate_noise,
@@ -15,6 +14,7 @@ from ._commands import (  # noqa: F401 (_parse_params, _channel_params: their ol
     _cmd_posterior_std,
     _cmd_sample_posterior,
     _cmd_train,
+    _noise_models,
     _parse_params,
 )
 from ._version import __version__

@@ -69,6 +69,7 @@ __all__ = [
     "photon_transfer",
     "fit_noise_level",
     "estimate_noise",
+    "NoiseToEstimate",
 ]
 
 
@@ -505,3 +506,32 @@ def _jackknife(est: NoiseEstimate, replicates, model, known, base=None) -> bool:
     est.notes.append(f"standard errors: the larger of the fit's and a jackknife's ({k} groups "
                      f"of pixels left out in turn)")
     return True
+
+
+@dataclass(frozen=True)
+class NoiseToEstimate:
+    """A noise model whose parameters are estimated from each image it is used on, those
+    in ``known`` kept fixed: what a batch hands on when every file gets its own estimate
+    (``scoredenoise denoise --estimate-noise``; ``denoise_to_file(..., estimate_noise=True)``).
+
+    Examples
+    --------
+    >>> spec = NoiseToEstimate("poisson-gaussian", {"offset": 100.0})
+    >>> est = spec.estimate(stack, axes="ZYX")                 # doctest: +SKIP
+    >>> scoredenoise.denoise_to_file("a.tif", "a_out.tif", model, spec)  # doctest: +SKIP
+    """
+
+    name: str = "poisson-gaussian"
+    known: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        names = {p.name for p in resolve_noise_model(self.name).parameters()}
+        unknown = sorted(set(self.known) - names)
+        if unknown:
+            raise ValueError(f"{self.name} has no parameter {', '.join(unknown)}; its "
+                             f"parameters are {', '.join(sorted(names))}")
+
+    def estimate(self, image, *, axes: str | None = None,
+                 progress: ProgressFn | None = None) -> NoiseEstimate | list[NoiseEstimate]:
+        """:func:`estimate_noise` of ``image`` (one estimate per channel with a C axis)."""
+        return estimate_noise(image, self.name, axes=axes, progress=progress, **self.known)

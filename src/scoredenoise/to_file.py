@@ -29,7 +29,7 @@ import numpy as np
 
 from ._chunked import chunk_plan
 from ._progress import Cancelled, ProgressFn, cancel_requested, report, with_cancel
-from .estimate import estimate_noise as estimate
+from .estimate import NoiseToEstimate
 from .io import atomic_write, open_image
 from .model import ScoreModel
 from .solve import check_units, resolve_noise_models
@@ -123,7 +123,8 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     output : path
         ``.tif``/``.tiff`` (BigTIFF when large) or ``.zarr``; the format can also be forced.
     model, noise_model, **params
-        As for :func:`scoredenoise.denoise`.
+        As for :func:`scoredenoise.denoise`; ``noise_model`` may also be a
+        :class:`~scoredenoise.estimate.NoiseToEstimate` (as ``estimate_noise=True``).
     axes, chunks
         As for :func:`open_image`. Spatial chunks are rounded to the network's pooling grid.
     format : {"tiff", "zarr"}, optional
@@ -209,16 +210,21 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
         raise ValueError(f"TIFF output needs Y and X as the last axes, got {axes!r}; write "
                          f"zarr (.zarr) or reorder the input")
     estimates = None
-    if model.kind != "score":
-        if estimate_noise:
-            raise ValueError(f"estimate_noise: a {model.kind} model uses no noise model")
-        nm = None
-    elif estimate_noise:
+    if estimate_noise:
         if isinstance(noise_model, (list, tuple)):
             raise ValueError("estimate_noise estimates one noise model (per channel where "
                              "the image has C); give one, not a list")
-        est = estimate(img.data, noise_model, axes=axes,  # a list per channel
-                       progress=stop_asked, **params)
+        noise_model, params = NoiseToEstimate(noise_model, params), {}
+    if model.kind != "score":
+        if isinstance(noise_model, NoiseToEstimate):
+            raise ValueError(f"estimate_noise: a {model.kind} model uses no noise model")
+        nm = None
+    elif isinstance(noise_model, NoiseToEstimate):
+        if params:
+            raise ValueError(f"the parameters of a noise model to estimate are its known "
+                             f"ones: give {', '.join(params)} in NoiseToEstimate(known=...)")
+        est = noise_model.estimate(img.data, axes=axes,  # a list per channel
+                                   progress=stop_asked)
         nm = resolve_noise_models(est)
         estimates = [e.to_dict() for e in (est if isinstance(est, list) else [est])]
     else:
