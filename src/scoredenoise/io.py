@@ -202,13 +202,15 @@ def publish(tmp: Path, final: Path) -> None:
 def write_tiff(path: str | os.PathLike, data, *, axes: str,
                pixel_size: dict | None = None, unit: str | None = None,
                metadata: dict | None = None, compression: str | None = None,
-               shape: tuple | None = None, dtype=None) -> Path:
+               shape: tuple | None = None, dtype=None, tile_size: int | None = None) -> Path:
     """Write ``data`` to a TIFF atomically, with axes, pixel sizes and JSON metadata.
 
     Axes and metadata are stored as tifffile's JSON description (read back by
     :func:`read_image`); X/Y pixel sizes also as resolution tags that other software reads.
     ``data`` is an array, or an iterable of (Y, X) pages with ``shape`` and ``dtype`` given:
-    then one page at a time is held in memory (streamed writing).
+    then one page at a time is held in memory (streamed writing); with ``tile_size`` a tiled
+    TIFF, whose iterable yields the tiles of each page row by row. The one TIFF writer of the
+    package (results, streamed results, posterior maps).
     """
     import tifffile
 
@@ -231,7 +233,11 @@ def write_tiff(path: str | os.PathLike, data, *, axes: str,
     kwargs = {}
     if "X" in pixel_size and "Y" in pixel_size:
         kwargs["resolution"] = (1.0 / pixel_size["X"], 1.0 / pixel_size["Y"])
-    with atomic_write(path) as tmp:
+    if tile_size:
+        kwargs["tile"] = (tile_size, tile_size)
+    # the temporary file ends in .tif: a killed write's leftover is found and removed by the
+    # next write of the same output (to_file)
+    with atomic_write(path, suffix=".tif") as tmp:
         tifffile.imwrite(tmp, data, metadata=md, **pages,
                          bigtiff=nbytes > 2 ** 31 - 2 ** 25, photometric="minisblack",
                          compression=compression, **kwargs)

@@ -30,7 +30,7 @@ import numpy as np
 from ._chunked import chunk_plan
 from ._progress import Cancelled, ProgressFn, cancel_requested, report, with_cancel
 from .estimate import NoiseToEstimate
-from .io import atomic_write, open_image
+from .io import open_image, write_tiff
 from .model import ScoreModel
 from .solve import check_units, resolve_noise_models
 
@@ -398,25 +398,13 @@ def _zarr_codec(name: str) -> list:
 
 def _zarr_to_tiff(store, path: Path, *, axes, pixel_size, unit, metadata, compression,
                   tile_size):
-    """Stream a zarr array into a TIFF page by page, atomically."""
-    import tifffile
-
+    """Stream a zarr array into a TIFF page by page (:func:`write_tiff`: atomically)."""
     shape = tuple(store.shape)
     yx = [axes.index("Y"), axes.index("X")]
     lead = [i for i in range(len(shape)) if i not in yx]
     if yx != [len(shape) - 2, len(shape) - 1]:
         raise ValueError(f"TIFF output needs Y and X as the last axes, got {axes!r}; write "
                          f"zarr (.zarr) or reorder the input")
-    md = {"axes": axes, "pixel_size": pixel_size or {}}
-    if unit:
-        md["unit"] = unit
-    md.update(metadata)
-    md = json.loads(json.dumps(md, default=str))
-    kwargs = {}
-    if pixel_size and "X" in pixel_size and "Y" in pixel_size:
-        kwargs["resolution"] = (1.0 / pixel_size["X"], 1.0 / pixel_size["Y"])
-    if tile_size:
-        kwargs["tile"] = (tile_size, tile_size)
 
     def pages():
         for idx in np.ndindex(*[shape[i] for i in lead]):
@@ -433,8 +421,5 @@ def _zarr_to_tiff(store, path: Path, *, axes, pixel_size, unit, metadata, compre
                     tile[:part.shape[0], :part.shape[1]] = part
                     yield tile
 
-    nbytes = int(np.prod(shape)) * np.dtype(store.dtype).itemsize
-    with atomic_write(path, suffix=".tif") as tmp:
-        tifffile.imwrite(tmp, pages(), shape=shape, dtype=store.dtype, metadata=md,
-                         bigtiff=nbytes > 2 ** 31 - 2 ** 25, photometric="minisblack",
-                         compression=compression, **kwargs)
+    write_tiff(path, pages(), axes=axes, pixel_size=pixel_size, unit=unit, metadata=metadata,
+               compression=compression, shape=shape, dtype=store.dtype, tile_size=tile_size)
