@@ -110,12 +110,11 @@ def _box_mean(a: np.ndarray, window: int) -> np.ndarray:
 
 
 def noise_variance_at_result(nm, y, score) -> np.ndarray:
-    """The noise model's variance at the denoised value of each pixel (its solve, in the
-    input's units): never below the read noise's, where the variance at ``y`` itself can be
-    negative for a camera (pixels the read noise pulled below the offset)."""
-    x = np.asarray(nm.solve(np.asarray(y, np.float32), np.asarray(score, np.float32)),
-                   np.float64) + float(getattr(nm, "offset_value", 0.0))
-    return np.maximum(np.asarray(nm.noise_level(x), np.float64), 0.0)
+    """The noise's variance at the denoised value of each pixel, in the clean image's units
+    (:meth:`NoiseModel.variance_at_result` / mean_gain^2): never below the read noise's,
+    where the variance at ``y`` itself can be negative for a camera (pixels the read noise
+    pulled below the offset)."""
+    return nm.variance_at_result(y, score) / nm.mean_gain ** 2
 
 
 #: the stated std is at least this fraction of the noise's std at the pixel (``floor``):

@@ -95,3 +95,11 @@ def test_calibration_benchmark_runs_end_to_end_tiny(tmp_path):
     # with the exact score of a Gaussian-noise posterior the stated std is the exact one
     assert gauss["std_ratio"] == pytest.approx(1.0, abs=1e-3)
     assert all(0 <= r["coverage_95"] <= 1 for r in res.values())
+
+
+def test_posterior_models_benchmark_runs_end_to_end_tiny(tmp_path):
+    out = tmp_path / "p.json"
+    _module("posterior_models").main(["--tiny", "--out", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert rows[0]["model"] == "gaussian" and rows[0]["median"] == pytest.approx(1.0, abs=1e-3)
+    assert all(0 <= r["cover"] <= 1 and r["pixels"] > 0 for r in rows)

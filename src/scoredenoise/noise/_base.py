@@ -307,13 +307,40 @@ class NoiseModel:
         self._check_y(t["y"])
         return to_output(self._solve(t["y"], t["score"]), y)
 
+    def variance_at_result(self, y, score):
+        """The noise's variance at each pixel's result, ``noise_level(E[y | x^])`` with x^
+        the solve (numpy, y's units): where the model puts the result's mean below its
+        floor (a camera's pixels the read noise pulled below the offset), the variance at
+        a clean value of 0."""
+        x = np.asarray(self.solve(np.asarray(y, np.float32), np.asarray(score, np.float32)),
+                       np.float64)
+        off = float(getattr(self, "offset_value", 0.0))
+        v = np.asarray(self.noise_level(self.mean_gain * x + off), np.float64)
+        least = max(float(np.asarray(self.noise_level(np.array([off])))[0]), 0.0)
+        return np.maximum(v, least)
+
     def posterior_variance(self, y, score, score_jacobian_diagonal):
         """Var[x_i | y] per pixel from the score and the diagonal of its Jacobian
-        ds_i/dy_i (second-order Tweedie), for models where it is derived; the others raise
-        :class:`NotImplementedError` naming the model."""
-        raise NotImplementedError(
-            f"{self.name}: the posterior variance is derived for the 'gaussian' and "
-            f"'poisson-gaussian' noise models so far (second-order Tweedie); use one of them")
+        ds_i/dy_i: second-order Tweedie in the local Gaussian approximation.
+
+        The noise at a pixel is taken as Gaussian with the variance the model gives at the
+        result, v = :meth:`variance_at_result`, on y's scale (E[y | x] = ``mean_gain`` x):
+        Var[x_i | y] = v (1 + v ds_i/dy_i) / mean_gain^2 (clipped at 0). Exact for Gaussian
+        noise and the exact score of p(y) (Cov[x|y] = sigma^2 (I + sigma^2 ds/dy)); for
+        the other models exact where their noise is close to Gaussian and its variance
+        nearly constant across the posterior (many counts, a large gamma shape), an
+        approximation otherwise (how close, against exact posteriors: docs/uncertainty.md).
+        Models with a correlation operator A raise :class:`NotImplementedError`: their
+        posterior variance needs the Jacobian's off-diagonal terms, not its diagonal."""
+        if any(p.kind == "kernel" for p in self.parameters()):
+            raise NotImplementedError(
+                f"{self.name}: the posterior variance of correlated noise needs the score's "
+                f"whole Jacobian around each pixel, not its diagonal; it is derived for the "
+                f"models without a correlation kernel (e.g. "
+                f"{self.name.replace('-correlated', '')})")
+        v = self.variance_at_result(y, score)
+        d = np.asarray(score_jacobian_diagonal, np.float64)
+        return np.clip(v * (1.0 + v * d), 0.0, None) / self.mean_gain ** 2
 
     def residual(self, x, y, score):
         """``f(x, y) - score`` for the equation that :meth:`solve` solves.

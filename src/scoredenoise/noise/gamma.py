@@ -45,6 +45,21 @@ class Gamma(NoiseModel):
 
     def noise_level(self, mean):
         return np.square(mean) / self.alpha
+
+    def posterior_variance(self, y, score, score_jacobian_diagonal):
+        """Var[x_i | y] through the exponential family: y | x ~ Gamma(alpha, rate alpha / x)
+        has the natural parameter eta = -alpha / x and the sufficient statistic y, so
+        second-order Tweedie holds for eta exactly: E[eta | y] = s - (alpha - 1) / y (the
+        solve, Eq. 9, is x = -alpha / E[eta | y]) and Var[eta | y] = ds/dy + (alpha - 1) /
+        y^2; the delta method maps it to x: Var[x | y] = (x^2 / alpha)^2 Var[eta | y]
+        (clipped at 0). Against exact posteriors (docs/uncertainty.md) it is far closer than
+        the local Gaussian approximation of the other models (median std ratio 1.006, 80 %
+        of pixels within 0.79-1.14, at alpha 26)."""
+        y64 = np.asarray(y, np.float64)
+        x = np.asarray(self.solve(np.asarray(y, np.float32), np.asarray(score, np.float32)),
+                       np.float64)
+        v_eta = np.asarray(score_jacobian_diagonal, np.float64) + (self.alpha - 1) / y64 ** 2
+        return np.clip((x * x / self.alpha) ** 2 * v_eta, 0.0, None)
     def rescaled(self, k):
         return self
 

@@ -57,9 +57,3 @@ class Gaussian(NoiseModel):
     def _solve(self, y, s):
         return y + self.sigma ** 2 * s
 
-    def posterior_variance(self, y, score, score_jacobian_diagonal):
-        """Tweedie's second-order formula: Cov[x|y] = sigma^2 (I + sigma^2 ds/dy), whose
-        diagonal is sigma^2 (1 + sigma^2 ds_i/dy_i) (clipped at 0: an estimated diagonal
-        can overshoot). Exact for the exact score of p(y)."""
-        v = self.sigma ** 2 * (1.0 + self.sigma ** 2 * np.asarray(score_jacobian_diagonal))
-        return np.clip(v, 0.0, None)

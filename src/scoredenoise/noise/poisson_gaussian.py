@@ -194,20 +194,6 @@ class PoissonGaussian(GaussianMixtureModel):
     def plus_gaussian(self, sigma):
         return self.replace(read_noise=float(np.hypot(self.read_noise, sigma)))
 
-    def posterior_variance(self, y, score, score_jacobian_diagonal):
-        """Var[x_i | y] in the local Gaussian approximation: the noise at a pixel taken as
-        Gaussian of the variance the camera gives at the posterior mean x^,
-        v = gain * x^ + read_noise^2, and Tweedie's second-order formula applied with it,
-        v (1 + v ds_i/dy_i) (clipped at 0). Exact where the counts are many (the Poisson part
-        then Gaussian, the variance nearly constant across the posterior); an approximation
-        at a few photons a pixel, where the Poisson part is skewed and the variance varies
-        with x within the posterior."""
-        x = np.asarray(self.solve(np.asarray(y, np.float32), np.asarray(score, np.float32)),
-                       np.float64)
-        v = self.gain * np.maximum(x, 0.0) + self.read_noise ** 2
-        return np.clip(v * (1.0 + v * np.asarray(score_jacobian_diagonal, np.float64)), 0.0,
-                       None)
-
     def stabilise(self, y):
         """The generalized Anscombe transform (Murtagh et al. 1995; Makitalo and Foi 2013) of
         noisy data: t = (2 / gain) sqrt(max(gain (y - offset) + 3/8 gain^2 + read_noise^2,
