@@ -15,10 +15,13 @@ cover every pixel once; ``repeats`` coverings are averaged. Cost: 2 * repeats * 
 network passes, or half with forward differences from a known score (``posterior_std``:
 spacing 2, 2 coverings, 8 passes, the diagonal then averaged over 5x5 pixels).
 
-Noise models: ``gaussian`` exactly (for the exact score); ``poisson-gaussian`` in the local
-Gaussian approximation (the camera's variance at the posterior mean in the same formula: exact
-where the counts are many). The others raise NotImplementedError. 2-D single-channel planes;
-calibration on real data and chunked (streamed) maps are not done yet (docs/uncertainty.md).
+Noise models (:meth:`NoiseModel.posterior_variance`): ``gaussian`` exactly (for the exact
+score); ``gamma`` through its exponential family (Tweedie exact for its natural parameter, the
+delta method to x); every other model without a correlation kernel in the local Gaussian
+approximation (the model's variance at the result in the same formula: exact where its noise
+is nearly Gaussian, e.g. many counts). Correlated models raise NotImplementedError. How close
+each is to the exact posterior: ``benchmarks/posterior_models.py``, docs/uncertainty.md.
+2-D single-channel planes (the CLI streams a stack plane by plane).
 """
 
 from __future__ import annotations
@@ -133,9 +136,10 @@ def posterior_std(image, model: ScoreModel, noise_model, *, sigma_a="auto", spac
 
     The spread of the clean image given the noisy one, under ``noise_model``, from the
     learned score and its Jacobian's diagonal (second-order Tweedie): the error of
-    :func:`scoredenoise.denoise`'s result at each pixel is of this size. Derived for the
-    ``gaussian`` model and, in the local Gaussian approximation, ``poisson-gaussian``
-    (others raise NotImplementedError); 2-D single-channel images.
+    :func:`scoredenoise.denoise`'s result at each pixel is of this size. Exact for the
+    ``gaussian`` model, through the exponential family for ``gamma``, in the local Gaussian
+    approximation for the other models without a correlation kernel (correlated models
+    raise NotImplementedError); 2-D single-channel images.
 
     Parameters
     ----------

@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import scoredenoise as sd
 from scoredenoise.demo import psnr
 
 from ..test_model import untrained
-from ._helpers import _press
+from ._helpers import _dock, _press, _train
 
 
 def test_manifest_validates_and_is_discovered():
@@ -27,19 +26,6 @@ def test_manifest_validates_and_is_discovered():
     assert {w.display_name for w in m.contributions.widgets} == {
         "Score denoising (all steps)", "Train", "Noise model", "Denoise"}
     assert {s.key for s in m.contributions.sample_data} == {"fmd_noisy", "fmd_pair"}
-
-
-def _dock(viewer):
-    _, train = viewer.window.add_plugin_dock_widget("scoredenoise", "Train")
-    _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
-    _, den = viewer.window.add_plugin_dock_widget("scoredenoise", "Denoise")
-    return train, noise, den
-
-
-def _train(qtbot, train, steps):
-    with qtbot.waitSignal(train.session.model_changed, timeout=300_000):
-        train.start()
-    qtbot.waitUntil(lambda: train.start_btn.enabled, timeout=10_000)
 
 
 def test_train_denoise_live_resolve_and_screenshot(make_napari_viewer, qtbot, tmp_path):
@@ -236,124 +222,6 @@ def test_bad_choices_get_clear_messages(make_napari_viewer, qtbot, monkeypatch):
     assert noise.session.noise_model.alpha == 1.5
 
 
-def test_estimate_button_fills_the_fields_and_plots_the_fit(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer(show=True)
-    cam = sd.get_noise_model("poisson-gaussian", gain=2.5, offset=0.0, read_noise=4.0)
-    x = np.tile(np.linspace(0.0, 1500.0, 512), (512, 1))  # 512^2: gain to about 1 %
-    viewer.add_image(cam.sample(x, rng=1).astype(np.float32), name="camera")
-    _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
-    noise.set_params("poisson-gaussian")
-    noise.layer.value = noise.layer.get_choice("camera")
-    with qtbot.waitSignal(noise.session.noise_changed, timeout=60_000):
-        noise.estimate()
-    qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
-    assert noise.fields["gain"].value == pytest.approx(2.5, rel=0.05)
-    assert noise.session.noise_model.gain == pytest.approx(2.5, rel=0.05)
-    assert len(noise.plot.points) >= 10 and len(noise.plot.curve) == 64
-    ax = noise.plot.ax  # float data: the data's own units, on labelled axes
-    assert ax.get_xlabel() == "mean (data units)"
-    assert ax.get_ylabel() == "variance (data units²)"
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["measured", "noise model"]
-    assert "gain" in noise.fit_text.value
-    # white noise declared: no correlation measured, and the note says so
-    assert noise.white.native.isVisibleTo(noise.native)
-    noise.white.value = True
-    noise.estimate_result = None
-    noise.estimate()
-    qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
-    assert "noise assumed white" in noise.fit_text.value
-    # an RGB layer gets a clear message and changes nothing
-    viewer.add_image(np.zeros((64, 64, 3), np.uint8), name="rgb", rgb=True)
-    noise.layer.value = noise.layer.get_choice("rgb")
-    noise.estimate()
-    assert noise.fields["gain"].value == pytest.approx(2.5, rel=0.05)
-    noise.set_params("poisson-correlated+gaussian")  # its kernel gives the correlation
-    assert not noise.white.native.isVisibleTo(noise.native)
-
-
-def test_estimate_button_fills_a_correlated_models_kernel(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer(show=True)
-    cross = ((0.0, 0.1, 0.0), (0.1, 0.6, 0.1), (0.0, 0.1, 0.0))
-    nm = sd.get_noise_model("gaussian-correlated", sigma=8.0, kernel=cross)
-    x = np.tile(np.linspace(20.0, 200.0, 384), (384, 1))
-    viewer.add_image(nm.sample(x, rng=2).astype(np.float32), name="scanner")
-    _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
-    noise.set_params("gaussian-correlated")
-    assert noise.kernel_label.value.startswith("paper 3x3")
-    noise.layer.value = noise.layer.get_choice("scanner")
-    with qtbot.waitSignal(noise.session.noise_changed, timeout=60_000):
-        noise.estimate()
-    qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
-    # the estimated kernel is in the session's model (what Denoise solves with) and shown
-    np.testing.assert_allclose(noise.session.noise_model.kernel, cross, atol=0.03)
-    assert noise.session.noise_model.sigma == pytest.approx(8.0, rel=0.1)
-    assert noise.kernel_label.value.startswith("estimated 3x3")
-    assert "noise correlation kernel" in noise.fit_text.value
-    noise.fields["sigma"].value = 9.0  # tuning a field keeps the kernel
-    np.testing.assert_allclose(noise.session.noise_model.kernel, cross, atol=0.03)
-    noise.set_params(kernel=None)  # the "Eq. 30" button: back to the paper's kernel
-    np.testing.assert_allclose(noise.session.noise_model.kernel, sd.noise.PAPER_KERNEL)
-    assert noise.kernel_label.value.startswith("paper 3x3")
-
-
-def test_exact_solve_box_only_for_count_mixtures(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer(show=True)
-    _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
-    noise.set_params("poisson-gaussian", gain=3.7, offset=3.5, read_noise=1.0)
-    assert noise.exact.native.isVisibleTo(noise.native) and not noise.session.noise_model.exact
-    noise.exact.value = True
-    nm = noise.session.noise_model
-    assert nm.exact and nm.gain == pytest.approx(3.7)
-    noise.fields["gain"].value = 4.0  # the choice stays while tuning
-    assert noise.session.noise_model.exact and noise.session.noise_model.gain == 4.0
-    noise.set_params("gamma+gaussian")  # Algorithm 5 only: no box, no error
-    assert not noise.exact.native.isVisibleTo(noise.native) and noise.error.value == ""
-    assert not getattr(noise.session.noise_model, "exact", False)
-
-
-def test_estimate_shows_progress_and_cancels(make_napari_viewer, qtbot, monkeypatch):
-    """The Estimate button's bar counts the planes of a stack; Cancel stops the estimate
-    (a message, the fields keep their values) and the button works again."""
-    from napari.utils import notifications
-
-    infos = []
-    monkeypatch.setattr(notifications, "show_info", infos.append)
-    viewer = make_napari_viewer(show=True)
-    cam = sd.get_noise_model("poisson-gaussian", gain=2.5, offset=0.0, read_noise=4.0)
-    x = np.tile(np.linspace(0.0, 1500.0, 192), (192, 1))
-    viewer.add_image(np.stack([cam.sample(x, rng=i) for i in range(6)]).astype(np.float32),
-                     name="stack")
-    _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
-    noise.set_params("poisson-gaussian", gain=1.0)
-    noise.layer.value = noise.layer.get_choice("stack")
-    real, first = sd.estimate_noise, threading.Event()
-
-    def pause_after_first_plane(*args, progress, **kw):  # until Cancel is clicked
-        def wrapped(done, total):
-            if done == 1:
-                first.set()
-                noise._cancel.wait(30)
-            return progress(done, total)
-        return real(*args, progress=wrapped, **kw)
-
-    monkeypatch.setattr(sd, "estimate_noise", pause_after_first_plane)
-    noise.estimate()
-    assert noise.cancel_btn.enabled and not noise.estimate_btn.enabled
-    qtbot.waitUntil(first.is_set, timeout=60_000)
-    noise.cancel_btn.native.click()
-    qtbot.waitUntil(lambda: noise.estimate_btn.enabled, timeout=60_000)
-    assert infos and "cancelled after 1 of 6" in infos[-1]
-    assert noise.estimate_result is None and noise.fields["gain"].value == 1.0
-    assert not noise.cancel_btn.enabled
-    monkeypatch.setattr(sd, "estimate_noise", real)
-    with qtbot.waitSignal(noise.session.noise_changed, timeout=60_000):
-        noise.estimate()
-    qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
-    qtbot.waitUntil(lambda: noise.bar.value == 6, timeout=5_000)
-    assert noise.bar.max == 6
-    assert noise.fields["gain"].value == pytest.approx(2.5, rel=0.05)
-
-
 def test_multiscale_layer_estimates_trains_and_denoises_at_full_resolution(
         make_napari_viewer, qtbot, monkeypatch):
     """A pyramid layer (large images open as one): Estimate measures the finest level (the
@@ -395,38 +263,6 @@ def test_multiscale_layer_estimates_trains_and_denoises_at_full_resolution(
     np.testing.assert_allclose(np.asarray(lazy.data), expected, rtol=1e-4, atol=1e-3)
 
 
-def test_estimate_from_repeated_frames_by_photon_transfer(make_napari_viewer, qtbot,
-                                                          monkeypatch):
-    """'Repeated frames' fits each pixel's temporal variance against its temporal mean (free
-    of the scene's structure); a single image with the box checked gets a clear message."""
-    from napari.utils import notifications
-    from scipy.ndimage import gaussian_filter
-
-    errors = []
-    monkeypatch.setattr(notifications, "show_error", errors.append)
-    viewer = make_napari_viewer(show=True)
-    cam = sd.get_noise_model("poisson-gaussian", gain=3.0, offset=10.0, read_noise=2.0)
-    rng = np.random.default_rng(0)
-    scene = gaussian_filter(rng.uniform(0, 1200, (128, 128)), 1.0)  # fine structure
-    viewer.add_image(np.stack([cam.sample(scene, rng=i) for i in range(12)]), name="series")
-    viewer.add_image(cam.sample(scene, rng=99), name="one frame")
-    _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
-    noise.set_params("poisson-gaussian", gain=1.0, offset=10.0)
-    noise.frames.value = True
-    noise.layer.value = noise.layer.get_choice("one frame")
-    noise.estimate()
-    assert "needs a stack of repeated frames" in errors[-1] and "(128, 128)" in errors[-1]
-    assert noise.estimate_btn.enabled and noise.fields["gain"].value == 1.0
-    noise.layer.value = noise.layer.get_choice("series")
-    with qtbot.waitSignal(noise.session.noise_changed, timeout=60_000):
-        noise.estimate()
-    qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
-    assert noise.estimate_result.nlf.method == "photon-transfer"
-    assert "photon-transfer" in noise.fit_text.value
-    assert noise.fields["gain"].value == pytest.approx(3.0, rel=0.05)
-    assert noise.bar.max == 12
-
-
 def test_renamed_layers_stay_chosen_in_every_widget(make_napari_viewer, qtbot):
     """The layer lists refreshed only on insert and remove: after a rename every button
     raised KeyError "'FMD noisy' is not in list"."""
@@ -448,54 +284,6 @@ def test_renamed_layers_stay_chosen_in_every_widget(make_napari_viewer, qtbot):
     den.preview()  # no KeyError: the renamed layer is denoised
     qtbot.waitUntil(lambda: not den.running, timeout=120_000)
     assert "cells, renamed denoised" in viewer.layers
-
-
-def test_noise_models_keep_their_values_errors_and_warnings(make_napari_viewer, qtbot):
-    """Switching models keeps each one's values (an estimate stays with its model), a model
-    chosen after an estimate starts from a fit to it, a bad value shows the engine's error
-    beside its field and changes nothing, an absurd valid one a warning."""
-    viewer = make_napari_viewer(show=True)
-    cam = sd.get_noise_model("poisson-gaussian", gain=2.5, offset=0.0, read_noise=4.0)
-    x = np.tile(np.linspace(0.0, 1500.0, 256), (256, 1))
-    viewer.add_image(cam.sample(x, rng=1).astype(np.float32), name="camera")
-    _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
-    noise.set_params("poisson-gaussian")
-    noise.layer.value = noise.layer.get_choice("camera")
-    noise.estimate()
-    qtbot.waitUntil(lambda: noise.estimate_result is not None, timeout=60_000)
-    estimated = {k: b.value for k, b in noise.fields.items()}
-    assert estimated["gain"] == pytest.approx(2.5, rel=0.1)
-    # another model: fitted to the same measurement, not its placeholder defaults
-    noise.set_params("gaussian-signal")
-    fitted = sd.fit_noise_level(noise.estimate_result.nlf, "gaussian-signal").noise_model
-    for k, b in noise.fields.items():
-        assert b.value == pytest.approx(getattr(fitted, k), rel=1e-3, abs=1e-3)
-    noise.set_params("gaussian")
-    assert noise.fields["sigma"].value != sd.get_noise_model("gaussian").sigma
-    noise.set_params(sigma=7.0)
-    # back: each model has its own last values
-    noise.set_params("poisson-gaussian")
-    assert {k: b.value for k, b in noise.fields.items()} == estimated
-    assert noise.session.noise_model.gain == pytest.approx(estimated["gain"])
-    noise.set_params("gaussian")
-    assert noise.fields["sigma"].value == 7.0
-    # a bad value: the engine's message, the field marked, the noise model unchanged
-    noise.set_params("poisson-gaussian")
-    before = noise.session.noise_model
-    noise.fields["gain"].value = -1.0
-    assert noise.fields["gain"].value == -1.0  # not clamped to a valid value
-    assert "gain must be > 0, got -1" in noise.error.value
-    assert noise.fields["gain"].native.styleSheet()
-    assert not noise.fields["offset"].native.styleSheet()
-    assert noise.session.noise_model == before
-    noise.fields["gain"].value = 2.0
-    assert noise.error.value == "" and not noise.fields["gain"].native.styleSheet()
-    # valid but absurd: a warning, the model still taken
-    noise.fields["read_noise"].value = 1e6
-    assert "read_noise = 1e+06" in noise.warning.value
-    assert noise.session.noise_model.read_noise == 1e6
-    noise.fields["read_noise"].value = 4.0
-    assert noise.warning.value == ""
 
 
 def test_train_widget_refuses_bad_axes_and_clears_stale_progress(make_napari_viewer, qtbot,
@@ -572,20 +360,6 @@ def test_one_dock_numbered_steps_fits_a_1080_screen(make_napari_viewer, qtbot):
     assert dock.denoise.session is dock.noise.session is dock.train.session
 
 
-def test_noise_models_grouped_under_headers_that_cannot_be_chosen(make_napari_viewer):
-    viewer = make_napari_viewer()
-    _, noise = viewer.window.add_plugin_dock_widget("scoredenoise", "Noise model")
-    items = [noise.combo.native.itemText(i) for i in range(noise.combo.native.count())]
-    headers = [t for t in items if t.startswith("—")]
-    assert headers == ["— Camera models (ADU) —", "— The paper's Table 1 —"]
-    for h in headers:
-        assert not noise.combo.native.model().item(items.index(h)).isEnabled()
-    cameras = items[1:items.index(headers[1])]
-    assert set(cameras) == {"poisson-gaussian", "emccd"}
-    assert sorted(t for t in items if not t.startswith("—")) == sorted(sd.list_noise_models())
-    assert items[items.index(headers[1]) + 1] == "gaussian"  # Table 1 row 1 first
-
-
 def test_one_denoise_button_whose_scope_is_a_choice(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
     _, den = viewer.window.add_plugin_dock_widget("scoredenoise", "Denoise")
@@ -649,129 +423,6 @@ def test_the_qt_pool_keeps_threads_beside_the_workers(make_napari_viewer):
     viewer = make_napari_viewer()
     viewer.window.add_plugin_dock_widget("scoredenoise", "Score denoising (all steps)")
     assert QThreadPool.globalInstance().maxThreadCount() >= 8
-
-
-def test_posterior_std_layer_of_the_plane_shown(make_napari_viewer, qtbot, monkeypatch):
-    from napari.utils import notifications
-
-    errors = []
-    monkeypatch.setattr(notifications, "show_error", errors.append)
-    viewer = make_napari_viewer()
-    y = np.random.default_rng(0).normal(60, 10, size=(3, 48, 48)).astype(np.float32)
-    ly = viewer.add_image(y, name="stack", scale=(2.0, 0.5, 0.5))
-    train, noise, den = _dock(viewer)
-    train.session.set_model(untrained(), "test")
-    noise.set_params("gaussian", sigma=10.0)
-    den.layer.value = den.layer.get_choice("stack")
-    viewer.dims.set_current_step(0, 1)
-    _press(den, "posterior std of the plane shown")
-    qtbot.waitUntil(lambda: not den.running, timeout=60_000)
-    out = viewer.layers["stack posterior std"]
-    np.testing.assert_array_equal(out.scale, ly.scale)
-    assert not np.any(out.data[0]) and not np.any(out.data[2])  # only the plane shown
-    expect = sd.posterior_std(y[1], train.session.model, noise.session.noise_model, rng=0)
-    np.testing.assert_allclose(out.data[1], expect, rtol=1e-5)
-    assert out.metadata["scoredenoise"]["kind"] == "posterior std"
-    # not a training layer, and a model without the derivation says so
-    assert "stack posterior std" not in train.selected_names() + [
-        train.layers.native.item(i).text() for i in range(train.layers.native.count())]
-    noise.set_params("gamma")
-    _press(den, "posterior std of the plane shown")
-    qtbot.waitUntil(lambda: not den.running, timeout=60_000)
-    assert "the posterior variance is derived for the 'gaussian' and 'poisson-gaussian'" \
-        in den.status.value
-    viewer.layers.remove("stack posterior std")  # a failure leaves no empty layer
-    _press(den, "posterior std of the plane shown")
-    qtbot.waitUntil(lambda: not den.running, timeout=60_000)
-    assert "stack posterior std" not in viewer.layers
-
-
-def test_posterior_std_of_the_whole_layer_with_cancel(make_napari_viewer, qtbot, monkeypatch):
-    """Every plane's map, each shown as it is done; a Cancel keeps the planes done."""
-    viewer = make_napari_viewer()
-    y = np.random.default_rng(0).normal(60, 10, size=(3, 40, 40)).astype(np.float32)
-    viewer.add_image(y, name="stack", scale=(2.0, 0.5, 0.5))
-    train, noise, den = _dock(viewer)
-    train.session.set_model(untrained(), "test")
-    noise.set_params("gaussian", sigma=10.0)
-    den.layer.value = den.layer.get_choice("stack")
-    _press(den, "posterior std of the whole layer")
-    qtbot.waitUntil(lambda: not den.running, timeout=60_000)
-    out = viewer.layers["stack posterior std"]
-    for k in range(3):
-        expect = sd.posterior_std(y[k], train.session.model, noise.session.noise_model, rng=0)
-        np.testing.assert_allclose(out.data[k], expect, rtol=1e-5)
-    assert "3 planes" in den.status.value
-    # Cancel during the second plane: the first stays, the rest are not computed
-    out.data[:] = 0
-    real = sd.posterior_std
-    calls = []
-
-    def slow_second(*a, **k):
-        calls.append(1)
-        if len(calls) == 2:
-            den._cancel.set()
-        return real(*a, **k)
-
-    monkeypatch.setattr(sd, "posterior_std", slow_second)
-    _press(den, "posterior std of the whole layer")
-    qtbot.waitUntil(lambda: not den.running, timeout=60_000)
-    qtbot.waitUntil(lambda: bool(np.any(out.data[1])), timeout=10_000)
-    assert np.any(out.data[0]) and not np.any(out.data[2]) and len(calls) == 2
-    assert "cancel" in den.status.value.lower()
-
-
-def test_posterior_samples_layers(make_napari_viewer, qtbot, monkeypatch, tmp_path):
-    from napari.utils import notifications
-    errors = []
-    monkeypatch.setattr(notifications, "show_error", errors.append)
-    viewer = make_napari_viewer()
-    rng = np.random.default_rng(0)
-    y = rng.normal(60, 10, size=(3, 32, 32)).astype(np.float32)
-    ly = viewer.add_image(y, name="stack", scale=(2.0, 0.5, 0.5))
-    train, noise, den = _dock(viewer)
-    den.layer.value = den.layer.get_choice("stack")
-    viewer.dims.set_current_step(0, 1)
-    noise.set_params("gaussian", sigma=10.0)
-    # no prior: the reason, not a crash
-    _press(den, "posterior samples of the plane shown (needs a prior)")
-    assert "need a prior" in errors[-1] and not den.running
-    assert den.prior_row.native.isVisibleTo(den.native)
-    # a self-supervised model is refused as a prior
-    untrained().save(tmp_path / "m.sdmodel")
-    assert den.load_prior(tmp_path / "m.sdmodel") is None and "objective='prior'" in errors[-1]
-    clean = [rng.normal(60, 5, size=(32, 32)).astype(np.float32) for _ in range(2)]
-    prior = sd.train(clean, objective="prior", preset="small", steps=2, patch_size=16,
-                     batch_size=2, seed=0)
-    assert den.load_prior(prior.save(tmp_path / "p.sdmodel")) is not None
-    den.n_samples.value = 3
-    _press(den, "posterior samples of the plane shown (needs a prior)")
-    qtbot.waitUntil(lambda: not den.running, timeout=120_000)
-    xs = viewer.layers["stack samples"]
-    assert xs.data.shape == (3, 3, 32, 32)
-    np.testing.assert_array_equal(xs.scale, (1.0, 2.0, 0.5, 0.5))
-    assert not np.any(xs.data[:, 0]) and not np.any(xs.data[:, 2])  # only the plane shown
-    assert not np.allclose(xs.data[0, 1], xs.data[1, 1])  # the samples differ
-    spread = viewer.layers["stack samples spread"]
-    np.testing.assert_array_equal(spread.scale, ly.scale)
-    np.testing.assert_allclose(spread.data[1], xs.data[:, 1].std(axis=0), rtol=1e-5)
-    assert xs.metadata["scoredenoise"]["kind"] == "posterior samples"
-    # samples need the gaussian model's sigma
-    noise.set_params("poisson-gaussian")
-    _press(den, "posterior samples of the plane shown (needs a prior)")
-    assert "need the gaussian noise model" in errors[-1]
-    # ... unless the prior was trained for a camera, which then sets the noise
-    cam = sd.get_noise_model("poisson-gaussian", gain=3.8, offset=3.5, read_noise=1.0)
-    cam_prior = sd.train_prior(clean, noise_model=cam, preset="small", steps=2,
-                               patch_size=16, batch_size=2, seed=0)
-    assert den.load_prior(cam_prior.save(tmp_path / "cam.sdmodel")) is not None
-    n_err = len(errors)
-    _press(den, "posterior samples of the plane shown (needs a prior)")
-    qtbot.waitUntil(lambda: not den.running, timeout=120_000)
-    assert len(errors) == n_err
-    xs = viewer.layers["stack samples"]
-    assert xs.metadata["scoredenoise"]["camera"] == cam.to_dict()
-    assert float(xs.data[:, 1].min()) >= 3.5  # ADU, never below the camera's offset
 
 
 def test_the_plane_shown_is_read_in_the_layers_own_coordinates(make_napari_viewer):
