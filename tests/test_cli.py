@@ -410,6 +410,11 @@ def test_posterior_std_maps_plane_by_plane(tmp_path, capsys):
     assert (out / "s_posterior_std.tif").read_bytes() == before
     assert main(run[:4] + ["--noise", "poisson-gaussian", "--param", "gain=2", "-o",
                            str(tmp_path / "pg"), "-q"]) == 0
+    # every model without a correlation kernel (gamma: through its exponential family)
+    assert main(run[:4] + ["--noise", "gamma", "-o", str(tmp_path / "gam"), "-q"]) == 0
+    assert np.isfinite(read_image(tmp_path / "gam" / "s_posterior_std.tif").data).all()
+    with pytest.raises(SystemExit):  # correlated models are not offered
+        main(run[:4] + ["--noise", "gaussian-correlated", "-o", str(tmp_path / "gc")])
     assert main(run + ["--overwrite", "--axes", "YXZ"]) == 1
     assert "with Y and X last" in capsys.readouterr().err
 

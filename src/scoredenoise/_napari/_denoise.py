@@ -103,8 +103,8 @@ class DenoiseWidget(UncertaintyScopes, Step):
                 "chunk (resumable), then show the file")),
             "posterior std of the plane shown": (
                 self.std_map, ("how sure the result is, pixel by pixel: the posterior standard "
-                "deviation as a layer beside the result (gaussian and poisson-gaussian "
-                "noise models; 8 network passes; docs/uncertainty.md)")),
+                "deviation as a layer beside the result (noise models without a correlation "
+                "kernel; 8 network passes; docs/uncertainty.md)")),
             "posterior std of the whole layer": (
                 lambda: self.std_map(all_planes=True), ("the posterior standard deviation of "
                 "every plane, in a worker with progress and Cancel (9 network passes a "

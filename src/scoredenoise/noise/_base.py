@@ -307,6 +307,11 @@ class NoiseModel:
         self._check_y(t["y"])
         return to_output(self._solve(t["y"], t["score"]), y)
 
+    @classmethod
+    def correlated(cls) -> bool:
+        """Whether the model has a correlation operator A (a ``kernel`` parameter)."""
+        return any(p.kind == "kernel" for p in cls.parameters())
+
     def variance_at_result(self, y, score):
         """The noise's variance at each pixel's result, ``noise_level(E[y | x^])`` with x^
         the solve (numpy, y's units): where the model puts the result's mean below its
@@ -332,7 +337,7 @@ class NoiseModel:
         approximation otherwise (how close, against exact posteriors: docs/uncertainty.md).
         Models with a correlation operator A raise :class:`NotImplementedError`: their
         posterior variance needs the Jacobian's off-diagonal terms, not its diagonal."""
-        if any(p.kind == "kernel" for p in self.parameters()):
+        if self.correlated():
             raise NotImplementedError(
                 f"{self.name}: the posterior variance of correlated noise needs the score's "
                 f"whole Jacobian around each pixel, not its diagonal; it is derived for the "
