@@ -65,27 +65,30 @@ MIXTURE_SHARE = 0.2
 
 
 def exact(nm, y, xs, w, chunk=256):
-    """Score of p(y), its derivative, posterior mean and variance of x, by quadrature."""
+    """Score of p(y) and its derivative (differences of log p(y) itself, so a mixture's
+    approximate likelihood score plays no part), posterior mean and variance of x, by
+    quadrature."""
     x_t = torch.tensor(xs[None, :], dtype=torch.float64)
 
     def at(yv):
         out = [], [], []
         for lo in range(0, len(yv), chunk):
             y_t = torch.tensor(yv[lo:lo + chunk, None], dtype=torch.float64).expand(-1, len(xs))
-            xx = x_t.expand_as(y_t)
-            lw = nm._log_prob(xx, y_t).numpy() + np.log(w)[None]
-            p = np.exp(lw - lw.max(1, keepdims=True))
-            p /= p.sum(1, keepdims=True)
+            lw = nm._log_prob(x_t.expand_as(y_t), y_t).numpy() + np.log(w)[None]
+            top = lw.max(1, keepdims=True)
+            p = np.exp(lw - top)
+            z = p.sum(1, keepdims=True)
+            p /= z
             mean = (p * xs).sum(1)
-            out[0].append((p * nm._score(xx, y_t).numpy()).sum(1))
+            out[0].append((top + np.log(z))[:, 0])
             out[1].append(mean)
             out[2].append((p * (xs - mean[:, None]) ** 2).sum(1))
         return [np.concatenate(o) for o in out]
 
-    s, mean, var = at(y)
-    h = 1e-3 * np.maximum(np.abs(y), 1.0)
-    ds = (at(y + h)[0] - at(y - h)[0]) / (2 * h)
-    return s, ds, mean, var
+    logp, mean, var = at(y)
+    h = 1e-2 * np.maximum(np.abs(y), 1.0)
+    up, down = at(y + h)[0], at(y - h)[0]
+    return (up - down) / (2 * h), (up - 2 * logp + down) / h ** 2, mean, var
 
 
 def one(name, params, scale, n, grid, seed=0):

@@ -22,10 +22,6 @@ __all__ = ["TrainConfig", "TRAIN_STEPS"]
 #: score model has reached its plateau on the real benchmark sets (docs/benchmarks.md)
 TRAIN_STEPS = 1000
 
-#: what a model file records beside the settings (the device trained on, the loss weight the
-#: data chose, the sigma_a range SURE narrowed to): not settings, kept apart when read back
-_RECORDED = ("device", "sigma_weighting", "sigma_a_adapted")
-
 
 def _h(text: str) -> dict:
     return {"help": text}

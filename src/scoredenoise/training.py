@@ -162,7 +162,8 @@ def train(images, *, config: TrainConfig | None = None, axes=None, targets=None,
 
     The settings (``dims`` to ``ema`` below) are the fields of :class:`TrainConfig`: give
     them as keywords, or as ``config`` (keywords then change single fields of it). The model
-    records them, resolved, in ``meta["training"]`` (:attr:`ScoreModel.train_config`).
+    records them as given (:attr:`ScoreModel.train_config`: training again with it repeats
+    the run) and as resolved for the data (``meta["training"]``).
 
     Parameters
     ----------
