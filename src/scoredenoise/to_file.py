@@ -259,6 +259,7 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     starts = [np.cumsum((0,) + c[:-1]) for c in data.chunks]
     resumed = sum((done_dir / _key(b)).exists() for b in blocks)
     computed = 0
+
     def ask(done):  # the one check: progress (with cancel folded in) answers False to stop
         try:
             report(progress, done, len(blocks))
