@@ -20,7 +20,13 @@ def test_bundled_sample_data():
 def test_demo_writes_outputs_and_improves_psnr(tmp_path, capsys):
     res = run_demo(tmp_path, steps=150, quiet=True)
     assert res["psnr_poisson_gaussian"] > res["psnr_noisy"] + 2.0
-    assert res["psnr_poisson_gaussian"] > res["psnr_algorithm5"]  # the exact solve is better
+    # the other solver on the same score denoises too. Which of the two is better is not a
+    # property of a 150-step network: the ranking flips with the training's path (exact
+    # against Algorithm 5: 37.11 / 36.34 dB on 1 thread, 37.54 / 37.61 on 2; 37.45 / 38.02
+    # at 250 steps, 38.30 / 36.67 at 300); the exact solve's advantage is tested with the
+    # exact score (tests/noise/test_exact_mixture.py) and measured on trained models
+    # (docs/benchmarks.md)
+    assert res["psnr_algorithm5"] > res["psnr_noisy"] + 2.0
     out = read_image(tmp_path / "denoised.tif")
     assert out.extra["noise_model"]["params"] == FMD_CONFOCAL_BPAE_B
     assert out.extra["exact_solve"] is True
