@@ -195,7 +195,8 @@ def curve(objective, train, evaluate, cfg) -> list:
             saved.append((step, logs["elapsed"], path))
 
     try:
-        model = sd.train(train, objective=objective, steps=steps, seed=0, device=cfg.device,
+        model = sd.train(train, objective=objective, steps=steps, seed=cfg.seed,
+                         device=cfg.device,
                          preset=cfg.preset, checkpoint=tmp / "run.sdmodel",
                          checkpoint_every=every, progress=hook)
         final = (steps, last["elapsed"], None)
@@ -215,7 +216,8 @@ def curve(objective, train, evaluate, cfg) -> list:
 
 def defaults(objective, train, evaluate, cfg) -> dict:
     t0 = time.perf_counter()
-    model = sd.train(train, objective=objective, seed=0, device=cfg.device, preset=cfg.preset,
+    model = sd.train(train, objective=objective, seed=cfg.seed, device=cfg.device,
+                     preset=cfg.preset,
                      **({"steps": cfg.steps} if cfg.steps else {}))
     seconds = time.perf_counter() - t0
     return {"steps": model.meta["steps_done"], "seconds": seconds, **evaluate(model)}
@@ -311,6 +313,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=None,
                    help="steps of the 'defaults' run (default: the library's)")
     p.add_argument("--preset", default="default")
+    p.add_argument("--seed", type=int, default=0, help="training seed of every method")
     p.add_argument("--device", default="auto")
     p.add_argument("--plot", type=Path, default=ROOT / "docs" / "images" / "convergence.png")
     p.add_argument("--merge", action="store_true",
