@@ -109,7 +109,8 @@ def classical(noisy):
 
 def train_kw(cfg):
     kw = dict(preset=cfg.preset, steps=cfg.steps, batch_size=cfg.batch, patch_size=cfg.patch,
-              lr=cfg.lr, seed=0, device=cfg.device, conditioned=not cfg.unconditioned)
+              lr=cfg.lr, seed=0, device=cfg.device,
+              conditioned=False if cfg.unconditioned else True if cfg.conditioned else "auto")
     if cfg.sigma_a is not None:
         kw["sigma_a"] = tuple(cfg.sigma_a)
     return kw
@@ -333,9 +334,12 @@ def main(argv=None):
     p.add_argument("--sigma-a", type=float, nargs=2, default=None,
                    help="AR-DAE sigma_a: the conditioned network's training range, or the "
                         "unconditioned one's anneal (default: the library's)")
-    p.add_argument("--unconditioned", action="store_true",
-                   help="the paper's network (sigma_a annealed) instead of the library's "
-                        "default sigma-conditioned one")
+    net = p.add_mutually_exclusive_group()
+    net.add_argument("--unconditioned", action="store_true",
+                     help="the paper's network (sigma_a annealed) for every row; default: "
+                          "the library's choice by the data (conditioned='auto')")
+    net.add_argument("--conditioned", action="store_true",
+                     help="the sigma-conditioned network for every row")
     p.add_argument("--n-train", type=int, default=None, help="use only the first N BSD68 images")
     p.add_argument("--device", default="auto")
     p.add_argument("--extra-noise", choices=["paper", "auto"], default="auto",

@@ -99,7 +99,8 @@ def test_default_axes_are_one_rule_for_every_caller(tmp_path):
 def conditioned():
     rng = np.random.default_rng(0)
     imgs = [rng.normal(50, 10, (48, 48)).astype(np.float32) for _ in range(2)]
-    return sd.train(imgs, preset="small", steps=2, patch_size=16, batch_size=2, seed=0)
+    return sd.train(imgs, preset="small", steps=2, patch_size=16, batch_size=2, seed=0,
+                    conditioned=True)
 
 
 def test_lazy_denoise_uses_the_sigma_a_chosen_for_the_array(conditioned):

@@ -281,6 +281,27 @@ def test_train_with_a_related_method_and_denoise(tmp_path, capsys):
     assert "needs targets" in capsys.readouterr().err
 
 
+def test_train_network_choice_flags(tmp_path, capsys):
+    """By default the data choose the network (30 photo-electrons a pixel: the paper's);
+    --conditioned and --unconditioned force one, and not both."""
+    import tifffile
+
+    a = tmp_path / "a.tif"
+    yy, xx = np.mgrid[:128, :128]
+    photons = 120 * (np.sin(xx / 11.0) * np.cos(yy / 7.0)) ** 2
+    tifffile.imwrite(a, (np.random.default_rng(2).poisson(photons) + 100).astype(np.uint16))
+    base = ["train", str(a), "--preset", "small", "--steps", "2", "--patch-size", "32", "-q"]
+    for flags, want in (([], False), (["--conditioned"], True), (["--unconditioned"], False)):
+        out = tmp_path / f"m{len(flags)}{want}.sdmodel"
+        assert main([*base, "-o", str(out), *flags]) == 0
+        m = sd.load_model(out)
+        assert m.conditioned is want
+        assert m.train_config.conditioned == (want if flags else "auto")
+    with pytest.raises(SystemExit):
+        main([*base, "-o", str(tmp_path / "x.sdmodel"), "--conditioned", "--unconditioned"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_denoise_exact_solve_flag(tmp_path, capsys):
     import numpy as np
 

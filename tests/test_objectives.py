@@ -117,10 +117,10 @@ def test_training_records_the_weighting_it_used():
     counts = [rng.poisson(20.0, (48, 48)).astype(np.uint16) for _ in range(2)]
     floats = [c.astype(np.float32) + rng.normal(0, 0.3, c.shape).astype(np.float32)
               for c in counts]
-    kw = dict(preset="small", steps=2, patch_size=32, batch_size=2, seed=0)
+    kw = dict(preset="small", steps=2, patch_size=32, batch_size=2, seed=0, conditioned=True)
     m_int = sd.train(counts, **kw)
     assert m_int.extra_noise > 0
     assert m_int.meta["training"]["sigma_weighting"] == "none"
     assert sd.train(floats, **kw).meta["training"]["sigma_weighting"] == "score"
-    assert sd.train(floats, conditioned=False, **kw).meta["training"][
+    assert sd.train(floats, **{**kw, "conditioned": False}).meta["training"][
         "sigma_weighting"] == "none"

@@ -135,7 +135,8 @@ def test_conditioned_loss_weighted_by_sigma_trains_every_level():
 
 def test_score_carries_its_sigma_a_into_every_solve():
     imgs = _gaussian_pixels(2, 48)
-    m = sd.train(imgs, preset="small", steps=6, patch_size=16, batch_size=2, seed=0)
+    m = sd.train(imgs, preset="small", steps=6, patch_size=16, batch_size=2, seed=0,
+                 conditioned=True)
     y = imgs[0]
     s = m.score(y, sigma_a=0.05)
     assert isinstance(s, sd.Score) and s.sigma_a == 0.05
@@ -164,7 +165,8 @@ def test_score_carries_its_sigma_a_into_every_solve():
 
 def test_sigma_a_errors_name_the_fix():
     imgs = _gaussian_pixels(1, 48)
-    m = sd.train(imgs, preset="small", steps=2, patch_size=16, batch_size=2, seed=0)
+    m = sd.train(imgs, preset="small", steps=2, patch_size=16, batch_size=2, seed=0,
+                 conditioned=True)
     with pytest.raises(ValueError, match="sigma_a must be > 0 or 'auto', got -0.1"):
         m.score(imgs[0], sigma_a=-0.1)
     old = sd.train(imgs, preset="small", steps=2, patch_size=16, batch_size=2, seed=0,

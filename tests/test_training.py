@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 import scoredenoise as sd
-from scoredenoise.training import PatchSampler, auto_extra_noise, lr_schedule, sigma_a_schedule
+from scoredenoise.training import (
+    PatchSampler,
+    auto_conditioned,
+    auto_extra_noise,
+    lr_schedule,
+    sigma_a_schedule,
+)
 
 
 def test_sigma_a_schedule_is_the_papers():
@@ -28,11 +34,12 @@ def test_quantisation_step_and_auto_extra_noise():
     assert m.extra_noise == 1.0
 
 
-def _photon_frames(gain, read, n=2, size=160, seed=0):
-    """Integer camera frames of a textured scene: Poisson counts times gain plus read noise."""
+def _photon_frames(gain, read, n=2, size=160, seed=0, peak=30.0):
+    """Integer camera frames of a textured scene: Poisson counts times gain plus read noise
+    (``peak / 4`` photo-electrons a pixel on average)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size]
-    clean = 30 * (np.sin(xx / 11.0) * np.cos(yy / 7.0)) ** 2  # photons, with dark pixels
+    clean = peak * (np.sin(xx / 11.0) * np.cos(yy / 7.0)) ** 2  # photons, with dark pixels
     return [np.round(gain * rng.poisson(clean) + 100 + rng.normal(0, read, clean.shape))
             .astype(np.uint16) for _ in range(n)]
 
@@ -56,6 +63,33 @@ def test_auto_extra_noise_smooths_photon_counts_to_half_a_step():
     cont = [f.astype(np.float32) + np.random.default_rng(1).random(f.shape, np.float32)
             for f in frames]
     assert auto_extra_noise(PatchSampler(cont, patch_size=16)) == 0.0
+
+
+def test_conditioned_auto_follows_the_photon_count():
+    """conditioned="auto": photon-starved counts (about 2 photo-electrons a pixel) train the
+    sigma-conditioned network, brighter counts (30) and Gaussian noise the paper's network; a
+    given sigma_a range or an explicit choice wins."""
+    dim, bright = _photon_frames(8.0, 1.0, peak=7.5), _photon_frames(8.0, 1.0, peak=120.0)
+    s_dim, s_bright = PatchSampler(dim, patch_size=16), PatchSampler(bright, patch_size=16)
+    assert abs(s_dim.photons_per_pixel() / 1.875 - 1) < 0.25
+    assert abs(s_bright.photons_per_pixel() / 30.0 - 1) < 0.25
+    assert auto_conditioned(s_dim) and not auto_conditioned(s_bright)
+    rng = np.random.default_rng(3)
+    gauss = [(100 + 20 * np.sin(np.arange(160) / 9.0)[:, None] * np.ones((1, 160))
+              + rng.normal(0, 5, (160, 160))).astype(np.float32) for _ in range(2)]
+    assert not auto_conditioned(PatchSampler(gauss, patch_size=16))
+
+    kw = dict(preset="small", steps=2, patch_size=16, batch_size=2, seed=0)
+    assert sd.train(dim, **kw).conditioned
+    m = sd.train(bright, **kw)
+    assert not m.conditioned
+    assert m.meta["training"]["conditioned"] is False and m.train_config.conditioned == "auto"
+    assert not sd.train(gauss, **kw).conditioned
+    assert sd.train(bright, conditioned=True, **kw).conditioned
+    assert sd.train(bright, sigma_a=(0.01, 0.1), **kw).conditioned
+    assert not sd.train(dim, conditioned=False, **kw).conditioned
+    with pytest.raises(ValueError, match="conditioned must be True, False or 'auto', got 'yes'"):
+        sd.train(dim, conditioned="yes", **kw)
 
 
 def test_checkpoint_resume_equals_uninterrupted(tmp_path):

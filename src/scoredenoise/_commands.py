@@ -130,7 +130,8 @@ def _cmd_train(args) -> int:
         patch_size=args.patch_size, batch_size=args.batch_size, lr=args.lr,
         val_fraction=args.val_fraction, augment=not args.no_augment,
         extra_noise=args.extra_noise if args.extra_noise == "auto" else float(args.extra_noise),
-        conditioned=not args.unconditioned, precision=args.precision, seed=args.seed,
+        conditioned=(False if args.unconditioned else True if args.conditioned else "auto"),
+        precision=args.precision, seed=args.seed,
         ema=args.ema)
     bar = ProgressBar("train", args.quiet)
     model = fit(data, config=config, axes=axes, targets=targets, device=args.device,

@@ -86,10 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ema", type=float,
                    help="decay per step of a moving average of the weights, delivered as the "
                         "model (e.g. 0.99); default: the last weights")
-    p.add_argument("--unconditioned", action="store_true",
-                   help="the paper's network: sigma_a annealed 0.05 -> 0.02 and fixed, instead "
-                        "of a sigma-conditioned network evaluated where SURE is lowest for "
-                        "each image")
+    net = p.add_mutually_exclusive_group()
+    net.add_argument("--conditioned", action="store_true",
+                     help="a sigma-conditioned network evaluated where SURE is lowest for "
+                          "each image (default for photon-starved data, below 6 "
+                          "photo-electrons a pixel)")
+    net.add_argument("--unconditioned", action="store_true",
+                     help="the paper's network: sigma_a annealed 0.05 -> 0.02 and fixed "
+                          "(default for brighter data and noise that is not photon counts)")
     common(p)
     p.set_defaults(func=_cmd_train)
 

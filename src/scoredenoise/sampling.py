@@ -4,6 +4,7 @@ defaults (lattice step, camera, normalisation)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,24 @@ class _Source:
     spatial: list
     target: object = None
 
+
+
+def _sample_pixels(array, max_pixels: int) -> np.ndarray:
+    """About ``max_pixels`` values of an array-like, read lazily: a central window of each of
+    up to 4 evenly spaced planes (the last two axes are the plane)."""
+    shape = tuple(array.shape)
+    if len(shape) < 2:
+        return np.asarray(array[:max_pixels], dtype=np.float64)
+    lead, (h, w) = shape[:-2], shape[-2:]
+    n = int(np.prod(lead)) if lead else 1
+    planes = np.unique(np.linspace(0, n - 1, min(4, n)).round().astype(int))
+    per = max(1, max_pixels // len(planes))
+    hh = min(h, max(1, int(math.isqrt(per))))
+    ww = min(w, max(1, per // hh))
+    y0, x0 = (h - hh) // 2, (w - ww) // 2
+    return np.concatenate([np.asarray(array[(*np.unravel_index(int(p), lead),
+                                             slice(y0, y0 + hh), slice(x0, x0 + ww))],
+                                      dtype=np.float64).ravel() for p in planes])
 
 class PatchSampler:
     """Random patches (with optional aligned targets) from lazily read images.
@@ -186,6 +205,26 @@ class PatchSampler:
         k = (u - u[0]) / step
         return step if np.allclose(k, np.rint(k), atol=1e-3) else 0.0
 
+    def _count_estimate(self, i: int, max_pixels: int):
+        """(gain, read noise, photo-electrons a pixel) of image ``i`` by
+        :func:`scoredenoise.estimate_noise`, or None where it is not photon counts; cached."""
+        cache = self.__dict__.setdefault("_counts", {})
+        if (i, max_pixels) not in cache:
+            src = self.sources[i]
+            try:
+                nm = estimate_noise(src.array, axes=src.axes, max_pixels=max_pixels).noise_model
+            except ValueError:  # not Poisson-Gaussian, or too flat to measure
+                cache[i, max_pixels] = None
+            else:
+                mean = float(np.mean(_sample_pixels(src.array, max_pixels)))
+                cache[i, max_pixels] = (nm.gain, nm.read_noise,
+                                        max(mean - nm.offset, 0.0) / nm.gain)
+        return cache[i, max_pixels]
+
+    def _count_estimates(self, max_images: int, max_pixels: int) -> list:
+        picks = np.unique(np.linspace(0, len(self.sources) - 1, max_images).round().astype(int))
+        return [e for i in picks if (e := self._count_estimate(int(i), max_pixels)) is not None]
+
     def camera(self, max_images: int = 2,
                max_pixels: int = 2 ** 16) -> tuple[float, float] | None:
         """The photon step (gain) and read noise of Poisson-Gaussian data: the medians of
@@ -193,19 +232,22 @@ class PatchSampler:
         spaced; each measured on at most ``max_pixels``, so a lazy stack is barely read),
         or None where the data are not photon counts (the variance does not grow with the
         mean, or no fit)."""
-        picks = np.unique(np.linspace(0, len(self.sources) - 1, max_images).round().astype(int))
-        gains, reads = [], []
-        for i in picks:
-            src = self.sources[int(i)]
-            try:
-                nm = estimate_noise(src.array, axes=src.axes, max_pixels=max_pixels).noise_model
-            except ValueError:  # not Poisson-Gaussian, or too flat to measure
-                continue
-            gains.append(nm.gain)
-            reads.append(nm.read_noise)
-        if not gains:
+        est = self._count_estimates(max_images, max_pixels)
+        if not est:
             return None
-        return float(np.median(gains)), float(np.median(reads))
+        return float(np.median([e[0] for e in est])), float(np.median([e[1] for e in est]))
+
+    def photons_per_pixel(self, max_images: int = 5,
+                          max_pixels: int = 2 ** 16) -> float | None:
+        """The median over up to ``max_images`` images (evenly spaced) of their mean signal
+        in photo-electrons a pixel ((mean - offset) / gain, from
+        :func:`scoredenoise.estimate_noise`; independent of the data's units), or None
+        where the data are not photon counts. The offset is not identifiable from the noise:
+        the estimate takes the darkest level, so a flat image or a uniform background counts
+        only the photons above it (fewer: ``conditioned="auto"`` then errs towards the
+        conditioned network, the safer one for dim data)."""
+        est = self._count_estimates(max_images, max_pixels)
+        return float(np.median([e[2] for e in est])) if est else None
 
     def normalisation(self, n_patches: int = 64, rng=None) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel (offset, scale) from the 0.1 and 99.9 percentiles of random patches."""

@@ -62,7 +62,8 @@ class TrainConfig:
     augment: bool = field(default=True, metadata=_h("random flips and 90-degree rotations"))
     extra_noise: float | str = field(default="auto", metadata=_h(
         "Gaussian noise added in training (data units), removed by the solve"))
-    conditioned: bool = field(default=True, metadata=_h("sigma-conditioned score network"))
+    conditioned: bool | str = field(default="auto", metadata=_h(
+        "sigma-conditioned score network: True, False, or 'auto' (by the data's photon count)"))
     sigma_a: tuple | None = field(default=None, metadata=_h(
         "AR-DAE perturbation range (normalised units)"))
     anneal_every: int = field(default=50, metadata=_h(
@@ -91,6 +92,9 @@ class TrainConfig:
                                            or not self.extra_noise >= 0):
             raise ValueError(f"extra_noise must be 'auto' or >= 0 (data units), got "
                              f"{self.extra_noise}")
+        if self.conditioned not in (True, False, "auto"):
+            raise ValueError(f"conditioned must be True, False or 'auto', got "
+                             f"{self.conditioned!r}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.sigma_a is not None:

@@ -122,6 +122,30 @@ def auto_extra_noise(sampler: PatchSampler) -> float:
     return float(max(q, math.sqrt(max((PHOTON_SMOOTHING * gain) ** 2 - read ** 2, 0.0))))
 
 
+#: ``conditioned="auto"``: a sigma-conditioned network for photon-starved data, below this
+#: many photo-electrons a pixel (the median over the training images); the paper's network
+#: otherwise. With few photons the score at small smoothing cannot be learned and the level
+#: must be chosen per image (FMD confocal 0.9, the FMD pairs 1.4, W2S widefield 3.6: the
+#: unconditioned network loses 5 dB on W2S and fails on the zebrafish frame); with more, and
+#: on data that are not photon counts, the unconditioned network learns the one level it is
+#: used at and is 0.2-1.0 dB better on Set12 at 600 steps (Poisson rows 10, Gaussian rows
+#: 30-60; docs/training.md, "Which network, by the data")
+CONDITION_BELOW_PHOTONS = 6.0
+
+
+def auto_conditioned(sampler: PatchSampler) -> bool:
+    """``conditioned="auto"``: whether to train a sigma-conditioned network on the data.
+
+    True for photon-starved data (fewer than :data:`CONDITION_BELOW_PHOTONS`
+    photo-electrons a pixel, measured by :func:`scoredenoise.estimate_noise` on a few of the
+    images: :meth:`PatchSampler.photons_per_pixel`) and for multichannel data; False for
+    brighter photon counts and data that are not photon counts (Gaussian, speckle)."""
+    if sampler.channels != 1:
+        return True
+    photons = sampler.photons_per_pixel()
+    return photons is not None and photons < CONDITION_BELOW_PHOTONS
+
+
 def _defaults(dims, patch_size, batch_size):
     if patch_size is None:
         patch_size = 64 if dims == 2 else 32
@@ -205,8 +229,13 @@ def train(images, *, config: TrainConfig | None = None, axes=None, targets=None,
         ``"prior"``: the score of *clean* (high-SNR, e.g. frame-averaged) images at every
         noise level of ``sigma_a`` (default 0.005-1), for stochastic denoising
         (:func:`scoredenoise.sample_posterior`).
-    conditioned : bool
-        A sigma-conditioned score network (default; Lim et al. 2020's AR-DAE): the AR-DAE
+    conditioned : bool or "auto"
+        ``"auto"`` (default): True for photon-starved data (fewer than
+        :data:`CONDITION_BELOW_PHOTONS` photo-electrons a pixel, measured on the images by
+        :func:`scoredenoise.estimate_noise`), for multichannel data and where ``sigma_a``
+        gives a range; False for brighter counts and noise that is not photon counts
+        (:func:`auto_conditioned`; the model records the choice in ``meta["training"]``).
+        True: a sigma-conditioned score network (Lim et al. 2020's AR-DAE): the AR-DAE
         perturbation sigma_a is an input of the network, each sample of a batch is trained
         at its own sigma_a, log-uniform over the ``sigma_a`` range, and the score is later
         evaluated at the sigma_a that Stein's unbiased risk estimate finds best for each
@@ -286,10 +315,29 @@ def train(images, *, config: TrainConfig | None = None, axes=None, targets=None,
             raise ValueError(f"cannot continue a {model.kind!r} model with objective "
                              f"{objective!r}")
         conditioned = model.conditioned
-    conditioned = bool(conditioned) and obj.kind == "score"
-    if obj.sigma_range is not None and not conditioned:
+    if obj.kind != "score":
+        conditioned = False
+    if obj.sigma_range is not None and conditioned is False:
         raise ValueError(f"objective {objective!r} trains a sigma-conditioned network; drop "
                          f"conditioned=False")
+    if conditioned == "auto" and (sigma_a is not None or obj.sigma_range is not None):
+        conditioned = True  # a given sigma_a is a conditioned network's range
+    patch_size, batch_size = _defaults(dims, patch_size, batch_size)
+    if obj.patch_multiple > 1 and any(int(p) % obj.patch_multiple for p in
+                                      np.atleast_1d(patch_size)):
+        raise ValueError(f"objective {objective!r} needs patch sizes divisible by "
+                         f"{obj.patch_multiple}, got {patch_size}")
+    if seed is not None:
+        torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    if trainer_state is not None:
+        rng.bit_generator.state = trainer_state["rng"]
+        torch.set_rng_state(tensors["trainer.torch_rng"])
+    sampler = PatchSampler(images, axes=axes, dims=dims, patch_size=patch_size,
+                           targets=targets, val_fraction=val_fraction, augment=augment, rng=rng)
+    if conditioned == "auto":
+        conditioned = auto_conditioned(sampler)
+    conditioned = bool(conditioned)
     # a fresh conditioned network with the default range narrows it to the data once
     adaptive = conditioned and sigma_a is None and model is None and obj.sigma_range is None
     if sigma_a is None and obj.sigma_range is not None:
@@ -306,19 +354,6 @@ def train(images, *, config: TrainConfig | None = None, axes=None, targets=None,
     if conditioned and not sigma_a[0] < sigma_a[1]:
         raise ValueError(f"sigma_a of a conditioned network is its training range (low, "
                          f"high) with low < high, got {sigma_a}")
-    patch_size, batch_size = _defaults(dims, patch_size, batch_size)
-    if obj.patch_multiple > 1 and any(int(p) % obj.patch_multiple for p in
-                                      np.atleast_1d(patch_size)):
-        raise ValueError(f"objective {objective!r} needs patch sizes divisible by "
-                         f"{obj.patch_multiple}, got {patch_size}")
-    if seed is not None:
-        torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    if trainer_state is not None:
-        rng.bit_generator.state = trainer_state["rng"]
-        torch.set_rng_state(tensors["trainer.torch_rng"])
-    sampler = PatchSampler(images, axes=axes, dims=dims, patch_size=patch_size,
-                           targets=targets, val_fraction=val_fraction, augment=augment, rng=rng)
     dev = resolve_device(device)
     precision = resolve_precision(dev, precision)
     if obj.kind != "score":
@@ -519,7 +554,8 @@ def time_per_step(*, config: TrainConfig | None = None, channels: int = 1, devic
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     patch_size, batch_size = _defaults(dims, cfg.patch_size, cfg.batch_size)
-    conditioned = bool(cfg.conditioned) and obj.kind == "score"
+    # "auto" times the conditioned network: its step costs the same as the other's
+    conditioned = cfg.conditioned is not False and obj.kind == "score"
     dev = resolve_device(device)
     precision = resolve_precision(dev, precision)
     gen = torch.Generator(device="cpu").manual_seed(0)
