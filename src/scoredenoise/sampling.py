@@ -33,7 +33,6 @@ class _Source:
     target: object = None
 
 
-
 def _sample_pixels(array, max_pixels: int) -> np.ndarray:
     """About ``max_pixels`` values of an array-like, read lazily: a central window of each of
     up to 4 evenly spaced planes (the last two axes are the plane)."""
@@ -50,6 +49,7 @@ def _sample_pixels(array, max_pixels: int) -> np.ndarray:
     return np.concatenate([np.asarray(array[(*np.unravel_index(int(p), lead),
                                              slice(y0, y0 + hh), slice(x0, x0 + ww))],
                                       dtype=np.float64).ravel() for p in planes])
+
 
 class PatchSampler:
     """Random patches (with optional aligned targets) from lazily read images.
@@ -78,6 +78,7 @@ class PatchSampler:
         images = [images] if hasattr(images, "shape") else list(images)
         if not images:
             raise ValueError("no training images given")
+        self._counts: dict = {}  # image, pixels -> its photon-count estimate (or None)
         if isinstance(axes, str) or axes is None:
             axes = [axes] * len(images)
         if len(axes) != len(images):
@@ -208,7 +209,7 @@ class PatchSampler:
     def _count_estimate(self, i: int, max_pixels: int):
         """(gain, read noise, photo-electrons a pixel) of image ``i`` by
         :func:`scoredenoise.estimate_noise`, or None where it is not photon counts; cached."""
-        cache = self.__dict__.setdefault("_counts", {})
+        cache = self._counts
         if (i, max_pixels) not in cache:
             src = self.sources[i]
             try:
