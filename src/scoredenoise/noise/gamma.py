@@ -60,6 +60,7 @@ class Gamma(NoiseModel):
                        np.float64)
         v_eta = np.asarray(score_jacobian_diagonal, np.float64) + (self.alpha - 1) / y64 ** 2
         return np.clip((x * x / self.alpha) ** 2 * v_eta, 0.0, None)
+
     def rescaled(self, k):
         return self
 
