@@ -4,15 +4,18 @@ defaults (lattice step, camera, normalisation)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _axes
+from ._measure import _measured_planes, _planes
 from .estimate import estimate_noise
 
 __all__ = ["PatchSampler"]
+
+#: planes of a stack that the camera measurements read (estimate_noise's default)
+_PLANES = 32
 
 
 def _read(arr, idx) -> np.ndarray:
@@ -31,24 +34,6 @@ class _Source:
     channel: int | None
     spatial: list
     target: object = None
-
-
-def _sample_pixels(array, max_pixels: int) -> np.ndarray:
-    """About ``max_pixels`` values of an array-like, read lazily: a central window of each of
-    up to 4 evenly spaced planes (the last two axes are the plane)."""
-    shape = tuple(array.shape)
-    if len(shape) < 2:
-        return np.asarray(array[:max_pixels], dtype=np.float64)
-    lead, (h, w) = shape[:-2], shape[-2:]
-    n = int(np.prod(lead)) if lead else 1
-    planes = np.unique(np.linspace(0, n - 1, min(4, n)).round().astype(int))
-    per = max(1, max_pixels // len(planes))
-    hh = min(h, max(1, int(math.isqrt(per))))
-    ww = min(w, max(1, per // hh))
-    y0, x0 = (h - hh) // 2, (w - ww) // 2
-    return np.concatenate([np.asarray(array[(*np.unravel_index(int(p), lead),
-                                             slice(y0, y0 + hh), slice(x0, x0 + ww))],
-                                      dtype=np.float64).ravel() for p in planes])
 
 
 class PatchSampler:
@@ -213,11 +198,15 @@ class PatchSampler:
         if (i, max_pixels) not in cache:
             src = self.sources[i]
             try:
-                nm = estimate_noise(src.array, axes=src.axes, max_pixels=max_pixels).noise_model
+                nm = estimate_noise(src.array, axes=src.axes, max_planes=_PLANES,
+                                    max_pixels=max_pixels).noise_model
             except ValueError:  # not Poisson-Gaussian, or too flat to measure
                 cache[i, max_pixels] = None
             else:
-                mean = float(np.mean(_sample_pixels(src.array, max_pixels)))
+                # the mean over the windows the estimate measured (read again: small)
+                _, yx, lead, n = _planes(src.array, src.axes)
+                wins = list(_measured_planes(src.array, yx, lead, n, _PLANES, max_pixels))
+                mean = sum(float(w.sum()) for w in wins) / sum(w.size for w in wins)
                 cache[i, max_pixels] = (nm.gain, nm.read_noise,
                                         max(mean - nm.offset, 0.0) / nm.gain)
         return cache[i, max_pixels]

@@ -125,7 +125,7 @@ def auto_extra_noise(sampler: PatchSampler) -> float:
 #: ``conditioned="auto"``: a sigma-conditioned network for photon-starved data, below this
 #: many photo-electrons a pixel (the median over the training images); the paper's network
 #: otherwise. With few photons the score at small smoothing cannot be learned and the level
-#: must be chosen per image (FMD confocal 0.9, the FMD pairs 1.4, W2S widefield 3.6: the
+#: must be chosen per image (FMD confocal 1.6, the FMD pairs 1.4, W2S widefield 3.6: the
 #: unconditioned network loses 5 dB on W2S and fails on the zebrafish frame); with more, and
 #: on data that are not photon counts, the unconditioned network learns the one level it is
 #: used at and is 0.2-1.0 dB better on Set12 at 600 steps (Poisson rows 10, Gaussian rows
