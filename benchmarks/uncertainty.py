@@ -1,9 +1,10 @@
 """Calibration and cost of the posterior standard deviation map (issue 24) on Set12 with
-Gaussian noise (sigma = 25, the paper's Table 1 row 1): a score model trained on the noisy
-BSD68 images as benchmarks/quality.py does, then per Set12 image the denoised result, its
-std map, and how the actual error compares with the stated std: the rms of error / std (1
-when calibrated) and the share of pixels within 1.96 std (95 % when calibrated), with the
-map's cost against the denoising's.
+Gaussian noise (sigma = 25, the paper's Table 1 row 1; ``--row 2``: correlated Gaussian noise,
+any row of benchmarks/quality.py's table): a score model trained on the noisy BSD68 images as
+benchmarks/quality.py does, then per Set12 image the denoised result, its std map, and how the
+actual error compares with the stated std: the rms of error / std (1 when calibrated) and the
+share of pixels within 1.96 std (95 % when calibrated), with the map's cost against the
+denoising's.
 
 With ``--dataset fmd``: real confocal frames (FMD BPAE nuclei), trained on 4 raw frames of
 each of fields 1-3 with the library's defaults (or ``--model``), tested on 4 raw frames of
@@ -17,6 +18,7 @@ Usage:
     python benchmarks/uncertainty.py                 # about 5 minutes on 2 CPU cores
     python benchmarks/uncertainty.py --dataset fmd   # about 8 minutes (training included)
     python benchmarks/uncertainty.py --spacing 2 --repeats 2
+    python benchmarks/uncertainty.py --row 2         # correlated noise (gaussian-correlated)
     python benchmarks/uncertainty.py --tiny          # smoke test
 Writes benchmarks/results/uncertainty.json and prints a Markdown table.
 """
@@ -35,6 +37,7 @@ import scoredenoise as sd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _common module
 from _common import DATA, ROOT, finish, header, need
+from quality import ROWS
 
 
 def main(argv=None):
@@ -44,10 +47,19 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=None,
                    help="training steps (default: 600 on Set12 as quality.py, the library's "
                         "on FMD)")
-    p.add_argument("--sigma", type=float, default=25.0)
+    p.add_argument("--sigma", type=float, default=None,
+                   help="set12, row 1: the Gaussian noise's std (default 25)")
+    p.add_argument("--row", type=int, default=1, choices=sorted(ROWS),
+                   help="set12: the noise of this row of benchmarks/quality.py (default 1: "
+                        "gaussian, sigma 25; 2: gaussian-correlated)")
     p.add_argument("--spacing", type=int, default=2)
     p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--unconditioned", action="store_true")
+    net = p.add_mutually_exclusive_group()
+    net.add_argument("--unconditioned", action="store_true",
+                     help="the paper's unconditioned network (default: the library's choice "
+                          "by the data, conditioned='auto')")
+    net.add_argument("--conditioned", action="store_true",
+                     help="the sigma-conditioned network (the default before 2026-12-06)")
     p.add_argument("--floor", type=float, default=None,
                    help="the std map's floor, a fraction of the noise's std (default: the "
                         "library's)")
@@ -65,6 +77,7 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|---|---|")
     for i, (name, y, x, nm, ref_var) in enumerate(tests):
         sig = model.resolve_sigma_a(y, "auto", nm, device=cfg.device)
+        sig = sig if model.conditioned else "auto"  # an unconditioned network's is fixed
         t1 = time.perf_counter()
         den = sd.denoise(y, model, nm, sigma_a=sig, device=cfg.device)
         t_den = time.perf_counter() - t1
@@ -98,6 +111,10 @@ def main(argv=None):
     return finish(out, cfg.out, t0)
 
 
+def _network(cfg):
+    return False if cfg.unconditioned else True if cfg.conditioned else "auto"
+
+
 def _set12(cfg):
     """Noisy BSD68 -> a score model; Set12 with the same Gaussian noise (the truth exact)."""
     root = need(DATA / "natural")
@@ -106,12 +123,17 @@ def _set12(cfg):
     patch, steps = None, cfg.steps or 600
     if cfg.tiny:
         train, test, steps, patch = train[:4], [t[:64, :64] for t in test[:2]], 3, 32
-    nm = sd.get_noise_model("gaussian", sigma=cfg.sigma)
+    name, params, extra = ROWS[cfg.row]
+    if cfg.sigma is not None:
+        if cfg.row != 1:
+            raise SystemExit("--sigma sets row 1's Gaussian noise; other rows have their own")
+        params = {"sigma": cfg.sigma}
+    nm = sd.get_noise_model(name, **params)
     rng = np.random.default_rng(1)
     train_noisy = [nm.sample(c, rng).astype(np.float32) for c in train]
     test_noisy = [nm.sample(c, rng).astype(np.float32) for c in test]
-    model = sd.train(train_noisy, steps=steps, seed=0, patch_size=patch,
-                     conditioned=not cfg.unconditioned, device=cfg.device)
+    model = sd.train(train_noisy, steps=steps, seed=0, patch_size=patch, extra_noise=extra,
+                     conditioned=_network(cfg), device=cfg.device)
     return model, [(str(i + 1), y, x, nm, 0.0)
                    for i, (y, x) in enumerate(zip(test_noisy, test))], 255.0
 
@@ -132,7 +154,7 @@ def _fmd(cfg):
     else:
         kw = {} if steps is None else {"steps": steps}
         model = sd.train([frames[f] for f in (1, 2, 3)], seed=0, patch_size=patch,
-                         conditioned=not cfg.unconditioned, device=cfg.device, **kw)
+                         conditioned=_network(cfg), device=cfg.device, **kw)
     tests = []
     for i in range(n_test):
         y = frames[4][i]

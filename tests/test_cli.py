@@ -434,8 +434,14 @@ def test_posterior_std_maps_plane_by_plane(tmp_path, capsys):
     # every model without a correlation kernel (gamma: through its exponential family)
     assert main(run[:4] + ["--noise", "gamma", "-o", str(tmp_path / "gam"), "-q"]) == 0
     assert np.isfinite(read_image(tmp_path / "gam" / "s_posterior_std.tif").data).all()
-    with pytest.raises(SystemExit):  # correlated models are not offered
-        main(run[:4] + ["--noise", "gaussian-correlated", "-o", str(tmp_path / "gc")])
+    # correlated models too, their kernel given as JSON: the API's map, plane by plane
+    kernel = [[0.0, 0.2, 0.0], [0.2, 0.6, 0.0], [0.0, 0.0, 0.0]]
+    assert main(run[:4] + ["--noise", "gaussian-correlated", "--param", "sigma=8",
+                           "--param", f"kernel={json.dumps(kernel)}", "-o",
+                           str(tmp_path / "gc"), "-q"]) == 0
+    gc = sd.get_noise_model("gaussian-correlated", sigma=8.0, kernel=kernel)
+    np.testing.assert_allclose(read_image(tmp_path / "gc" / "s_posterior_std.tif").data[2],
+                               sd.posterior_std(y[2], m, gc, rng=0), rtol=1e-6)
     assert main(run + ["--overwrite", "--axes", "YXZ"]) == 1
     assert "with Y and X last" in capsys.readouterr().err
 

@@ -112,10 +112,16 @@ def test_posterior_std_of_a_model_and_its_limits():
     assert s.max() <= total * 1.5
     gam = sd.posterior_std(np.abs(y) + 1, m, sd.get_noise_model("gamma"), rng=0)
     assert np.all(np.isfinite(gam)) and np.all(gam >= 0)  # every model without a kernel
+    for name in ("gaussian-correlated", "poisson-correlated+gaussian", "gamma-correlated",
+                 "gaussian-signal-correlated"):  # and every correlated model (probed via B)
+        c = sd.posterior_std(np.abs(y) + 1, m, sd.get_noise_model(name), rng=0)
+        assert c.shape == y.shape and np.all(np.isfinite(c)) and np.all(c > 0), name
+    gc = sd.get_noise_model("gaussian-correlated")
     with pytest.raises(NotImplementedError, match="gaussian-correlated: the posterior variance "
-                                                  "of correlated noise needs the score's whole "
-                                                  "Jacobian.*e.g. gaussian\\)"):
-        sd.posterior_std(y, m, sd.get_noise_model("gaussian-correlated"))
+                                                  "of correlated noise needs the score's "
+                                                  "Jacobian around each pixel.*posterior_std "
+                                                  "estimates it.*e.g. gaussian\\)"):
+        gc.posterior_variance(y, y, y)
     with pytest.raises(ValueError, match="one 2-D plane"):
         sd.posterior_std(y[None], m, g)
     # a direct denoiser and a 3D network are refused with the reason (a denoiser's output
@@ -213,3 +219,104 @@ def test_posterior_variance_against_the_exact_posterior(name, params, scale, med
     ratio = np.sqrt(nm.posterior_variance(y.astype(np.float32), s, ds) / var)
     assert median[0] <= np.median(ratio) <= median[1]
     assert spread[0] <= np.percentile(ratio, 10) and np.percentile(ratio, 90) <= spread[1]
+
+
+def _exact_sandwich(net, y, lg):
+    """diag(B^T J B) from the network's whole Jacobian (autograd) and B, B^T as matrices."""
+    n = y.size
+    jac = torch.autograd.functional.jacobian(
+        lambda t: net(t.reshape((1, 1) + y.shape)).reshape(-1),
+        torch.from_numpy(y).reshape(-1)).numpy()
+    unit = np.eye(n).reshape((n,) + y.shape)
+    b = np.stack([lg.b(e).ravel() for e in unit], 1)
+    bt = np.stack([lg.bt(e).ravel() for e in unit], 1)
+    return np.diag(bt @ jac @ b).reshape(y.shape)
+
+
+def test_sandwich_diagonal_against_autograd_on_a_small_network():
+    """Correlated noise needs diag(B^T J B), B = Sigma G^-T spreading a probe over the
+    kernel's footprint: exact with a lattice beyond B^T J B's reach, unbiased at spacing 2."""
+    net = _net()
+    y = np.random.default_rng(0).normal(size=(26, 26))
+    lg = sd.get_noise_model("gaussian-correlated", sigma=1.0,
+                            white_sigma=0.5).local_gaussian(y, np.zeros_like(y))
+    exact = _exact_sandwich(net, y, lg)
+    assert np.abs(exact).mean() > 0.05  # not a trivial case
+    # reach: the 5x5 network and Sigma = A^T A + w^2 (5x5) on each side: 13 pixels apart
+    d = score_jacobian_diagonal(_fn(net), y, eps=1e-5, spacing=13, left=lg.bt, right=lg.b)
+    np.testing.assert_allclose(d, exact, atol=1e-6)
+    # the diagonal of J alone (no operators) is not the answer
+    plain = score_jacobian_diagonal(_fn(net), y, eps=1e-5, spacing=13)
+    assert np.abs(plain - exact).mean() > 0.5 * np.abs(exact).mean()
+    e1 = np.abs(score_jacobian_diagonal(_fn(net), y, eps=1e-5, spacing=2, rng=1,
+                                        left=lg.bt, right=lg.b) - exact)
+    e30 = np.abs(score_jacobian_diagonal(_fn(net), y, eps=1e-5, spacing=2, repeats=30,
+                                         rng=1, left=lg.bt, right=lg.b) - exact)
+    assert e30.mean() < 0.3 * e1.mean()
+
+
+@pytest.mark.parametrize("name, params", [
+    ("gaussian-correlated", {"sigma": 30.0, "white_sigma": 5.0}),
+    # y = A z + N(0, 3^2), z ~ Poisson(x) at about 100 counts: nearly Gaussian
+    ("poisson-correlated+gaussian", {"lam": 1.0, "sigma": 3.0}),
+])
+def test_correlated_posterior_std_is_calibrated_for_a_gaussian_prior(name, params):
+    # x ~ N(mu, tau^2) per pixel, y = G x + n, n ~ N(0, Sigma) with G, Sigma circulant: p(y)
+    # is Gaussian, its score an FFT filter, and Cov[x | y] circulant with a known diagonal
+    mu, tau = 100.0, 20.0
+    nm = sd.get_noise_model(name, **params)
+    op = nm.base.operator if name.endswith("+gaussian") else nm.operator
+    rng = np.random.default_rng(0)
+    x = rng.normal(mu, tau, size=(128, 128))
+    y = nm.sample(x, rng=1)
+    if name == "gaussian-correlated":
+        var_y = lambda h: tau ** 2 + nm._spectrum(h)  # noqa: E731
+        post = lambda h: tau ** 2 * nm._spectrum(h) / var_y(h)  # noqa: E731
+    else:
+        v = mu / params["lam"]
+        var_y = lambda h: (tau ** 2 + v) * (h * h.conj()).real + params["sigma"] ** 2  # noqa: E731
+        post = lambda h: tau ** 2 - tau ** 4 * (h * h.conj()).real / var_y(h)  # noqa: E731
+
+    def score_fn(z):
+        return -op.filter(np.asarray(z, np.float64) - mu, lambda f, h: f / var_y(h))
+
+    delta = np.zeros(y.shape)
+    delta[0, 0] = 1.0
+    exact = float(np.sqrt(op.filter(delta, lambda f, h: f * post(h))[0, 0]))
+    s = score_fn(y)
+    lg = nm.local_gaussian(y, s)
+    d = score_jacobian_diagonal(score_fn, y, eps=0.3, spacing=2, repeats=2, score=s, rng=0,
+                                left=lg.bt, right=lg.b)
+    from scoredenoise.uncertainty import _box_mean
+    std = np.sqrt(lg.variance(lg.smoothed(d, lambda a: _box_mean(a, 5))))
+    assert abs(np.median(std) / exact - 1) < 0.01
+    # without the operators (the element-wise formula on the diagonal of J): far off
+    naive = np.sqrt(np.clip(lg.c + lg.c ** 2 * score_jacobian_diagonal(
+        score_fn, y, eps=0.3, score=s, rng=0), 0, None))
+    assert abs(np.median(naive) / exact - 1) > 0.05
+    z = (x - nm.solve(y, s)) / std
+    assert 0.97 < np.sqrt(np.mean(z ** 2)) < 1.03
+    assert 0.94 < np.mean(np.abs(z) < 1.96) < 0.96
+
+
+def test_local_gaussian_of_an_element_wise_model_is_its_formula():
+    """For element-wise noise B = v / gain, and averaging (B^T J B)_ii / C_ii^2 is averaging
+    J_ii: the correlated path reduces to the element-wise models' v (1 + v J) / gain^2."""
+    from scoredenoise.uncertainty import _box_mean
+    rng = np.random.default_rng(0)
+    for nm in (sd.get_noise_model("poisson-gaussian", gain=3.0, offset=10.0, read_noise=2.0),
+               sd.get_noise_model("rayleigh", sigma=0.3)):
+        y = np.abs(rng.normal(200, 30, size=(32, 32))).astype(np.float32)
+        s = (-(y - 200) / 2000).astype(np.float32)
+        jd = rng.uniform(-1 / 900, -1 / 3000, size=y.shape)
+        lg = nm.local_gaussian(y, s)
+        g = nm.mean_gain
+        v = nm.variance_at_result(y, s)
+        np.testing.assert_allclose(lg.c, v / g ** 2)
+        np.testing.assert_allclose(lg.b(np.ones(y.shape)), v / g)
+        sandwich = v ** 2 * jd / g ** 2
+        np.testing.assert_allclose(
+            lg.variance(lg.smoothed(sandwich, lambda a: _box_mean(a, 5))),
+            nm.posterior_variance(y, s, _box_mean(jd, 5)), rtol=1e-9)
+    with pytest.raises(sd.noise.NoiseModelError, match="same shape"):
+        nm.local_gaussian(y, s[:4])

@@ -20,7 +20,7 @@ from ._commands import (  # noqa: F401 (_parse_params, _noise_models: their old 
 from ._version import __version__
 from .estimate import MAX_PIXELS
 from .io import PLANE_CHUNK, Z_PLANE_CHUNK
-from .noise import get_noise_model, list_noise_models
+from .noise import list_noise_models
 from .objectives import OBJECTIVES
 from .training import TRAIN_STEPS as _TRAIN_STEPS
 
@@ -157,13 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write OUTDIR/<name>_posterior_std.tif: how far the "
                                    "denoised image may be from the truth at each pixel "
                                    "(second-order Tweedie from the model's score; "
-                                   "docs/uncertainty.md). Noise models: those without a "
-                                   "correlation kernel. Single-channel images, streamed plane "
+                                   "docs/uncertainty.md). Every noise model, correlated ones "
+                                   "included (their kernel by --param kernel=[[...]] or "
+                                   "--estimate-noise). Single-channel images, streamed plane "
                                    "by plane (one plane in memory at a time).")
     p.add_argument("images", nargs="+", help="TIFF/PNG files or folders")
     p.add_argument("-m", "--model", required=True, help="model file from 'train'")
-    p.add_argument("--noise", default="gaussian",
-                   choices=[n for n in list_noise_models() if not get_noise_model(n).correlated()],
+    p.add_argument("--noise", default="gaussian", choices=list_noise_models(),
                    help="noise model")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="noise-model parameter, repeatable, e.g. --param gain=2.1")

@@ -39,9 +39,9 @@ __all__ = ["score_jacobian_diagonal", "posterior_std"]
 
 def score_jacobian_diagonal(score_fn: Callable[[np.ndarray], np.ndarray], image, *,
                             eps: float, spacing: int = 2, repeats: int = 1,
-                            score=None, rng=None) -> np.ndarray:
+                            score=None, rng=None, left=None, right=None) -> np.ndarray:
     """Estimate ds_i/dy_i of a score function at ``image`` (any shape; the lattice is on
-    the last two axes).
+    the last two axes), or the diagonal of ``left`` J ``right`` (e.g. B^T J B).
 
     Parameters
     ----------
@@ -62,11 +62,18 @@ def score_jacobian_diagonal(score_fn: Callable[[np.ndarray], np.ndarray], image,
         The score at ``image`` when already computed: forward differences, one network pass
         a probe instead of two (as exact for a ReLU network within its linear pieces).
     rng : seed or numpy Generator
+    left, right : callable, optional
+        Linear operators (numpy in, numpy out): the diagonal of left(J right(.)) instead of
+        J's, each probe v taken through ``right`` before the score's difference and the
+        result through ``left`` (the posterior covariance of correlated noise needs
+        B^T J B, :class:`scoredenoise.noise.LocalGaussian`). They spread a probe over
+        their footprint, so the lattice's other pixels come nearer: a larger ``spacing``
+        (or more ``repeats``) keeps the estimate's noise down.
 
     Returns
     -------
     numpy.ndarray
-        Same shape as ``image``, in 1/data units squared.
+        Same shape as ``image``, in 1/data units squared (times the operators' units).
 
     Examples
     --------
@@ -92,12 +99,20 @@ def score_jacobian_diagonal(score_fn: Callable[[np.ndarray], np.ndarray], image,
                 v = np.zeros_like(y)
                 lattice = (Ellipsis, slice(oy, None, spacing), slice(ox, None, spacing))
                 v[lattice] = rng.choice((-1.0, 1.0), size=v[lattice].shape)
+                w, size = v, 1.0
+                if right is not None:  # the step along right(v), scaled to eps at most
+                    w = np.asarray(right(v), np.float64)
+                    size = float(np.abs(w).max()) or 1.0
+                    w = w / size
                 if score is None:
-                    jv = (np.asarray(score_fn(y + eps * v), np.float64)
-                          - np.asarray(score_fn(y - eps * v), np.float64)) / (2 * eps)
+                    jv = (np.asarray(score_fn(y + eps * w), np.float64)
+                          - np.asarray(score_fn(y - eps * w), np.float64)) / (2 * eps)
                 else:
-                    jv = (np.asarray(score_fn(y + eps * v), np.float64)
+                    jv = (np.asarray(score_fn(y + eps * w), np.float64)
                           - np.asarray(score, np.float64)) / eps
+                jv = jv * size
+                if left is not None:
+                    jv = np.asarray(left(jv), np.float64)
                 out[lattice] += v[lattice] * jv[lattice]
     return out / repeats
 
@@ -192,10 +207,18 @@ def posterior_std(image, model: ScoreModel, noise_model, *, sigma_a="auto", spac
 
     if int(window) != window or window < 1 or window % 2 == 0:
         raise ValueError(f"window must be an odd integer >= 1, got {window}")
-    d = score_jacobian_diagonal(score_fn, y, eps=step, spacing=spacing, repeats=repeats,
-                                score=s, rng=rng)
-    var = nm.posterior_variance(y, s, _box_mean(d, int(window)))
     floor = STD_FLOOR if floor is None else float(floor)
+    if nm.correlated():  # C + B^T J B, the diagonal probed through B (LocalGaussian)
+        lg = nm.local_gaussian(y, s)
+        d = score_jacobian_diagonal(score_fn, y, eps=step, spacing=spacing, repeats=repeats,
+                                    score=s, rng=rng, left=lg.bt, right=lg.b)
+        var = lg.variance(lg.smoothed(d, lambda a: _box_mean(a, int(window))))
+        least = lg.c
+    else:
+        d = score_jacobian_diagonal(score_fn, y, eps=step, spacing=spacing, repeats=repeats,
+                                    score=s, rng=rng)
+        var = nm.posterior_variance(y, s, _box_mean(d, int(window)))
+        least = noise_variance_at_result(nm, y, s)
     if floor > 0:
-        var = np.maximum(var, floor ** 2 * noise_variance_at_result(nm, y, s))
+        var = np.maximum(var, floor ** 2 * least)
     return np.sqrt(var).astype(np.float32)

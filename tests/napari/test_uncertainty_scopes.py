@@ -32,16 +32,25 @@ def test_posterior_std_layer_of_the_plane_shown(make_napari_viewer, qtbot, monke
     expect = sd.posterior_std(y[1], train.session.model, noise.session.noise_model, rng=0)
     np.testing.assert_allclose(out.data[1], expect, rtol=1e-5)
     assert out.metadata["scoredenoise"]["kind"] == "posterior std"
-    # not a training layer, and a model without the derivation says so
+    # not a training layer; a correlated noise model gets its map too
     assert "stack posterior std" not in train.selected_names() + [
         train.layers.native.item(i).text() for i in range(train.layers.native.count())]
     noise.set_params("gaussian-correlated")
     _press(den, "posterior std of the plane shown")
     qtbot.waitUntil(lambda: not den.running, timeout=60_000)
-    assert "the posterior variance of correlated noise needs" in den.status.value
-    viewer.layers.remove("stack posterior std")  # a failure leaves no empty layer
+    expect = sd.posterior_std(y[1], train.session.model, noise.session.noise_model, rng=0)
+    np.testing.assert_allclose(out.data[1], expect, rtol=1e-5)
+    assert out.metadata["scoredenoise"]["noise_model_chosen"]["name"] == "gaussian-correlated"
+    # a failure says why and leaves no empty layer
+
+    def fails(*a, **k):
+        raise ValueError("posterior_std takes one 2-D plane (Y, X) so far")
+
+    monkeypatch.setattr(sd, "posterior_std", fails)
+    viewer.layers.remove("stack posterior std")
     _press(den, "posterior std of the plane shown")
     qtbot.waitUntil(lambda: not den.running, timeout=60_000)
+    assert "takes one 2-D plane" in den.status.value
     assert "stack posterior std" not in viewer.layers
 
 

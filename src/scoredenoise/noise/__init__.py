@@ -21,6 +21,7 @@ from ._base import (
     noise_model_from_dict,
 )
 from ._correlation import PAPER_KERNEL, Correlation
+from ._local_gaussian import LocalGaussian
 from .emccd import Emccd
 from .gamma import Gamma
 from .gamma_correlated import GammaCorrelated
@@ -41,7 +42,7 @@ from .rayleigh_correlated_plus_gaussian import RayleighCorrelatedGaussian
 from .rayleigh_plus_gaussian import RayleighGaussian
 
 __all__ = [
-    "NoiseModel", "NoiseModelError", "Param", "Correlation", "PAPER_KERNEL",
+    "NoiseModel", "NoiseModelError", "Param", "Correlation", "PAPER_KERNEL", "LocalGaussian",
     "get_noise_model", "list_noise_models", "noise_model_from_dict",
     "Gaussian", "GaussianCorrelated", "GaussianSignal", "GaussianSignalCorrelated",
     "Gamma", "GammaCorrelated", "Poisson", "PoissonCorrelated", "Rayleigh",

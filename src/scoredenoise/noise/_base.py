@@ -23,6 +23,7 @@ import torch
 
 from ._clipping import normal_clipped_moments
 from ._errors import NoiseModelError
+from ._local_gaussian import LocalGaussian
 from ._operator import Correlation
 from ._params import NoiseFit, Param, param  # noqa: F401 (also their old home)
 from ._registry import (  # noqa: F401 (also their old home)
@@ -317,12 +318,34 @@ class NoiseModel:
         the solve (numpy, y's units): where the model puts the result's mean below its
         floor (a camera's pixels the read noise pulled below the offset), the variance at
         a clean value of 0."""
-        x = np.asarray(self.solve(np.asarray(y, np.float32), np.asarray(score, np.float32)),
-                       np.float64)
+        return self._variance_at_clean(self._result64(y, score))
+
+    def _result64(self, y, score) -> np.ndarray:
+        return np.asarray(self.solve(np.asarray(y, np.float32), np.asarray(score, np.float32)),
+                          np.float64)
+
+    def _variance_at_clean(self, x) -> np.ndarray:
+        """``noise_level(E[y | x])`` per pixel, never below its value at x = 0."""
         off = float(getattr(self, "offset_value", 0.0))
-        v = np.asarray(self.noise_level(self.mean_gain * x + off), np.float64)
+        v = np.asarray(self.noise_level(self.mean_gain * np.asarray(x, np.float64) + off),
+                       np.float64)
         least = max(float(np.asarray(self.noise_level(np.array([off])))[0]), 0.0)
         return np.maximum(v, least)
+
+    def local_gaussian(self, y, score) -> LocalGaussian:
+        """The model as y = G x + N(0, Sigma) around its result x^ = solve(y, score)
+        (:class:`~scoredenoise.noise.LocalGaussian`): what the posterior covariance
+        C + B^T J B needs. Element-wise models: G = mean_gain, Sigma = diag(v), v the
+        variance at the result (:meth:`variance_at_result`); correlated models add their
+        operator A (y = A z: G = mean_gain A, Sigma = A diag(v) A^T)."""
+        if np.shape(y) != np.shape(score):
+            raise NoiseModelError(f"{self.name}: y and score must have the same shape, got "
+                                  f"{np.shape(y)} and {np.shape(score)}")
+        return self._local_gaussian(self._result64(y, score))
+
+    def _local_gaussian(self, x) -> LocalGaussian:
+        """:meth:`local_gaussian` at a given result ``x`` (numpy float64)."""
+        return LocalGaussian.diagonal(self._variance_at_clean(x), self.mean_gain)
 
     def posterior_variance(self, y, score, score_jacobian_diagonal):
         """Var[x_i | y] per pixel from the score and the diagonal of its Jacobian
@@ -336,13 +359,14 @@ class NoiseModel:
         nearly constant across the posterior (many counts, a large gamma shape), an
         approximation otherwise (how close, against exact posteriors: docs/uncertainty.md).
         Models with a correlation operator A raise :class:`NotImplementedError`: their
-        posterior variance needs the Jacobian's off-diagonal terms, not its diagonal."""
+        posterior variance needs the Jacobian's off-diagonal band around each pixel, not its
+        diagonal; :func:`scoredenoise.posterior_std` probes it (:meth:`local_gaussian`)."""
         if self.correlated():
             raise NotImplementedError(
                 f"{self.name}: the posterior variance of correlated noise needs the score's "
-                f"whole Jacobian around each pixel, not its diagonal; it is derived for the "
-                f"models without a correlation kernel (e.g. "
-                f"{self.name.replace('-correlated', '')})")
+                f"Jacobian around each pixel, not its diagonal; scoredenoise.posterior_std "
+                f"estimates it for every model (this method serves the models without a "
+                f"kernel, e.g. {self.name.replace('-correlated', '')})")
         v = self.variance_at_result(y, score)
         d = np.asarray(score_jacobian_diagonal, np.float64)
         return np.clip(v * (1.0 + v * d), 0.0, None) / self.mean_gain ** 2

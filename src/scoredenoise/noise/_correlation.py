@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from ._base import NoiseModel, NoiseModelError, param
+from ._local_gaussian import LocalGaussian
 from ._operator import PAPER_KERNEL, RCOND, Correlation  # noqa: F401 (their old home)
 
 __all__ = ["Correlation", "PAPER_KERNEL", "CorrelatedModel", "kernel_param"]
@@ -88,6 +89,16 @@ class CorrelatedModel(NoiseModel):
 
     def _solve(self, y, s):
         return self.base._solve(self.operator.inverse(y), self.operator.adjoint(s))
+
+    def _local_gaussian(self, x):
+        # y = A z, z = g x + n element-wise (variance v at the result): G = g A and
+        # Sigma = A diag(v) A^T, so C = G^-1 Sigma G^-T = v / g^2
+        op, g = self.operator, self.base.mean_gain
+        v = self.base._variance_at_clean(x)
+        return LocalGaussian(cov=lambda u: op.apply(v * op.adjoint(u)),
+                             g_inv=lambda u: op.inverse(u) / g,
+                             g_inv_t=lambda u: op.inverse_adjoint(u) / g, c=v / g ** 2,
+                             g_inv_sq=op.inverse_gram_diagonal(np.shape(x)) / g ** 2)
 
     def _mixture_components(self, x, y, sigma):
         raise NoiseModelError(

@@ -136,6 +136,11 @@ class GaussianMixtureModel(NoiseModel):
     def _check_x(self, x):
         self.base._check_x(x)
 
+    def _local_gaussian(self, x):
+        if self.base.correlated():  # A z + white noise: the base's operators, Sigma + s^2
+            return self.base._local_gaussian(x).plus_white(self.gaussian_sigma ** 2)
+        return super()._local_gaussian(x)
+
     def _sample(self, x, rng):
         z = self.base._sample(x, rng)
         return z + self.offset_value + rng.normal(0.0, self.gaussian_sigma, size=np.shape(x))

@@ -131,6 +131,25 @@ class Correlation:
         """A^-T t."""
         return self._wrap(t, lambda f, h: f / self._check_invertible_on(h).conj())
 
+    def adjoint_diagonal(self, w):
+        """The diagonal of A^T diag(w) A: at pixel i, sum_m k_m^2 w_(i+m) (periodic;
+        numpy in, numpy out)."""
+        w = np.asarray(w, dtype=np.float64)
+        k2 = self.as_array() ** 2
+        nd = self.ndim
+        dims = tuple(range(-nd, 0))
+        t = torch.from_numpy(w)
+        h2 = torch.fft.rfftn(torch.from_numpy(self._centred(k2, w.shape[-nd:])))
+        return torch.fft.irfftn(torch.fft.rfftn(t, dim=dims) * h2.conj(), s=w.shape[-nd:],
+                                dim=dims).numpy()
+
+    def inverse_gram_diagonal(self, shape) -> float:
+        """The (constant) diagonal of A^-1 A^-T on a periodic grid of ``shape``: what white
+        noise of variance 1 in y becomes at one pixel of z = A^-1 y."""
+        delta = np.zeros(tuple(shape)[-self.ndim:], dtype=np.float64)
+        delta[(0,) * self.ndim] = 1.0
+        return float(np.sum(self.inverse_adjoint(delta) ** 2))
+
     def filter(self, t, op):
         """Apply a Fourier multiplier ``op(F t, H)`` built from the kernel's transfer H."""
         return self._wrap(t, op)

@@ -11,6 +11,7 @@ import torch
 
 from ._base import NoiseModel, param, register
 from ._correlation import Correlation, kernel_param
+from ._local_gaussian import LocalGaussian, identity
 
 
 @register
@@ -82,3 +83,10 @@ class GaussianCorrelated(NoiseModel):
 
     def _solve(self, y, s):
         return y + self.operator.filter(s, lambda f, h: f * self._spectrum(h))
+
+    def _local_gaussian(self, x):
+        # exact: G = I, Sigma the Fourier multiplier, its diagonal sigma^2 sum k^2 + w^2
+        var = float(self.noise_level(np.zeros(1))[0])
+        return LocalGaussian(
+            cov=lambda u: self.operator.filter(u, lambda f, h: f * self._spectrum(h)),
+            g_inv=identity, g_inv_t=identity, c=np.full(np.shape(x), var), g_inv_sq=1.0)

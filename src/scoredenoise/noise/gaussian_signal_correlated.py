@@ -10,6 +10,7 @@ import torch
 from ._base import NoiseModel, NoiseModelError, register
 from ._correlation import Correlation, kernel_param
 from ._iterate import fixed_point
+from ._local_gaussian import LocalGaussian, identity
 from .gaussian_signal import _signal_params
 
 
@@ -103,3 +104,11 @@ class GaussianSignalCorrelated(NoiseModel):
         x, ok = fixed_point(lambda x: y + self.operator.adjoint(self._std(x) ** 2 * As), y,
                             self.b, elementwise=False)
         return torch.where(ok, x, y)
+
+    def _local_gaussian(self, x):
+        # G = I, Sigma = A^T D(x^)^2 A + w^2 (D at the result)
+        d2 = np.square(self.a * np.asarray(x, np.float64) + self.b)
+        op, w2 = self.operator, self.white_sigma ** 2
+        return LocalGaussian(cov=lambda u: op.adjoint(d2 * op.apply(u)) + w2 * np.asarray(u),
+                             g_inv=identity, g_inv_t=identity,
+                             c=op.adjoint_diagonal(d2) + w2, g_inv_sq=1.0)
