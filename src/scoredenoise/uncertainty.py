@@ -19,9 +19,12 @@ Noise models (:meth:`NoiseModel.posterior_variance`): ``gaussian`` exactly (for 
 score); ``gamma`` through its exponential family (Tweedie exact for its natural parameter, the
 delta method to x); every other model without a correlation kernel in the local Gaussian
 approximation (the model's variance at the result in the same formula: exact where its noise
-is nearly Gaussian, e.g. many counts). Correlated models raise NotImplementedError. How close
-each is to the exact posterior: ``benchmarks/posterior_models.py``, docs/uncertainty.md.
-2-D single-channel planes (the CLI streams a stack plane by plane).
+is nearly Gaussian, e.g. many counts). Correlated models (a kernel A) through their local
+linear-Gaussian form y = G x + N(0, Sigma) (:meth:`NoiseModel.local_gaussian`):
+Cov[x|y] = C + B^T J B with C = G^-1 Sigma G^-T and B = Sigma G^-T, the diagonal of B^T J B
+probed through B (exact for ``gaussian-correlated``; the local Gaussian approximation for the
+others). How close each is to the exact posterior: ``benchmarks/posterior_models.py``,
+docs/uncertainty.md. 2-D single-channel planes (the CLI streams a stack plane by plane).
 """
 
 from __future__ import annotations
@@ -152,9 +155,10 @@ def posterior_std(image, model: ScoreModel, noise_model, *, sigma_a="auto", spac
     The spread of the clean image given the noisy one, under ``noise_model``, from the
     learned score and its Jacobian's diagonal (second-order Tweedie): the error of
     :func:`scoredenoise.denoise`'s result at each pixel is of this size. Exact for the
-    ``gaussian`` model, through the exponential family for ``gamma``, in the local Gaussian
-    approximation for the other models without a correlation kernel (correlated models
-    raise NotImplementedError); 2-D single-channel images.
+    ``gaussian`` and ``gaussian-correlated`` models, through the exponential family for
+    ``gamma``, in the local Gaussian approximation for the others (correlated models:
+    C + B^T J B from their local linear-Gaussian form, :meth:`NoiseModel.local_gaussian`);
+    2-D single-channel images.
 
     Parameters
     ----------
