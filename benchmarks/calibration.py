@@ -11,7 +11,8 @@ compared with the truth:
 - ``cover``: the share of pixels with |x - x_hat| < 1.96 stated std (target 93-97 %);
 - ``std ratio``: the median of stated / exact posterior std.
 
-The stated std is floored as ``posterior_std`` floors it (``STD_FLOOR`` of the noise's std).
+The stated std is floored as ``posterior_std`` floors it for a sigma-conditioned network
+(``STD_FLOOR`` of the noise's std; an exact score has no unconditioned network's irregularity).
 
 Cases: Gaussian noise (sigma = 25) on Set12, and the FMD camera (``poisson-gaussian``, gain
 3.8 ADU per photo-electron, offset 3.5, read noise 1.0: FMD confocal's estimate) on the FMD

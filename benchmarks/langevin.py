@@ -14,6 +14,7 @@ spread).
 Usage:
     python benchmarks/langevin.py                  # about 25 minutes on 2 CPU cores
     python benchmarks/langevin.py --images 4 --samples 4 --steps 2000
+    python benchmarks/langevin.py --prior P --crop 128 --images 6   # a saved prior, crops
     python benchmarks/langevin.py --tiny           # smoke test
 Writes benchmarks/results/langevin.json and prints a Markdown table.
 """
@@ -51,6 +52,13 @@ def max_adjacent_correlation(r: np.ndarray) -> float:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=2000, help="training steps of the prior")
+    p.add_argument("--prior", type=Path, help="a saved prior (train(objective='prior') on "
+                                             "clean BSD68) instead of training one")
+    p.add_argument("--steps-per-level", type=int, default=None,
+                   help="Langevin steps at each level (default: the library's)")
+    p.add_argument("--crop", type=int, default=None,
+                   help="the central CROP x CROP pixels of each Set12 image (noise drawn on "
+                        "the whole image first, so the same pixels as without it)")
     p.add_argument("--preset", default="default")
     p.add_argument("--sigma", type=float, default=25.0)
     p.add_argument("--images", type=int, default=12, help="Set12 images used")
@@ -68,8 +76,11 @@ def main(argv=None):
         train, test, cfg.steps, patch, ratio = train[:4], [t[:64, :64] for t in test[:1]], 3, \
             32, 0.8
     t0 = time.perf_counter()
-    prior = sd.train(train, objective="prior", preset=cfg.preset, steps=cfg.steps, seed=0,
-                     patch_size=patch, device=cfg.device)
+    if cfg.prior:
+        prior = sd.load_model(cfg.prior)
+    else:
+        prior = sd.train(train, objective="prior", preset=cfg.preset, steps=cfg.steps, seed=0,
+                         patch_size=patch, device=cfg.device)
     out = {**header(cfg), "train_seconds": time.perf_counter() - t0, "images": []}
     scale = float(prior.scale[0])
     rng = np.random.default_rng(12)
@@ -78,11 +89,16 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|---|---|")
     for i, x in enumerate(test):
         y = (x + rng.normal(0, cfg.sigma, x.shape)).astype(np.float32)
+        if cfg.crop:
+            c = [slice(max(0, (n - cfg.crop) // 2), max(0, (n - cfg.crop) // 2) + cfg.crop)
+                 for n in x.shape]
+            x, y = x[tuple(c)], y[tuple(c)]
         s = prior.predict(y, sigma_a=cfg.sigma / scale, device=cfg.device)
         mmse = y + cfg.sigma ** 2 * s
         t1 = time.perf_counter()
+        more = {} if cfg.steps_per_level is None else {"steps_per_level": cfg.steps_per_level}
         xs = sd.sample_posterior(y, prior, sigma=cfg.sigma, n_samples=cfg.samples, rng=i,
-                                 ratio=ratio, device=cfg.device)
+                                 ratio=ratio, device=cfg.device, **more)
         sec = time.perf_counter() - t1
         mse_mmse = float(np.mean((mmse - x) ** 2))
         for k, xk in enumerate(xs):

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import scoredenoise as sd
+from scoredenoise.network import build_network
 from scoredenoise.uncertainty import score_jacobian_diagonal
 
 from .test_model import untrained
@@ -139,7 +140,8 @@ def test_posterior_std_of_a_model_and_its_limits():
 def test_the_stated_std_has_a_floor_where_the_estimate_claims_certainty():
     """Where sigma^2 (1 + sigma^2 ds/dy) is estimated at or below 0 the map would claim
     certainty; the std is floored at ``floor`` times the noise's std at the result (default
-    0.05), never 0 for a camera's pixels below the offset."""
+    0.05 for a sigma-conditioned network, 0.2 for the unconditioned one), never 0 for a
+    camera's pixels below the offset."""
     m = untrained()
     y = np.random.default_rng(0).normal(50, 10, size=(32, 32)).astype(np.float32)
     g = sd.get_noise_model("gaussian", sigma=10.0)
@@ -148,13 +150,19 @@ def test_the_stated_std_has_a_floor_where_the_estimate_claims_certainty():
     for f in (0.05, 1.2):
         np.testing.assert_allclose(sd.posterior_std(y, m, g, rng=0, floor=f),
                                    np.maximum(bare, f * total), rtol=1e-5)
+    assert not m.conditioned
     np.testing.assert_array_equal(sd.posterior_std(y, m, g, rng=0),
-                                  sd.posterior_std(y, m, g, rng=0, floor=0.05))
+                                  sd.posterior_std(y, m, g, rng=0, floor=0.2))
+    torch.manual_seed(0)
+    mc = sd.ScoreModel(build_network("small", sigma_input=True).eval(), offset=[10.0],
+                       scale=[100.0], axes="YX", meta={"sigma_a_default": 0.03})
+    np.testing.assert_array_equal(sd.posterior_std(y, mc, g, rng=0, sigma_a=0.03),
+                                  sd.posterior_std(y, mc, g, rng=0, sigma_a=0.03, floor=0.05))
     assert (sd.posterior_std(y, m, g, rng=0, floor=1.2) > bare).mean() > 0.5
     cam = sd.get_noise_model("poisson-gaussian", gain=4.0, offset=100.0, read_noise=2.0)
     dark = cam.sample(np.zeros((32, 32)), rng=0).astype(np.float32)  # half below the offset
     assert (dark < 100).mean() > 0.3
-    assert sd.posterior_std(dark, m, cam, rng=0).min() >= 0.05 * 2.0 * (1 - 1e-5)
+    assert sd.posterior_std(dark, m, cam, rng=0).min() >= 0.2 * 2.0 * (1 - 1e-5)
 
 
 def test_forward_differences_from_the_score_and_the_window():
