@@ -328,3 +328,33 @@ def test_local_gaussian_of_an_element_wise_model_is_its_formula():
             nm.posterior_variance(y, s, _box_mean(jd, 5)), rtol=1e-9)
     with pytest.raises(sd.noise.NoiseModelError, match="same shape"):
         nm.local_gaussian(y, s[:4])
+
+
+def test_a_map_computed_window_by_window_equals_the_whole_planes():
+    """Large planes are mapped window by window (bounded memory); the probes are a hash of
+    each pixel's coordinates, so the windows' maps join into the whole plane's."""
+    from scoredenoise.uncertainty import probe_signs
+    m = untrained()
+    rng = np.random.default_rng(0)
+    y = rng.normal(50, 10, size=(150, 170)).astype(np.float32)
+    g = sd.get_noise_model("gaussian", sigma=10.0)
+    whole = sd.posterior_std(y, m, g, rng=3, tile=None)
+    tiled = sd.posterior_std(y, m, g, rng=3, tile=32)  # 5 x 6 windows
+    np.testing.assert_allclose(tiled, whole, rtol=2e-4)
+    assert np.abs(tiled - sd.posterior_std(y, m, g, rng=4, tile=None)).max() > 1e-3  # seeded
+    cam = sd.get_noise_model("poisson-gaussian", gain=2.0, offset=10.0, read_noise=3.0)
+    np.testing.assert_allclose(sd.posterior_std(y, m, cam, rng=1, tile=48),
+                               sd.posterior_std(y, m, cam, rng=1, tile=None), rtol=2e-4)
+    # a correlated model: equal but for the periodic FFT's wrap at the windows' edges
+    gc = sd.get_noise_model("gaussian-correlated", sigma=10.0)
+    big = rng.normal(50, 10, size=(200, 200)).astype(np.float32)
+    a, b = (sd.posterior_std(big, m, gc, rng=1, tile=t) for t in (64, None))
+    assert np.median(np.abs(a / b - 1)) < 1e-3
+    # the signs: +-1, half each, the same for a pixel whichever window asks
+    full = probe_signs(7, 2, np.arange(40), np.arange(50))
+    np.testing.assert_array_equal(probe_signs(7, 2, np.arange(10, 30), np.arange(5, 50)),
+                                  full[10:30, 5:50])
+    assert set(np.unique(full)) == {-1.0, 1.0} and abs(full.mean()) < 0.1
+    assert not np.array_equal(full, probe_signs(7, 3, np.arange(40), np.arange(50)))
+    with pytest.raises(ValueError, match="tile must be a positive integer"):
+        sd.posterior_std(y, m, g, tile=0)

@@ -34,15 +34,49 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ._chunked import A_MARGIN
 from .model import ScoreModel
 from .solve import effective_noise_model
 
-__all__ = ["score_jacobian_diagonal", "posterior_std"]
+__all__ = ["score_jacobian_diagonal", "posterior_std", "probe_signs"]
+
+#: default window (pixels) of a map computed window by window (:func:`posterior_std`)
+TILE = 1024
+
+
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser (uint64 in, uint64 out): well-mixed bits from a counter."""
+    with np.errstate(over="ignore"):
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return h ^ (h >> np.uint64(31))
+
+
+def probe_signs(seed: int, probe: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Random signs (+-1.0) of probe number ``probe`` at the pixels (rows, cols) of a plane:
+    a hash of the seed, the probe and the pixel's own coordinates, so a window of a plane
+    (rows and cols offset by its origin) gets the same signs as the whole plane, and a map
+    computed tile by tile equals the whole plane's."""
+    with np.errstate(over="ignore"):
+        key = _mix(np.uint64(seed & 0xFFFFFFFFFFFFFFFF) * np.uint64(0x9E3779B97F4A7C15) +
+                   np.uint64(probe))
+        h = _mix(key ^ (np.asarray(rows, np.uint64)[:, None] * np.uint64(0xD6E8FEB86659FD93)))
+        h = _mix(h ^ np.asarray(cols, np.uint64)[None, :])
+    return np.where((h >> np.uint64(63)) == 1, -1.0, 1.0)
+
+
+def _seed(rng) -> int:
+    """An integer seed from ``rng`` (None, an int or a numpy Generator)."""
+    return int(np.random.default_rng(rng).integers(2 ** 62))
 
 
 def score_jacobian_diagonal(score_fn: Callable[[np.ndarray], np.ndarray], image, *,
                             eps: float, spacing: int = 2, repeats: int = 1,
-                            score=None, rng=None, left=None, right=None) -> np.ndarray:
+                            score=None, rng=None, left=None, right=None,
+                            origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Estimate ds_i/dy_i of a score function at ``image`` (any shape; the lattice is on
     the last two axes), or the diagonal of ``left`` J ``right`` (e.g. B^T J B).
 
@@ -65,6 +99,12 @@ def score_jacobian_diagonal(score_fn: Callable[[np.ndarray], np.ndarray], image,
         The score at ``image`` when already computed: forward differences, one network pass
         a probe instead of two (as exact for a ReLU network within its linear pieces).
     rng : seed or numpy Generator
+        Seeds the probes' signs, which are a hash of the seed and each pixel's coordinates
+        (:func:`probe_signs`).
+    origin : (int, int)
+        The coordinates of ``image[..., 0, 0]`` in a larger plane: a window of that plane
+        gets the plane's probes (the lattice and the signs), so a map computed window by
+        window equals the whole plane's.
     left, right : callable, optional
         Linear operators (numpy in, numpy out): the diagonal of left(J right(.)) instead of
         J's, each probe v taken through ``right`` before the score's difference and the
@@ -94,14 +134,21 @@ def score_jacobian_diagonal(score_fn: Callable[[np.ndarray], np.ndarray], image,
         raise ValueError(f"repeats must be an integer >= 1, got {repeats}")
     if y.ndim < 2:
         raise ValueError(f"image must have at least 2 axes (Y, X), got shape {y.shape}")
-    rng = np.random.default_rng(rng)
+    seed = _seed(rng)
+    r0, c0 = (int(v) for v in origin)
     out = np.zeros_like(y)
+    probe = 0
     for _ in range(int(repeats)):
         for oy in range(spacing):
             for ox in range(spacing):
                 v = np.zeros_like(y)
-                lattice = (Ellipsis, slice(oy, None, spacing), slice(ox, None, spacing))
-                v[lattice] = rng.choice((-1.0, 1.0), size=v[lattice].shape)
+                # the lattice of the whole plane: rows = oy and cols = ox modulo spacing
+                sy, sx = (oy - r0) % spacing, (ox - c0) % spacing
+                lattice = (Ellipsis, slice(sy, None, spacing), slice(sx, None, spacing))
+                rows = np.arange(r0 + sy, r0 + y.shape[-2], spacing)
+                cols = np.arange(c0 + sx, c0 + y.shape[-1], spacing)
+                v[lattice] = probe_signs(seed, probe, rows, cols)
+                probe += 1
                 w, size = v, 1.0
                 if right is not None:  # the step along right(v), scaled to eps at most
                     w = np.asarray(right(v), np.float64)
@@ -158,7 +205,7 @@ STD_FLOOR_UNCONDITIONED = 0.2
 
 def posterior_std(image, model: ScoreModel, noise_model, *, sigma_a="auto", spacing: int = 2,
                   repeats: int = 2, window: int = 5, eps: float | None = None, device="auto",
-                  rng=None, floor: float | None = None):
+                  rng=None, floor: float | None = None, tile: int | None = TILE):
     """Per-pixel posterior standard deviation of the denoised image, same shape as ``image``.
 
     The spread of the clean image given the noisy one, under ``noise_model``, from the
@@ -191,7 +238,17 @@ def posterior_std(image, model: ScoreModel, noise_model, *, sigma_a="auto", spac
         estimate would otherwise claim certainty (a variance estimated at or below 0; 0:
         none). Default :data:`STD_FLOOR` (0.05) for a sigma-conditioned network,
         :data:`STD_FLOOR_UNCONDITIONED` (0.2) for the unconditioned one.
-    device, rng
+    tile : int or None
+        Planes larger than ``tile`` (plus the halo) are mapped window by window (each
+        ``tile`` pixels square with a halo of the receptive field and the mean's window),
+        which bounds the memory of the probes' temporaries (a dozen plane-sized float64
+        arrays) to that of a window. The probes are a function of each pixel's coordinates
+        (:func:`probe_signs`), so the result equals the whole plane's (up to floating-point
+        reassociation; for a correlated model up to the periodic FFT's wrap, kept out by a
+        margin as the chunked solve does). ``None``: the whole plane at once.
+    device
+    rng
+        Seeds the probes (an int, a numpy Generator or None).
 
     Examples
     --------
@@ -209,31 +266,55 @@ def posterior_std(image, model: ScoreModel, noise_model, *, sigma_a="auto", spac
     if y.ndim != 2:
         raise ValueError(f"posterior_std takes one 2-D plane (Y, X) so far, got shape "
                          f"{y.shape}")
-    sig = model.resolve_sigma_a(y, sigma_a, noise_model, device=device)
-    arg = sig if model.conditioned else None
-    nm = effective_noise_model(model, noise_model, 0, sig)
-    s = model.predict(y, device=device, sigma_a=arg)
-    total = float(np.sqrt(nm.noise_level(np.array([float(np.mean(y))]))[0]))
-    step = 0.01 * total if eps is None else float(eps)
-
-    def score_fn(z):
-        return model.predict(z.astype(np.float32), device=device, sigma_a=arg)
-
     if int(window) != window or window < 1 or window % 2 == 0:
         raise ValueError(f"window must be an odd integer >= 1, got {window}")
+    if tile is not None and (int(tile) != tile or tile < 1):
+        raise ValueError(f"tile must be a positive integer (pixels) or None, got {tile}")
+    sig = model.resolve_sigma_a(y, sigma_a, noise_model, device=device)
+    nm = effective_noise_model(model, noise_model, 0, sig)
+    total = float(np.sqrt(nm.noise_level(np.array([float(np.mean(y))]))[0]))
     if floor is None:
         floor = STD_FLOOR if model.conditioned else STD_FLOOR_UNCONDITIONED
-    floor = float(floor)
+    opts = dict(model=model, nm=nm, sigma_a=sig if model.conditioned else None,
+                eps=0.01 * total if eps is None else float(eps), spacing=spacing,
+                repeats=repeats, window=int(window), device=device, seed=_seed(rng),
+                floor=float(floor))
+    m = model.network.config.multiple
+    # what a kept pixel's map depends on: the receptive field, the 5x5 mean, and for a
+    # correlation operator the periodic FFT's reach (as the chunked solve keeps it out)
+    halo = model.halo + int(window) // 2 + (A_MARGIN if nm.correlated() else 0)
+    halo = -(-halo // m) * m
+    h, w = y.shape
+    if tile is None or (h <= tile + 2 * halo and w <= tile + 2 * halo):
+        return _std_window(y, (0, 0), **opts)
+    t = max(int(tile) // m * m, m)
+    out = np.empty(y.shape, np.float32)
+    for r in range(0, h, t):
+        for c in range(0, w, t):
+            r0, c0 = max(0, r - halo), max(0, c - halo)
+            part = _std_window(y[r0:min(h, r + t + halo), c0:min(w, c + t + halo)],
+                               (r0, c0), **opts)
+            out[r:r + t, c:c + t] = part[r - r0:r - r0 + t, c - c0:c - c0 + t]
+    return out
+
+
+def _std_window(y, origin, *, model, nm, sigma_a, eps, spacing, repeats, window, device,
+                seed, floor):
+    """:func:`posterior_std` of a window of the plane whose first pixel is at ``origin``."""
+    s = model.predict(y, device=device, sigma_a=sigma_a)
+
+    def score_fn(z):
+        return model.predict(z.astype(np.float32), device=device, sigma_a=sigma_a)
+
+    probes = dict(eps=eps, spacing=spacing, repeats=repeats, score=s, rng=seed, origin=origin)
     if nm.correlated():  # C + B^T J B, the diagonal probed through B (LocalGaussian)
         lg = nm.local_gaussian(y, s)
-        d = score_jacobian_diagonal(score_fn, y, eps=step, spacing=spacing, repeats=repeats,
-                                    score=s, rng=rng, left=lg.bt, right=lg.b)
-        var = lg.variance(lg.smoothed(d, lambda a: _box_mean(a, int(window))))
+        d = score_jacobian_diagonal(score_fn, y, left=lg.bt, right=lg.b, **probes)
+        var = lg.variance(lg.smoothed(d, lambda a: _box_mean(a, window)))
         least = lg.c
     else:
-        d = score_jacobian_diagonal(score_fn, y, eps=step, spacing=spacing, repeats=repeats,
-                                    score=s, rng=rng)
-        var = nm.posterior_variance(y, s, _box_mean(d, int(window)))
+        d = score_jacobian_diagonal(score_fn, y, **probes)
+        var = nm.posterior_variance(y, s, _box_mean(d, window))
         least = noise_variance_at_result(nm, y, s)
     if floor > 0:
         var = np.maximum(var, floor ** 2 * least)
