@@ -43,12 +43,12 @@ from .training import train
 __all__ = ["sample_posterior", "train_prior", "annealed_langevin", "langevin_levels"]
 
 
-#: Langevin steps at each level (the paper's T is 5). With 5 the chain lags behind the
-#: schedule on natural images: the samples keep part of the data's noise (residual std 3-4 %
-#: below sigma, MSE 2.2-2.5x the MMSE's on Set12 images 2 and 3, 128 x 128 crops, a prior of
-#: 1500 steps); with 10: within 0-1.5 % of sigma and 1.9-2.1x (docs/uncertainty.md). Twice
-#: the network passes (about 2300 at sigma / 100, ratio 0.98)
-STEPS_PER_LEVEL = 10
+#: Langevin steps at each level (the paper's T = 5). 10 was measured against it on Set12
+#: (128 x 128 crops of images 1-6, 3 samples each, a prior of 1500 steps): it brought images
+#: 2-4 from residuals 2-4 % below sigma to within 1.5 %, but took images 1, 5 and 6 from
+#: within 1.5 % to 2-4.5 % above; all three of the paper's tests passed on 8 of 18 samples
+#: with 5 and 5 of 18 with 10, at twice the cost (docs/uncertainty.md)
+STEPS_PER_LEVEL = 5
 
 
 def langevin_levels(sigma: float, sigma_min: float, ratio: float = 0.98) -> np.ndarray:
@@ -186,10 +186,10 @@ def sample_posterior(image, prior: ScoreModel, *, sigma: float | None = None,
         the prior was trained at.
     ratio, steps_per_level, step : float, int, float
         Levels ``ratio`` apart (NCSNv2's 0.98), ``steps_per_level`` Langevin steps at each
-        (default :data:`STEPS_PER_LEVEL`, 10; the paper's T = 5 lags behind the schedule on
-        natural images), step size a_i = ``step`` sigma_i^2 (the paper's
-        eps sigma_i^2 / sigma_L^2 with eps = step sigma_L^2). ``step ratio^2 / (1 - ratio^2)``
-        must stay below 2, or the first steps, where the likelihood term is steepest, diverge.
+        (default :data:`STEPS_PER_LEVEL`, the paper's T = 5), step size a_i = ``step``
+        sigma_i^2 (the paper's eps sigma_i^2 / sigma_L^2 with eps = step sigma_L^2).
+        ``step ratio^2 / (1 - ratio^2)`` must stay below 2, or the first steps, where the
+        likelihood term is steepest, diverge.
     device, rng
         ``rng`` seeds the Langevin noise (an int or a numpy Generator).
     progress : callable, optional
