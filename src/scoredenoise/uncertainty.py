@@ -44,9 +44,6 @@ __all__ = ["score_jacobian_diagonal", "posterior_std", "probe_signs"]
 TILE = 1024
 
 
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
 def _mix(h: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser (uint64 in, uint64 out): well-mixed bits from a counter."""
     with np.errstate(over="ignore"):
