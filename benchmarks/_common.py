@@ -31,6 +31,22 @@ def header(cfg) -> dict:
             "date": time.strftime("%Y-%m-%d")}
 
 
+def add_network_flags(p) -> None:
+    """``--unconditioned`` / ``--conditioned``: which network ``train`` builds; neither: the
+    library's choice by the data (``conditioned="auto"``). Read back with :func:`network`."""
+    net = p.add_mutually_exclusive_group()
+    net.add_argument("--unconditioned", action="store_true",
+                     help="the paper's network (sigma_a annealed); default: the library's "
+                          "choice by the data (conditioned='auto')")
+    net.add_argument("--conditioned", action="store_true",
+                     help="the sigma-conditioned network")
+
+
+def network(cfg):
+    """``train``'s ``conditioned=`` from :func:`add_network_flags`' flags."""
+    return False if cfg.unconditioned else True if cfg.conditioned else "auto"
+
+
 def save(out: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2))

@@ -48,7 +48,7 @@ from skimage.io import imread
 import scoredenoise as sd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _common module
-from _common import DATA, ROOT, finish, header
+from _common import DATA, ROOT, add_network_flags, finish, header, network
 from _common import save as _save
 
 ROWS = {
@@ -110,7 +110,7 @@ def classical(noisy):
 def train_kw(cfg):
     kw = dict(preset=cfg.preset, steps=cfg.steps, batch_size=cfg.batch, patch_size=cfg.patch,
               lr=cfg.lr, seed=0, device=cfg.device,
-              conditioned=False if cfg.unconditioned else True if cfg.conditioned else "auto")
+              conditioned=network(cfg))
     if cfg.sigma_a is not None:
         kw["sigma_a"] = tuple(cfg.sigma_a)
     return kw
@@ -334,12 +334,7 @@ def main(argv=None):
     p.add_argument("--sigma-a", type=float, nargs=2, default=None,
                    help="AR-DAE sigma_a: the conditioned network's training range, or the "
                         "unconditioned one's anneal (default: the library's)")
-    net = p.add_mutually_exclusive_group()
-    net.add_argument("--unconditioned", action="store_true",
-                     help="the paper's network (sigma_a annealed) for every row; default: "
-                          "the library's choice by the data (conditioned='auto')")
-    net.add_argument("--conditioned", action="store_true",
-                     help="the sigma-conditioned network for every row")
+    add_network_flags(p)  # --unconditioned / --conditioned, for every row
     p.add_argument("--n-train", type=int, default=None, help="use only the first N BSD68 images")
     p.add_argument("--device", default="auto")
     p.add_argument("--extra-noise", choices=["paper", "auto"], default="auto",

@@ -36,7 +36,7 @@ from skimage.io import imread
 import scoredenoise as sd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _common module
-from _common import DATA, ROOT, finish, header, need
+from _common import DATA, ROOT, add_network_flags, finish, header, need, network
 from quality import ROWS
 
 
@@ -54,12 +54,7 @@ def main(argv=None):
                         "gaussian, sigma 25; 2: gaussian-correlated)")
     p.add_argument("--spacing", type=int, default=2)
     p.add_argument("--repeats", type=int, default=1)
-    net = p.add_mutually_exclusive_group()
-    net.add_argument("--unconditioned", action="store_true",
-                     help="the paper's unconditioned network (default: the library's choice "
-                          "by the data, conditioned='auto')")
-    net.add_argument("--conditioned", action="store_true",
-                     help="the sigma-conditioned network (the default before 2026-12-06)")
+    add_network_flags(p)  # --unconditioned / --conditioned
     p.add_argument("--floor", type=float, default=None,
                    help="the std map's floor, a fraction of the noise's std (default: the "
                         "library's)")
@@ -111,10 +106,6 @@ def main(argv=None):
     return finish(out, cfg.out, t0)
 
 
-def _network(cfg):
-    return False if cfg.unconditioned else True if cfg.conditioned else "auto"
-
-
 def _set12(cfg):
     """Noisy BSD68 -> a score model; Set12 with the same Gaussian noise (the truth exact)."""
     root = need(DATA / "natural")
@@ -133,7 +124,7 @@ def _set12(cfg):
     train_noisy = [nm.sample(c, rng).astype(np.float32) for c in train]
     test_noisy = [nm.sample(c, rng).astype(np.float32) for c in test]
     model = sd.train(train_noisy, steps=steps, seed=0, patch_size=patch, extra_noise=extra,
-                     conditioned=_network(cfg), device=cfg.device)
+                     conditioned=network(cfg), device=cfg.device)
     return model, [(str(i + 1), y, x, nm, 0.0)
                    for i, (y, x) in enumerate(zip(test_noisy, test))], 255.0
 
@@ -154,7 +145,7 @@ def _fmd(cfg):
     else:
         kw = {} if steps is None else {"steps": steps}
         model = sd.train([frames[f] for f in (1, 2, 3)], seed=0, patch_size=patch,
-                         conditioned=_network(cfg), device=cfg.device, **kw)
+                         conditioned=network(cfg), device=cfg.device, **kw)
     tests = []
     for i in range(n_test):
         y = frames[4][i]
