@@ -31,6 +31,21 @@ def test_convergence_benchmark_runs_end_to_end_tiny(tmp_path):
     assert out.with_suffix(".png").stat().st_size > 10_000
 
 
+def test_convergence_fmd_test_frames_first_or_middle():
+    """``--fmd-frames middle`` tests frames 23-26 of field 4, whose signal its 50-frame
+    average matches; ``first`` (the default) frames 0-3; training data are the same."""
+    conv = _module("convergence")
+    train_f, first = conv.load("fmd", 16)
+    train_m, middle = conv.load("fmd", 16, "middle")
+    assert [n for n, _, _ in first] == [f"field 4 frame {i}" for i in range(4)]
+    assert [n for n, _, _ in middle] == [f"field 4 frame {i}" for i in (23, 24, 25, 26)]
+    assert all(np.array_equal(a, b) for a, b in zip(train_f, train_m))
+    assert np.array_equal(first[0][2], middle[0][2])  # one reference: the average
+    assert not np.array_equal(first[0][1], middle[0][1])
+    with pytest.raises(KeyError):
+        conv.load("fmd", 16, "last")
+
+
 def test_recipe_benchmark_runs_end_to_end_tiny(tmp_path):
     out = tmp_path / "r.json"
     _module("recipe").main(["--tiny", "--datasets", "pairs", "--variants",
