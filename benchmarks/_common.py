@@ -8,10 +8,32 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
+
+
+#: the test frames of FMD field 4 (``--fmd-frames``): the first four, or four at the middle of
+#: the 50 whose average is the reference. The specimen drifts over the 50 frames (field 4's
+#: mean brightness rises 11 %): the average differs from the signal of frames 0-3 by about
+#: 2.5 ADU^2 of MSE, and from that of frames 23-26 by nothing measurable (docs/benchmarks.md)
+FMD_FRAMES = {"first": (0, 1, 2, 3), "middle": (23, 24, 25, 26)}
+
+
+def add_fmd_frames_flag(p) -> None:
+    p.add_argument("--fmd-frames", choices=sorted(FMD_FRAMES), default="first",
+                   help="test frames of FMD field 4: 0-3 (default) or 23-26, whose signal "
+                        "the 50-frame average matches (the specimen drifts)")
+
+
+def fmd_frames(field: int, picks) -> np.ndarray:
+    """Raw frames ``picks`` of FMD confocal field ``field``, stacked (uint8)."""
+    from skimage.io import imread
+
+    paths = sorted((need(DATA / "fmd_confocal_bpae_b") / "raw" / str(field)).glob("*.png"))
+    return np.stack([imread(paths[i]) for i in picks])
 
 
 def need(path: Path) -> Path:

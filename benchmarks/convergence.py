@@ -56,7 +56,17 @@ import numpy as np
 import scoredenoise as sd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _common module
-from _common import DATA, ROOT, finish, header, need, save
+from _common import (
+    DATA,
+    FMD_FRAMES,
+    ROOT,
+    add_fmd_frames_flag,
+    finish,
+    fmd_frames,
+    header,
+    need,
+    save,
+)
 
 METHODS = {"ours": "score", "neighbor2neighbor": "neighbor2neighbor"}
 DATASETS = ("fmd", "pairs", "w2s")
@@ -78,12 +88,7 @@ def affine_fit(x, ref):
     return a * x + b
 
 
-#: the test frames of FMD field 4 (``--fmd-frames``): the first four, or four at the middle of
-#: the 50 whose average is the reference
-FMD_FRAMES = {"first": (0, 1, 2, 3), "middle": (23, 24, 25, 26)}
-
-
-def load(name: str, crop: int | None, fmd_frames: str = "first"):
+def load(name: str, crop: int | None, frames: str = "first"):
     """(training images, [(name, noisy, reference)]) of a dataset: the noisy images as their
     files hold them (uint8), the references as float64."""
     import tifffile
@@ -94,15 +99,11 @@ def load(name: str, crop: int | None, fmd_frames: str = "first"):
 
     if name == "fmd":
         root = need(DATA / "fmd_confocal_bpae_b")
-        def frames(f, picks):
-            paths = sorted((root / "raw" / str(f)).glob("*.png"))
-            return np.stack([imread(paths[i]) for i in picks])
-
         gt = imread(root / "gt" / "4" / "avg50.png").astype(np.float64)
-        train = [cut(frames(f, range(4))) for f in (1, 2, 3)]
-        picks = FMD_FRAMES[fmd_frames]
+        train = [cut(fmd_frames(f, range(4))) for f in (1, 2, 3)]
+        picks = FMD_FRAMES[frames]
         return train, [(f"field 4 frame {i}", cut(y), cut(gt))
-                       for i, y in zip(picks, frames(4, picks))]
+                       for i, y in zip(picks, fmd_frames(4, picks))]
     if name == "pairs":
         root = need(DATA / "fmd_pairs")
         names = sorted(p.stem for p in (root / "noisy").glob("*.tif"))
@@ -328,9 +329,7 @@ def main(argv=None):
     p.add_argument("--preset", default="default")
     p.add_argument("--seed", type=int, default=0, help="training seed of every method")
     p.add_argument("--device", default="auto")
-    p.add_argument("--fmd-frames", choices=sorted(FMD_FRAMES), default="first",
-                   help="test frames of FMD field 4: 0-3 (default) or 23-26, whose signal "
-                        "the 50-frame average matches (the specimen drifts)")
+    add_fmd_frames_flag(p)
     p.add_argument("--plot", type=lambda v: Path(v) if v else None,
                    default=ROOT / "docs" / "images" / "convergence.png",
                    help="the curves' PNG ('' for none)")

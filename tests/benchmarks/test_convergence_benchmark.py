@@ -90,6 +90,10 @@ def test_uncertainty_benchmark_on_fmd_counts_the_references_own_noise(tmp_path):
     assert row["image"] == "field 4 frame 0"
     # the average's own noise only adds to the denominator
     assert row["rms_z_total"] < row["rms_z"] and 0 <= row["coverage_95_total"] <= 1
+    _module("uncertainty").main(["--tiny", "--dataset", "fmd", "--fmd-frames", "middle",
+                                 "--out", str(out)])
+    (row,) = json.loads(out.read_text())["images"]
+    assert row["image"] == "field 4 frame 23"
 
 
 def test_uncertainty_figure_runs_end_to_end_tiny(tmp_path):
