@@ -12,7 +12,7 @@ Datasets (../shared/data):
 
 - ``fmd``: FMD confocal BPAE nuclei, trained on 4 raw frames of each of fields 1-3, tested on 4
   raw frames of field 4 against its 50-frame average: frames 0-3 (``--fmd-frames first``, the
-  default, as the issue measured) or 23-26 (``middle``). The specimen drifts over the 50
+  default, as issue 21 measured) or 23-26 (``middle``). The specimen drifts over the 50
   frames (field 4's mean brightness rises 11 %), so the average differs from the signal of
   its first frames by about 2.5 ADU^2 of MSE (a perfect denoiser of frame 0 scores about 44
   dB against it), and from that of its middle frames by nothing measurable;
@@ -35,6 +35,7 @@ Usage:
     python benchmarks/convergence.py                       # all three (about 2.5 h on 2 cores)
     python benchmarks/convergence.py --datasets fmd --budget 300
     python benchmarks/convergence.py --no-curve            # the defaults only
+    python benchmarks/convergence.py --datasets fmd --no-curve --fmd-frames middle
     python benchmarks/convergence.py --tiny                # smoke test
 Writes benchmarks/results/convergence.json, docs/images/convergence.png (``--plot``) and
 prints Markdown tables.
