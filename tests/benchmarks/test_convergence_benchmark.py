@@ -1,24 +1,14 @@
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _module(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_bench",
-                                                  ROOT / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from ._scripts import load_benchmark
 
 
 def test_convergence_benchmark_runs_end_to_end_tiny(tmp_path):
     out = tmp_path / "c.json"
-    _module("convergence").main(["--tiny", "--datasets", "pairs", "--out", str(out)])
+    load_benchmark("convergence").main(["--tiny", "--datasets", "pairs", "--out", str(out)])
     res = json.loads(out.read_text())["datasets"]["pairs"]
     for method in ("ours", "neighbor2neighbor"):
         d = res["defaults"][method]
@@ -34,7 +24,7 @@ def test_convergence_benchmark_runs_end_to_end_tiny(tmp_path):
 def test_convergence_fmd_test_frames_first_or_middle():
     """``--fmd-frames middle`` tests frames 23-26 of field 4, whose signal its 50-frame
     average matches; ``first`` (the default) frames 0-3; training data are the same."""
-    conv = _module("convergence")
+    conv = load_benchmark("convergence")
     train_f, first = conv.load("fmd", 16)
     train_m, middle = conv.load("fmd", 16, "middle")
     assert [n for n, _, _ in first] == [f"field 4 frame {i}" for i in range(4)]
@@ -48,7 +38,7 @@ def test_convergence_fmd_test_frames_first_or_middle():
 
 def test_recipe_benchmark_runs_end_to_end_tiny(tmp_path):
     out = tmp_path / "r.json"
-    _module("recipe").main(["--tiny", "--datasets", "pairs", "--variants",
+    load_benchmark("recipe").main(["--tiny", "--datasets", "pairs", "--variants",
                             "default,unconditioned,held 0.05",
                             "--out", str(out)])
     rows = json.loads(out.read_text())["datasets"]["pairs"]
@@ -59,7 +49,7 @@ def test_recipe_benchmark_runs_end_to_end_tiny(tmp_path):
 
 def test_exact_solve_benchmark_runs_end_to_end_tiny(tmp_path):
     out = tmp_path / "e.json"
-    _module("exact_solve").main(["--tiny", "--out", str(out)])
+    load_benchmark("exact_solve").main(["--tiny", "--out", str(out)])
     rows = json.loads(out.read_text())["rows"]
     assert {r["data"] for r in rows} == {"uint8 frame", "float frame", "uint8 frame, emccd"}
     assert all(r["cached_ms"] >= 0 for r in rows)
@@ -67,7 +57,7 @@ def test_exact_solve_benchmark_runs_end_to_end_tiny(tmp_path):
 
 def test_interactive_benchmark_runs_end_to_end_tiny(tmp_path):
     out = tmp_path / "i.json"
-    _module("interactive").main(["--tiny", "--out", str(out)])
+    load_benchmark("interactive").main(["--tiny", "--out", str(out)])
     res = json.loads(out.read_text())
     assert [(r["preset"], r["steps"]) for r in res["rows"]] == [("small", 3)]
     assert np.isfinite(res["rows"][0]["psnr"]) and np.isfinite(res["noisy_psnr"])
@@ -75,7 +65,7 @@ def test_interactive_benchmark_runs_end_to_end_tiny(tmp_path):
 
 def test_uncertainty_benchmark_runs_end_to_end_tiny(tmp_path):
     out = tmp_path / "u.json"
-    _module("uncertainty").main(["--tiny", "--out", str(out)])
+    load_benchmark("uncertainty").main(["--tiny", "--out", str(out)])
     res = json.loads(out.read_text())
     assert len(res["images"]) == 2
     m = res["mean"]
@@ -84,13 +74,13 @@ def test_uncertainty_benchmark_runs_end_to_end_tiny(tmp_path):
 
 def test_uncertainty_benchmark_on_fmd_counts_the_references_own_noise(tmp_path):
     out = tmp_path / "u.json"
-    _module("uncertainty").main(["--tiny", "--dataset", "fmd", "--out", str(out)])
+    load_benchmark("uncertainty").main(["--tiny", "--dataset", "fmd", "--out", str(out)])
     res = json.loads(out.read_text())
     (row,) = res["images"]
     assert row["image"] == "field 4 frame 0"
     # the average's own noise only adds to the denominator
     assert row["rms_z_total"] < row["rms_z"] and 0 <= row["coverage_95_total"] <= 1
-    _module("uncertainty").main(["--tiny", "--dataset", "fmd", "--fmd-frames", "middle",
+    load_benchmark("uncertainty").main(["--tiny", "--dataset", "fmd", "--fmd-frames", "middle",
                                  "--out", str(out)])
     (row,) = json.loads(out.read_text())["images"]
     assert row["image"] == "field 4 frame 23"
@@ -98,7 +88,7 @@ def test_uncertainty_benchmark_on_fmd_counts_the_references_own_noise(tmp_path):
 
 def test_uncertainty_figure_runs_end_to_end_tiny(tmp_path):
     out = tmp_path / "u.png"
-    _module("uncertainty_figure").main(["--tiny", "--out", str(out), "--json",
+    load_benchmark("uncertainty_figure").main(["--tiny", "--out", str(out), "--json",
                                          str(tmp_path / "u.json")])
     assert out.stat().st_size > 10_000  # the picture
     res = json.loads((tmp_path / "u.json").read_text())
@@ -108,7 +98,7 @@ def test_uncertainty_figure_runs_end_to_end_tiny(tmp_path):
 
 def test_calibration_benchmark_runs_end_to_end_tiny(tmp_path):
     out = tmp_path / "c.json"
-    _module("calibration").main(["--tiny", "--out", str(out)])
+    load_benchmark("calibration").main(["--tiny", "--out", str(out)])
     res = json.loads(out.read_text())["cases"]
     gauss = res["Set12, gaussian sigma=25"]
     # with the exact score of a Gaussian-noise posterior the stated std is the exact one
@@ -118,7 +108,7 @@ def test_calibration_benchmark_runs_end_to_end_tiny(tmp_path):
 
 def test_posterior_models_benchmark_runs_end_to_end_tiny(tmp_path):
     out = tmp_path / "p.json"
-    _module("posterior_models").main(["--tiny", "--out", str(out)])
+    load_benchmark("posterior_models").main(["--tiny", "--out", str(out)])
     rows = json.loads(out.read_text())["rows"]
     assert rows[0]["model"] == "gaussian" and rows[0]["median"] == pytest.approx(1.0, abs=1e-3)
     assert all(0 <= r["cover"] <= 1 and r["pixels"] > 0 for r in rows)

@@ -1,18 +1,13 @@
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from ._scripts import load_benchmark
 
 
 @pytest.mark.slow
 def test_large_data_benchmark_runs_end_to_end_tiny(tmp_path):
-    spec = importlib.util.spec_from_file_location("large_bench",
-                                                  ROOT / "benchmarks" / "large_data.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("large_data", "large_bench")
     mod.main(["--tiny", "--out", str(tmp_path / "l.json"), "--workdir", str(tmp_path)])
     saved = json.loads((tmp_path / "l.json").read_text())
     assert saved["seams"]["max_abs_diff_over_range"] <= 1e-3

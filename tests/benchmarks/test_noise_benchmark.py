@@ -1,14 +1,10 @@
-import importlib.util
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from ._scripts import load_benchmark
 
 
 def test_noise_benchmark_runs_end_to_end_tiny(tmp_path):
-    spec = importlib.util.spec_from_file_location("noise_bench", ROOT / "benchmarks" / "noise.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("noise")
     mod.main(["--tiny", "--out", str(tmp_path / "n.json")])
     saved = json.loads((tmp_path / "n.json").read_text())
     assert [r["field"] for r in saved["fmd_estimation"]] == [1, 2, 3, 4]
@@ -21,9 +17,7 @@ def test_noise_benchmark_runs_end_to_end_tiny(tmp_path):
 
 
 def test_noise_benchmark_stated_errors_large_stacks_and_detectors_tiny(tmp_path):
-    spec = importlib.util.spec_from_file_location("noise_bench", ROOT / "benchmarks" / "noise.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("noise")
     mod.main(["--tiny", "--parts", "5,6,7,8,9", "--out", str(tmp_path / "n.json")])
     saved = json.loads((tmp_path / "n.json").read_text())
     assert [r["noise"] for r in saved["stated_errors"]] == ["poisson-gaussian",

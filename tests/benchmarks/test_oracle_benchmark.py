@@ -1,16 +1,12 @@
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from ._scripts import load_benchmark
 
 
 def test_oracle_benchmark_runs_end_to_end_tiny(tmp_path):
-    spec = importlib.util.spec_from_file_location("oracle", ROOT / "benchmarks" / "oracle.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("oracle", "oracle")
     out = mod.main(["--tiny", "--out", str(tmp_path / "o.json")])
     saved = json.loads((tmp_path / "o.json").read_text())
     assert [c["case"] for c in saved["cases"]] == [c[0] for c in mod.CASES]

@@ -1,14 +1,10 @@
-import importlib.util
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from ._scripts import load_benchmark
 
 
 def test_quality_benchmark_runs_end_to_end_tiny(tmp_path):
-    spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("quality", "quality")
     out = mod.main(["--tiny", "--rows", "1,10", "--out", str(tmp_path / "q.json")])
     saved = json.loads((tmp_path / "q.json").read_text())
     assert [r["row"] for r in saved["natural"]] == [1, 10] == [r["row"] for r in out["natural"]]

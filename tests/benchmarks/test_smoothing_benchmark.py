@@ -1,17 +1,12 @@
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+from ._scripts import load_benchmark
 
 
 def test_smoothing_benchmark_runs_end_to_end_tiny(tmp_path):
-    spec = importlib.util.spec_from_file_location("smoothing_bench",
-                                                  ROOT / "benchmarks" / "smoothing.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("smoothing")
     mod.main(["--tiny", "--out", str(tmp_path / "s.json")])
     saved = json.loads((tmp_path / "s.json").read_text())
     for name in ("synthetic", "real"):

@@ -1,15 +1,10 @@
-import importlib.util
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from ._scripts import load_benchmark
 
 
 def test_uncertainty_memory_benchmark_runs_end_to_end_tiny(tmp_path):
-    spec = importlib.util.spec_from_file_location("uncertainty_memory",
-                                                  ROOT / "benchmarks" / "uncertainty_memory.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("uncertainty_memory", "uncertainty_memory")
     out = mod.main(["--tiny", "--out", str(tmp_path / "m.json")])
     saved = json.loads((tmp_path / "m.json").read_text())
     assert set(saved["runs"]) == {"none", "64"}
