@@ -36,6 +36,14 @@ def fmd_frames(field: int, picks) -> np.ndarray:
     return np.stack([imread(paths[i]) for i in picks])
 
 
+def fmd_average(field: int) -> np.ndarray:
+    """The 50-frame average of FMD confocal field ``field`` (its ground truth), float64."""
+    from skimage.io import imread
+
+    path = need(DATA / "fmd_confocal_bpae_b") / "gt" / str(field) / "avg50.png"
+    return imread(path).astype(np.float64)
+
+
 def need(path: Path) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"benchmark data {path} not found: the benchmarks read the "

@@ -63,6 +63,7 @@ from _common import (
     ROOT,
     add_fmd_frames_flag,
     finish,
+    fmd_average,
     fmd_frames,
     header,
     need,
@@ -93,14 +94,12 @@ def load(name: str, crop: int | None, frames: str = "first"):
     """(training images, [(name, noisy, reference)]) of a dataset: the noisy images as their
     files hold them (uint8), the references as float64."""
     import tifffile
-    from skimage.io import imread
 
     def cut(a):
         return a[..., :crop, :crop] if crop else a
 
     if name == "fmd":
-        root = need(DATA / "fmd_confocal_bpae_b")
-        gt = imread(root / "gt" / "4" / "avg50.png").astype(np.float64)
+        gt = fmd_average(4)
         train = [cut(fmd_frames(f, range(4))) for f in (1, 2, 3)]
         picks = FMD_FRAMES[frames]
         return train, [(f"field 4 frame {i}", cut(y), cut(gt))

@@ -47,6 +47,7 @@ from _common import (
     add_fmd_frames_flag,
     add_network_flags,
     finish,
+    fmd_average,
     fmd_frames,
     header,
     need,
@@ -148,11 +149,10 @@ def _set12(cfg):
 def _fmd(cfg):
     """FMD fields 1-3 -> a score model (or --model); field 4's raw frames against the
     50-frame average, whose own variance is returned with each frame."""
-    root = need(DATA / "fmd_confocal_bpae_b")
     picks = FMD_FRAMES[cfg.fmd_frames]
     frames = {f: fmd_frames(f, range(4)) for f in (1, 2, 3)}
     frames[4] = fmd_frames(4, picks)
-    gt = imread(root / "gt" / "4" / "avg50.png").astype(np.float64)
+    gt = fmd_average(4)
     n_test, steps, patch = 4, cfg.steps, None
     if cfg.tiny:
         frames = {f: v[:, 224:288, 224:288] for f, v in frames.items()}  # cells

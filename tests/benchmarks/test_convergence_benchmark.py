@@ -32,7 +32,7 @@ def test_convergence_fmd_test_frames_first_or_middle():
     assert all(np.array_equal(a, b) for a, b in zip(train_f, train_m))
     assert np.array_equal(first[0][2], middle[0][2])  # one reference: the average
     assert not np.array_equal(first[0][1], middle[0][1])
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="last"):
         conv.load("fmd", 16, "last")
 
 
