@@ -125,7 +125,7 @@ def load(name: str, crop: int | None, frames: str = "first"):
 
 def _mean(rows) -> dict:
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]
-            if k not in ("image", "sigma_a")}
+            if k not in ("image", "sigma_a", "score_factor")}
 
 
 class Evaluator:
@@ -161,6 +161,7 @@ class Evaluator:
                     s = model.score(y, noise_model=nm, device=self.device)
                     x = sd.denoise(y, model, nm, score=s)
                     rows.append({"image": name, "sigma_a": s.sigma_a,
+                                 "score_factor": getattr(s.sigma_a, "factor", 1.0),
                                  **self._metrics(x, ref)})
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", sd.ImplausibleSolutionWarning)
@@ -168,6 +169,7 @@ class Evaluator:
                         se = model.score(y, noise_model=ne, device=self.device)
                         xe = sd.denoise(y, model, ne, score=se)
                     alt.append({"image": name, "sigma_a": se.sigma_a,
+                                "score_factor": getattr(se.sigma_a, "factor", 1.0),
                                 **self._metrics(xe, ref)})
                 else:
                     x = sd.denoise(y, model, device=self.device)
@@ -228,7 +230,13 @@ def curve(objective, train, evaluate, cfg) -> list:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def defaults(objective, train, evaluate, cfg) -> dict:
+def defaults(objective, train, evaluate, cfg, saved: Path | None = None) -> dict:
+    """The library's default training of ``objective`` on ``train``, evaluated; or a model
+    saved from such a run (``saved``: its file), evaluated without training again."""
+    if saved is not None:
+        model = sd.load_model(Path(saved))
+        return {"steps": model.meta["steps_done"], "seconds": None, "model": str(saved),
+                **evaluate(model)}
     t0 = time.perf_counter()
     model = sd.train(train, objective=objective, seed=cfg.seed, device=cfg.device,
                      preset=cfg.preset,
@@ -258,7 +266,7 @@ def plot(out: dict, path: Path) -> None:
                         "s--", color=style, mfc="none",
                         label=f"{method}, same models solved with emccd")
             d = res.get("defaults", {}).get(method)
-            if d:
+            if d and d["seconds"] is not None:  # (a saved model's run has no time here)
                 ax.plot([d["seconds"] / 60], [d[key]], "*", ms=14, color=style,
                         label=f"{method}, defaults ({d['steps']} steps)")
                 if "emccd" in d:
@@ -286,7 +294,8 @@ def print_tables(out: dict) -> None:
               + (" PSNR, fitted |" if fit else "") + " implausible |")
         print("|---|---|---|---|---|" + ("---|" if fit else "") + "---|")
         def line(label, steps, seconds, d, implausible, fit=fit):
-            print(f"| {label} | {steps} | {seconds:.0f} | {d['psnr']:.2f} | {d['ssim']:.3f} |"
+            took = "saved" if seconds is None else f"{seconds:.0f}"
+            print(f"| {label} | {steps} | {took} | {d['psnr']:.2f} | {d['ssim']:.3f} |"
                   + (f" {d['psnr_fit']:.2f} |" if fit else "") + f" {implausible} |")
 
         for method, d in res.get("defaults", {}).items():
@@ -335,17 +344,28 @@ def main(argv=None):
                    help="the curves' PNG ('' for none)")
     p.add_argument("--merge", action="store_true",
                    help="add the results to those already in --out (e.g. one method at a time)")
+    p.add_argument("--model", action="append", default=[], metavar="METHOD=PATH",
+                   help="evaluate this saved model of METHOD (a default run's, on the one "
+                        "dataset given) instead of training it again; repeatable")
     p.add_argument("--tiny", action="store_true", help="seconds-long smoke test")
     p.add_argument("--out", type=Path,
                    default=ROOT / "benchmarks" / "results" / "convergence.json")
     cfg = p.parse_args(argv)
     cfg.datasets = [d.strip() for d in cfg.datasets.split(",") if d.strip()]
     cfg.methods = [m.strip() for m in cfg.methods.split(",") if m.strip()]
+    try:
+        cfg.model = dict((k.strip(), v) for k, v in (a.split("=", 1) for a in cfg.model))
+    except ValueError:
+        p.error(f"--model takes METHOD=PATH, got {cfg.model}")
     bad = [d for d in cfg.datasets if d not in DATASETS] + \
         [m for m in cfg.methods if m not in METHODS]
+    bad += [m for m in cfg.model if m not in METHODS]
     if bad:
         p.error(f"unknown datasets or methods {bad}; datasets: {DATASETS}, methods: "
                 f"{tuple(METHODS)}")
+    if cfg.model and len(cfg.datasets) != 1:
+        p.error(f"--model evaluates a model of one dataset; give one --datasets, got "
+                f"{cfg.datasets}")
     crop = None
     if cfg.tiny:
         crop, cfg.budget, cfg.points, cfg.steps, cfg.preset = 128, 3.0, 2, 4, "small"
@@ -363,8 +383,12 @@ def main(argv=None):
             objective = METHODS[method]
             if not cfg.no_defaults:
                 print(f"{name}, {method}: default training", flush=True)
-                d = res["defaults"][method] = defaults(objective, train, evaluate, cfg)
-                print(f"    {d['steps']} steps, {d['seconds']:.0f} s: PSNR {d['psnr']:.2f} dB",
+                d = res["defaults"][method] = defaults(objective, train, evaluate, cfg,
+                                                       cfg.model.get(method))
+                took = "saved model" if d["seconds"] is None else f"{d['seconds']:.0f} s"
+                print(f"    {d['steps']} steps, {took}: PSNR {d['psnr']:.2f} dB"
+                      + (f" (fitted {d['psnr_fit']:.2f})" if "psnr_fit" in d else "")
+                      + (f"; emccd solve {d['emccd']['psnr']:.2f}" if "emccd" in d else ""),
                       flush=True)
                 save(out, cfg.out)
             if not cfg.no_curve:

@@ -7,7 +7,15 @@ import scoredenoise as sd
 from scoredenoise import _axes
 from scoredenoise.api import effective_noise_model
 from scoredenoise.network import build_network
-from scoredenoise.smoothing import sample_image, select_sigma_a, sure_risks
+from scoredenoise.smoothing import (
+    FACTORS,
+    SigmaA,
+    factor_risks,
+    sample_image,
+    score_factor,
+    select_sigma_a,
+    sure_risks,
+)
 
 MU, TAU, NOISE, SCALE = 100.0, 20.0, 15.0, 100.0
 
@@ -253,3 +261,94 @@ def test_sure_is_unbiased_for_noise_with_a_mean_of_its_own():
     yg = (x + rng.normal(0, 20, x.shape)).astype(np.float32)
     (risk_g,) = sure_risks(Zero(), yg, [0.1], [g])
     assert risk_g == pytest.approx(float(np.mean((yg - x) ** 2)), rel=0.1)
+
+
+def test_factor_of_the_score_makes_the_smoothed_solve_the_posterior_mean():
+    """Solving with the score of the data smoothed by sigma_a shrinks more than the posterior
+    mean; for a Gaussian prior the factor v (tau^2 + v + s^2) / ((tau^2 + v) (v + s^2)) of
+    the score makes it exact. SURE picks that factor, and with it the result reaches the
+    MMSE, which the plain solve (factor 1) misses."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(MU, TAU, (2, 1, 128, 128))
+    y = (x + rng.normal(0, NOISE, x.shape)).astype(np.float32)
+    model = OracleModel(err=0.0)
+    nm = sd.get_noise_model("gaussian", sigma=NOISE)
+    sig, v, t2 = 0.2, NOISE ** 2, TAU ** 2
+    s2 = (sig * SCALE) ** 2
+    exact = v * (t2 + v + s2) / ((t2 + v) * (v + s2))  # 0.59
+    risks = factor_risks(model, y, sig, [nm], FACTORS)
+    picked = FACTORS[int(np.argmin(risks))]
+    assert abs(picked - exact) <= 0.05
+    mmse = t2 * v / (t2 + v)  # 144
+    s = model.predict(y[:, 0], sigma_a=sig)
+    solve = nm.plus_gaussian(model.smoothing_sigma(0, sig)).solve
+
+    def mse(f):
+        return float(np.mean((np.asarray(solve(y[:, 0], f * s), np.float64) - x[:, 0]) ** 2))
+
+    assert mse(picked) < 1.03 * mmse
+    assert mse(1.0) > 1.2 * mmse  # 1.27 in theory
+    # the selection returns it with sigma_a, as a float that carries it
+    chosen = select_sigma_a(OracleModel(err=2e-4), y[:, 0], nm, axes="SYX")
+    assert isinstance(chosen, SigmaA) and isinstance(chosen, float)
+    assert chosen.factor in FACTORS and chosen.factor < 1.0
+    plain = select_sigma_a(OracleModel(err=2e-4), y[:, 0], nm, axes="SYX", factor=False)
+    assert not isinstance(plain, SigmaA) and plain == float(chosen)
+
+
+def test_sigma_a_with_a_factor_is_a_float_that_keeps_it():
+    import json
+    import pickle
+
+    sig = SigmaA(0.06, factor=0.85)
+    assert sig == 0.06 and sig * 2 == 0.12 and sig.factor == 0.85
+    assert repr(sig) == "SigmaA(0.06, factor=0.85)"
+    back = pickle.loads(pickle.dumps(sig))
+    assert isinstance(back, SigmaA) and back.factor == 0.85
+    assert json.loads(json.dumps({"sigma_a": sig})) == {"sigma_a": 0.06}
+    assert score_factor(sig) == 0.85 and score_factor(0.06) == 1.0 and score_factor(None) == 1.0
+    with pytest.raises(ValueError, match="factor must be a finite number > 0, got -1.0"):
+        SigmaA(0.06, factor=-1)
+
+
+def test_the_factor_reaches_every_path_that_uses_the_score(tmp_path):
+    """model.score, denoise (in memory, lazily, to a file) and posterior_std use the score
+    at the factor chosen with sigma_a, and the result records it."""
+    import dask.array as da
+
+    from scoredenoise.io import read_image
+
+    imgs = _gaussian_pixels(2, 64)
+    m = sd.train(imgs, preset="small", steps=4, patch_size=16, batch_size=2, seed=0,
+                 conditioned=True)
+    y = imgs[0]
+    g = sd.get_noise_model("gaussian", sigma=NOISE)
+    sig = SigmaA(0.05, factor=0.7)
+    s = m.score(y, sigma_a=sig)
+    np.testing.assert_allclose(np.asarray(s), 0.7 * np.asarray(m.score(y, sigma_a=0.05)),
+                               rtol=1e-6)
+    assert s.sigma_a.factor == 0.7 and s[:5].sigma_a.factor == 0.7
+    want = effective_noise_model(m, g, 0, 0.05).solve(y, np.asarray(s))
+    x = sd.denoise(y, m, g, sigma_a=sig)
+    np.testing.assert_allclose(x, want, rtol=1e-5, atol=1e-4)
+    assert np.abs(x - sd.denoise(y, m, g, sigma_a=0.05)).max() > 0.01
+    lazy = sd.denoise(da.from_array(y, chunks=(32, 32)), m, g, sigma_a=sig).compute()
+    np.testing.assert_allclose(lazy[8:-8, 8:-8], x[8:-8, 8:-8], rtol=1e-4, atol=1e-3)
+    lazy_score = m.score(da.from_array(y, chunks=(32, 32)), sigma_a=sig)
+    np.testing.assert_allclose(np.asarray(lazy_score.compute())[8:-8, 8:-8],
+                               np.asarray(s)[8:-8, 8:-8], rtol=1e-4, atol=1e-6)
+    res = sd.denoise_to_file(y, tmp_path / "f.tif", m, g, sigma_a=sig,
+                             chunks={"Y": 32, "X": 32})
+    out = read_image(res.path)
+    np.testing.assert_allclose(np.asarray(out.data)[8:-8, 8:-8], x[8:-8, 8:-8], rtol=1e-4,
+                               atol=1e-3)
+    assert out.extra["scoredenoise"]["score_factor"] == 0.7
+    assert sd.provenance(m, g, sigma_a=sig)["score_factor"] == 0.7
+    assert sd.provenance(m, g, sigma_a=0.05)["score_factor"] == 1.0
+    # the std map differentiates the score the result used
+    a = sd.posterior_std(y, m, g, sigma_a=sig, rng=0)
+    b = sd.posterior_std(y, m, g, sigma_a=0.05, rng=0)
+    assert np.abs(a - b).max() > 1e-3
+    # "auto" chooses the factor with sigma_a
+    auto = m.score(y, noise_model=g)
+    assert isinstance(auto.sigma_a, SigmaA) and auto.sigma_a.factor in FACTORS

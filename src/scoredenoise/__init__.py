@@ -33,7 +33,7 @@ from .noise import (
     noise_model_from_dict,
 )
 from .selection import select_noise_parameters
-from .smoothing import select_sigma_a
+from .smoothing import SigmaA, select_sigma_a
 from .to_file import denoise_to_file
 from .train_config import TrainConfig
 from .training import time_per_step, train
@@ -67,6 +67,7 @@ __all__ = [
     "ScoreModel",
     "Score",
     "select_sigma_a",
+    "SigmaA",
     "posterior_std",
     "ModelFileError",
     "Cancelled",

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import _axes
 from ._rowstream import default_tile
+from .smoothing import score_factor
 from .solve import _check_channels, _has_operator, _solve_canonical
 
 #: halo (pixels) added for the FFT solve of a correlation operator A (its kernel is 3x3; the
@@ -60,7 +61,7 @@ def chunk_plan(shape, chunksize, model, noise_model, *, axes=None, device="auto"
             return model.predict(y, axes=axes, device=device, precision=precision, tile=t,
                                  tta=tta)
         s = model.predict(y, axes=axes, device=device, precision=precision, tile=t,
-                          sigma_a=sigma_a, tta=tta)
+                          sigma_a=sigma_a, tta=tta) * np.float32(score_factor(sigma_a))
         return _solve_canonical(model, noise_model, y, s, axes, units, sigma_a)
 
     return ChunkPlan(chunks, depth, block_fn)
@@ -149,7 +150,7 @@ def score_dask(image, model, *, axes=None, device="auto", precision="fp32", tile
         y = block.astype(np.float32, copy=False)
         t = _chunk_tile(block, sp, tile, model.halo)
         s = model.predict(y, axes=axes, device=device, precision=precision, tile=t,
-                          sigma_a=sigma_a, tta=tta)
+                          sigma_a=sigma_a, tta=tta) * np.float32(score_factor(sigma_a))
         if cache is not None and key is not None:
             cache.put(key, s)
         return s

@@ -27,7 +27,7 @@ from ._tiles import _tile_grid, dihedral_mean  # noqa: F401 (dihedral_mean: its 
 from ._version import __version__
 from .io import atomic_write
 from .network import UNet, UNetConfig, network_info
-from .smoothing import SIGMA_RANGE, select_sigma_a
+from .smoothing import SIGMA_RANGE, SigmaA, score_factor, select_sigma_a
 from .solve import score_sigma_a  # noqa: F401 (its old home)
 from .train_config import TrainConfig
 
@@ -46,15 +46,18 @@ class Score(np.ndarray):
     """A score array (numpy) that remembers the sigma_a its network was evaluated at.
 
     :meth:`ScoreModel.score` returns one; :func:`scoredenoise.denoise` (``score=``) reads
-    ``sigma_a`` to remove that smoothing, whatever noise model it then solves with. Slices
-    keep it; ``numpy.asarray(score)`` gives a plain array without it.
+    ``sigma_a`` to remove that smoothing, whatever noise model it then solves with. Where
+    sigma_a was chosen for the image it is a :class:`SigmaA`, whose ``factor`` the network's
+    score was multiplied by (the values are the product). Slices keep it;
+    ``numpy.asarray(score)`` gives a plain array without it.
     """
 
     sigma_a: float | None
 
     def __new__(cls, array, sigma_a: float | None):
         obj = np.asarray(array).view(cls)
-        obj.sigma_a = None if sigma_a is None else float(sigma_a)
+        obj.sigma_a = (sigma_a if sigma_a is None or isinstance(sigma_a, SigmaA)
+                       else float(sigma_a))
         return obj
 
     def __array_finalize__(self, obj):
@@ -303,8 +306,9 @@ class ScoreModel:
                         device="auto", precision: str = "fp32", progress=None) -> float:
         """The sigma_a to evaluate the network at for ``image``: ``"auto"`` chooses it on the
         image by SURE (:func:`scoredenoise.select_sigma_a`, under ``noise_model`` if given)
-        for a conditioned network; a number is used as given; an unconditioned network has
-        its fixed one."""
+        for a conditioned network, with the factor of its score (a :class:`SigmaA`); a
+        number is used as given (a :class:`SigmaA` with its factor, a plain number at factor
+        1); an unconditioned network has its fixed one."""
         if not self.conditioned:
             if sigma_a not in ("auto", None):
                 raise ValueError("this model's network is not sigma-conditioned: its score "
@@ -313,10 +317,10 @@ class ScoreModel:
         if sigma_a in ("auto", None):
             return select_sigma_a(self, image, noise_model, axes=axes, device=device,
                                   precision=precision, progress=progress)
-        sigma_a = float(sigma_a)
-        if not sigma_a > 0:
-            raise ValueError(f"sigma_a must be > 0 or 'auto', got {sigma_a}")
-        return sigma_a
+        value = float(sigma_a)
+        if not value > 0:
+            raise ValueError(f"sigma_a must be > 0 or 'auto', got {value}")
+        return sigma_a if isinstance(sigma_a, SigmaA) else value  # keeps a chosen factor
 
     def score(self, image, *, axes: str | None = None, sigma_a="auto", noise_model=None,
               device="auto", precision: str = "fp32", tile: int | None = None,
@@ -363,9 +367,11 @@ class ScoreModel:
                              tile=tile, cache=cache, sigma_a=arg, tta=tta)
             out.sigma_a = sig
             return out
-        return Score(self.predict(image, axes=axes, device=device, precision=precision,
-                                  tile=tile, progress=progress, batch_size=batch_size,
-                                  sigma_a=arg, tta=tta), sig)
+        out = self.predict(image, axes=axes, device=device, precision=precision, tile=tile,
+                           progress=progress, batch_size=batch_size, sigma_a=arg, tta=tta)
+        if score_factor(sig) != 1.0:
+            out *= np.float32(score_factor(sig))
+        return Score(out, sig)
 
     def evaluate(self, image, *, axes: str | None = None, sigma_a="auto", noise_model=None,
                  device="auto", precision: str = "fp32", tile: int | None = None,

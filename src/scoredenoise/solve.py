@@ -135,7 +135,8 @@ def provenance(model: ScoreModel, noise_model=None, *, sigma_a: float | None = N
 
     ``kind``: "denoised", "posterior std", ...; ``noise_model``: the one chosen (None for a
     direct denoiser, which has none: its ``method`` is recorded instead); ``sigma_a``: where
-    the score was evaluated. For a score model both the chosen noise model and the one
+    the score was evaluated (a :class:`~scoredenoise.SigmaA`'s factor is recorded as
+    ``score_factor``). For a score model both the chosen noise model and the one
     solved with (``noise_model``: the chosen one plus the training noise and sigma_a) are
     recorded. ``model_source``: the model's file or name; ``extra``: anything else.
 
@@ -155,7 +156,10 @@ def provenance(model: ScoreModel, noise_model=None, *, sigma_a: float | None = N
         solved = [effective_noise_model(model, nm, c, sigma_a).to_dict()
                   for c in range(len(nm))] if isinstance(nm, tuple) else \
             effective_noise_model(model, nm, 0, sigma_a).to_dict()
-        md.update(noise_model=solved, noise_model_chosen=chosen, sigma_a=sigma_a)
+        md.update(noise_model=solved, noise_model_chosen=chosen,
+                  sigma_a=None if sigma_a is None else float(sigma_a),
+                  # the factor of the score chosen with sigma_a (a SigmaA's; 1: none)
+                  score_factor=float(getattr(sigma_a, "factor", 1.0)))
     if units is not None:
         md["units"] = units
     md.update(extra)

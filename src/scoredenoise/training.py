@@ -599,7 +599,7 @@ def select_on_training_data(model: ScoreModel, sampler: PatchSampler, device,
     picks = np.unique(np.linspace(0, n - 1, min(n, images)).round().astype(int))
     return [select_sigma_a(model, sampler.sources[int(i)].array,
                            axes=sampler.sources[int(i)].axes, device=device,
-                           max_pixels=max_pixels)
+                           max_pixels=max_pixels, factor=False)
             for i in picks]
 
 

@@ -36,6 +36,7 @@ import torch
 
 from ._chunked import A_MARGIN
 from .model import ScoreModel
+from .smoothing import score_factor
 from .solve import effective_noise_model
 
 __all__ = ["score_jacobian_diagonal", "posterior_std", "probe_signs"]
@@ -298,10 +299,11 @@ def posterior_std(image, model: ScoreModel, noise_model, *, sigma_a="auto", spac
 def _std_window(y, origin, *, model, nm, sigma_a, eps, spacing, repeats, window, device,
                 seed, floor):
     """:func:`posterior_std` of a window of the plane whose first pixel is at ``origin``."""
-    s = model.predict(y, device=device, sigma_a=sigma_a)
+    k = np.float32(score_factor(sigma_a))  # the score as the result uses it (SigmaA)
+    s = model.predict(y, device=device, sigma_a=sigma_a) * k
 
     def score_fn(z):
-        return model.predict(z.astype(np.float32), device=device, sigma_a=sigma_a)
+        return model.predict(z.astype(np.float32), device=device, sigma_a=sigma_a) * k
 
     probes = dict(eps=eps, spacing=spacing, repeats=repeats, score=s, rng=seed, origin=origin)
     if nm.correlated():  # C + B^T J B, the diagonal probed through B (LocalGaussian)

@@ -21,6 +21,25 @@ def test_convergence_benchmark_runs_end_to_end_tiny(tmp_path):
     assert out.with_suffix(".png").stat().st_size > 10_000
 
 
+def test_convergence_evaluates_a_saved_model_without_training(tmp_path):
+    """``--model METHOD=PATH`` evaluates a saved model instead of training again, and each
+    image records the factor its score was used at."""
+    import scoredenoise as sd
+
+    conv = load_benchmark("convergence")
+    train, _ = conv.load("pairs", 128)
+    path = tmp_path / "ours.sdmodel"
+    sd.train(train, steps=2, preset="small", seed=0).save(path)
+    out = tmp_path / "c.json"
+    conv.main(["--tiny", "--datasets", "pairs", "--methods", "ours", "--no-curve",
+               "--model", f"ours={path}", "--out", str(out)])
+    d = json.loads(out.read_text())["datasets"]["pairs"]["defaults"]["ours"]
+    assert d["seconds"] is None and d["model"] == str(path) and d["steps"] == 2
+    assert all(0.5 <= r["score_factor"] <= 1.25 for r in d["images"])
+    with pytest.raises(SystemExit):
+        conv.main(["--tiny", "--datasets", "pairs,fmd", "--model", f"ours={path}"])
+
+
 def test_convergence_fmd_test_frames_first_or_middle():
     """``--fmd-frames middle`` tests frames 23-26 of field 4, whose signal its 50-frame
     average matches; ``first`` (the default) frames 0-3; training data are the same."""
