@@ -354,7 +354,7 @@ def main(argv=None):
     cfg.datasets = [d.strip() for d in cfg.datasets.split(",") if d.strip()]
     cfg.methods = [m.strip() for m in cfg.methods.split(",") if m.strip()]
     try:
-        cfg.model = dict((k.strip(), v) for k, v in (a.split("=", 1) for a in cfg.model))
+        cfg.model = {k.strip(): v for k, v in (a.split("=", 1) for a in cfg.model)}
     except ValueError:
         p.error(f"--model takes METHOD=PATH, got {cfg.model}")
     bad = [d for d in cfg.datasets if d not in DATASETS] + \
