@@ -36,7 +36,6 @@ import torch
 
 from ._chunked import A_MARGIN
 from .model import ScoreModel
-from .smoothing import score_factor
 from .solve import effective_noise_model
 
 __all__ = ["score_jacobian_diagonal", "posterior_std", "probe_signs"]
@@ -268,7 +267,11 @@ def posterior_std(image, model: ScoreModel, noise_model, *, sigma_a="auto", spac
         raise ValueError(f"window must be an odd integer >= 1, got {window}")
     if tile is not None and (int(tile) != tile or tile < 1):
         raise ValueError(f"tile must be a positive integer (pixels) or None, got {tile}")
-    sig = model.resolve_sigma_a(y, sigma_a, noise_model, device=device)
+    # the map is the posterior std under the noise model plus the smoothing, with the
+    # network's own score: the factor a SigmaA carries corrects the result's shrinkage, not
+    # that variance (with it the map grew 1.6x on FMD field 4 for the same error; the
+    # calibration of docs/uncertainty.md is of this map)
+    sig = float(model.resolve_sigma_a(y, sigma_a, noise_model, device=device))
     nm = effective_noise_model(model, noise_model, 0, sig)
     total = float(np.sqrt(nm.noise_level(np.array([float(np.mean(y))]))[0]))
     if floor is None:
@@ -299,11 +302,10 @@ def posterior_std(image, model: ScoreModel, noise_model, *, sigma_a="auto", spac
 def _std_window(y, origin, *, model, nm, sigma_a, eps, spacing, repeats, window, device,
                 seed, floor):
     """:func:`posterior_std` of a window of the plane whose first pixel is at ``origin``."""
-    k = np.float32(score_factor(sigma_a))  # the score as the result uses it (SigmaA)
-    s = model.predict(y, device=device, sigma_a=sigma_a) * k
+    s = model.predict(y, device=device, sigma_a=sigma_a)
 
     def score_fn(z):
-        return model.predict(z.astype(np.float32), device=device, sigma_a=sigma_a) * k
+        return model.predict(z.astype(np.float32), device=device, sigma_a=sigma_a)
 
     probes = dict(eps=eps, spacing=spacing, repeats=repeats, score=s, rng=seed, origin=origin)
     if nm.correlated():  # C + B^T J B, the diagonal probed through B (LocalGaussian)
