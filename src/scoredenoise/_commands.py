@@ -404,7 +404,8 @@ def _cmd_posterior_std(args) -> int:
             write_tiff(out, maps(), shape=data.shape, dtype=np.float32, axes=axes,
                        pixel_size=img.pixel_size, unit=img.unit,
                        metadata={"scoredenoise": provenance(
-                           model, nm, sigma_a=sig, source=str(f), kind="posterior std",
+                           model, nm, sigma_a=float(sig), source=str(f),
+                           kind="posterior std",  # (the map's score: no factor)
                            model_source=str(args.model))})
             bar.close()
             print(f"{f} -> {out}")

@@ -24,8 +24,9 @@ Once sigma_a is chosen, the same estimate chooses a factor of the score (0.5-1.2
 the two passes already made): solving with the score of the data smoothed by sigma_a treats
 the image as noisier than it is and shrinks it more than the posterior mean does
 (:class:`SigmaA`), and the network's score can be off in scale; a factor below 1 undoes
-either. Measured on the real sets (docs/training.md): W2S +0.9 dB, the FMD pairs +0.6, FMD
-field 4 +0.04, each image's pick within 0.2 dB of the best factor on all but one. The noise
+either. Measured on the real sets with the default models (docs/training.md): W2S +1.06
+dB, the FMD pairs +0.53, FMD field 4 +0.04 to +0.06; on 21 images of the three sets the pick
+was within 0.15 dB of the best factor on all but one. The noise
 model is the one the image will be solved with, or else estimated from the sample
 (:func:`scoredenoise.estimate_noise`, ``poisson-gaussian``); the selected sigma_a travels
 with the score (:class:`scoredenoise.Score`), so re-solving the same score under another
@@ -279,10 +280,11 @@ def select_sigma_a(model, image, noise_model=None, *, axes: str | None = None,
     SigmaA or float
         sigma_a in normalised units, as a :class:`SigmaA` that carries the chosen ``factor``
         (a float: it goes wherever a sigma_a does, and ``model.score``, ``denoise`` and
-        ``posterior_std`` use its score at that factor). The model's ``sigma_a_default`` (a
-        plain float, factor 1) where the risk cannot be measured: a noise model with a
-        correlation operator A (the estimate assumes independent noise) or without a
-        variance function, or no noise model estimable.
+        ``denoise_to_file`` use its score at that factor; ``posterior_std`` keeps the
+        network's own score, whose map docs/uncertainty.md calibrates). The model's
+        ``sigma_a_default`` (a plain float, factor 1) where the risk cannot be measured: a
+        noise model with a correlation operator A (the estimate assumes independent noise)
+        or without a variance function, or no noise model estimable.
 
     Examples
     --------

@@ -51,8 +51,8 @@ class UncertaintyScopes:
             out = layer()
             out.data[idx] = std
             out.metadata["scoredenoise"].update(sd.provenance(
-                model, nm, sigma_a=self.sigma_a[ly.name], source=ly.name,
-                kind="posterior std", model_source=self.session.model_source))
+                model, nm, sigma_a=float(self.sigma_a[ly.name]), source=ly.name,  # (no factor:
+                kind="posterior std", model_source=self.session.model_source))  # the map's)
             out.contrast_limits = (0.0, max(float(out.data.max()), 1e-12))
             out.refresh()
 
