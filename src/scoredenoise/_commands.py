@@ -391,7 +391,7 @@ def _cmd_posterior_std(args) -> int:
             # sigma_a chosen once a file, on its middle plane (as denoise does)
             mid = np.asarray(planes[len(planes) // 2], np.float32)
             sig = model.resolve_sigma_a(mid, _sigma_a_arg(args.sigma_a), nm,
-                                        device=args.device)
+                                        device=args.device, factor=False)  # (the map's)
             bar = ProgressBar(f.name, args.quiet, unit="plane")
 
             def maps(planes=planes, nm=nm, sig=sig, bar=bar):
@@ -404,8 +404,7 @@ def _cmd_posterior_std(args) -> int:
             write_tiff(out, maps(), shape=data.shape, dtype=np.float32, axes=axes,
                        pixel_size=img.pixel_size, unit=img.unit,
                        metadata={"scoredenoise": provenance(
-                           model, nm, sigma_a=float(sig), source=str(f),
-                           kind="posterior std",  # (the map's score: no factor)
+                           model, nm, sigma_a=sig, source=str(f), kind="posterior std",
                            model_source=str(args.model))})
             bar.close()
             print(f"{f} -> {out}")

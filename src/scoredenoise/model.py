@@ -303,12 +303,14 @@ class ScoreModel:
         return _axes.from_canonical(out, info)
 
     def resolve_sigma_a(self, image, sigma_a="auto", noise_model=None, *, axes=None,
-                        device="auto", precision: str = "fp32", progress=None) -> float:
+                        device="auto", precision: str = "fp32", progress=None,
+                        factor: bool = True) -> float:
         """The sigma_a to evaluate the network at for ``image``: ``"auto"`` chooses it on the
         image by SURE (:func:`scoredenoise.select_sigma_a`, under ``noise_model`` if given)
         for a conditioned network, with the factor of its score (a :class:`SigmaA`); a
         number is used as given (a :class:`SigmaA` with its factor, a plain number at factor
-        1); an unconditioned network has its fixed one."""
+        1); an unconditioned network has its fixed one. ``factor=False``: "auto" chooses
+        sigma_a alone (a plain float)."""
         if not self.conditioned:
             if sigma_a not in ("auto", None):
                 raise ValueError("this model's network is not sigma-conditioned: its score "
@@ -316,7 +318,7 @@ class ScoreModel:
             return self.sigma_a_final
         if sigma_a in ("auto", None):
             return select_sigma_a(self, image, noise_model, axes=axes, device=device,
-                                  precision=precision, progress=progress)
+                                  precision=precision, progress=progress, factor=factor)
         value = float(sigma_a)
         if not value > 0:
             raise ValueError(f"sigma_a must be > 0 or 'auto', got {value}")

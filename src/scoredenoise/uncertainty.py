@@ -271,7 +271,7 @@ def posterior_std(image, model: ScoreModel, noise_model, *, sigma_a="auto", spac
     # network's own score: the factor a SigmaA carries corrects the result's shrinkage, not
     # that variance (with it the map grew 1.6x on FMD field 4 for the same error; the
     # calibration of docs/uncertainty.md is of this map)
-    sig = float(model.resolve_sigma_a(y, sigma_a, noise_model, device=device))
+    sig = float(model.resolve_sigma_a(y, sigma_a, noise_model, device=device, factor=False))
     nm = effective_noise_model(model, noise_model, 0, sig)
     total = float(np.sqrt(nm.noise_level(np.array([float(np.mean(y))]))[0]))
     if floor is None:
