@@ -50,9 +50,10 @@ class UncertaintyScopes:
         def show(idx, std):  # in the GUI thread
             out = layer()
             out.data[idx] = std
+            # the map uses the network's own score: its sigma_a without the layer's factor
             out.metadata["scoredenoise"].update(sd.provenance(
-                model, nm, sigma_a=float(self.sigma_a[ly.name]), source=ly.name,  # (no factor:
-                kind="posterior std", model_source=self.session.model_source))  # the map's)
+                model, nm, sigma_a=float(self.sigma_a[ly.name]), source=ly.name,
+                kind="posterior std", model_source=self.session.model_source))
             out.contrast_limits = (0.0, max(float(out.data.max()), 1e-12))
             out.refresh()
 
