@@ -35,6 +35,7 @@ Usage:
     python benchmarks/convergence.py                       # all three (about 2.5 h on 2 cores)
     python benchmarks/convergence.py --datasets fmd --budget 300
     python benchmarks/convergence.py --no-curve            # the defaults only
+    python benchmarks/convergence.py --no-curve --datasets w2s --seeds 0,1,2   # mean of 3
     python benchmarks/convergence.py --datasets fmd --no-curve --fmd-frames middle
     python benchmarks/convergence.py --tiny                # smoke test
 Writes benchmarks/results/convergence.json, docs/images/convergence.png (``--plot``) and
@@ -230,19 +231,61 @@ def curve(objective, train, evaluate, cfg) -> list:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def defaults(objective, train, evaluate, cfg, saved: Path | None = None) -> dict:
-    """The library's default training of ``objective`` on ``train``, evaluated; or a model
-    saved from such a run (``saved``: its file), evaluated without training again."""
+def defaults(objective, train, evaluate, cfg, saved: Path | None = None,
+             seed: int | None = None) -> dict:
+    """The library's default training of ``objective`` on ``train`` (with ``seed``, default
+    ``cfg.seed``), evaluated; or a model saved from such a run (``saved``: its file),
+    evaluated without training again."""
     if saved is not None:
         model = sd.load_model(Path(saved))
         return {"steps": model.meta["steps_done"], "seconds": None, "model": str(saved),
                 **evaluate(model)}
     t0 = time.perf_counter()
-    model = sd.train(train, objective=objective, seed=cfg.seed, device=cfg.device,
-                     preset=cfg.preset,
+    model = sd.train(train, objective=objective, seed=cfg.seed if seed is None else seed,
+                     device=cfg.device, preset=cfg.preset,
                      **({"steps": cfg.steps} if cfg.steps else {}))
     seconds = time.perf_counter() - t0
     return {"steps": model.meta["steps_done"], "seconds": seconds, **evaluate(model)}
+
+
+def _mean_of(runs: list) -> dict:
+    """The mean of several evaluations of the same test set, key by key (per image too):
+    floats averaged, with the spread between runs (standard deviation) as ``psnr_sd`` etc.;
+    implausible warnings summed; anything else kept where the runs agree, else None."""
+    out = {}
+    for k, v in runs[0].items():
+        vals = [r[k] for r in runs]
+        if isinstance(v, float):
+            out[k] = float(np.mean(vals))
+            if k.startswith(("psnr", "ssim")):
+                out[f"{k}_sd"] = float(np.std(vals, ddof=1))
+        elif k == "implausible_warnings":
+            out[k] = sum(vals)
+        elif isinstance(v, dict):
+            out[k] = _mean_of(vals)
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            out[k] = [_mean_of(list(rows)) for rows in zip(*vals)]
+        else:
+            out[k] = v if all(x == v for x in vals) else None
+    return out
+
+
+def defaults_over_seeds(objective, train, evaluate, cfg, saved=None) -> dict:
+    """:func:`defaults` once per seed of ``cfg.seeds`` (or per saved model of ``saved``, a
+    list), with their mean (and spread, ``*_sd``) and each run under ``"runs"``: on
+    photon-starved data the training's random stream alone moves one run by up to 2 dB."""
+    seeds = cfg.seeds or [cfg.seed]
+    paths = saved if saved else [None] * len(seeds)
+    runs = []
+    for seed, path in zip(seeds, paths):
+        d = defaults(objective, train, evaluate, cfg, path, seed)
+        runs.append({"seed": seed, **d})
+        if len(seeds) > 1:
+            print(f"    seed {seed}: PSNR {d['psnr']:.2f} dB"
+                  + (f" (fitted {d['psnr_fit']:.2f})" if "psnr_fit" in d else ""), flush=True)
+    if len(runs) == 1:
+        return {k: v for k, v in runs[0].items() if k != "seed"}
+    return {**_mean_of(runs), "seeds": seeds, "runs": runs}
 
 
 def plot(out: dict, path: Path) -> None:
@@ -295,11 +338,15 @@ def print_tables(out: dict) -> None:
         print("|---|---|---|---|---|" + ("---|" if fit else "") + "---|")
         def line(label, steps, seconds, d, implausible, fit=fit):
             took = "saved" if seconds is None else f"{seconds:.0f}"
-            print(f"| {label} | {steps} | {took} | {d['psnr']:.2f} | {d['ssim']:.3f} |"
-                  + (f" {d['psnr_fit']:.2f} |" if fit else "") + f" {implausible} |")
+            def pm(k):  # the mean of several seeds with their spread
+                return f"{d[k]:.2f}" + (f" +- {d[k + '_sd']:.2f}" if k + "_sd" in d else "")
+            print(f"| {label} | {steps} | {took} | {pm('psnr')} | {d['ssim']:.3f} |"
+                  + (f" {pm('psnr_fit')} |" if fit else "") + f" {implausible} |")
 
         for method, d in res.get("defaults", {}).items():
-            line(f"{method} (defaults)", d["steps"], d["seconds"], d, d["implausible_warnings"])
+            line(f"{method} (defaults)" + (f", mean of seeds {d['seeds']}" if "runs" in d
+                                           else ""),
+                 d["steps"], d["seconds"], d, d["implausible_warnings"])
             if "emccd" in d:
                 line(f"{method} (defaults), emccd solve", d["steps"], d["seconds"], d["emccd"],
                      "-")
@@ -337,6 +384,10 @@ def main(argv=None):
                    help="steps of the 'defaults' run (default: the library's)")
     p.add_argument("--preset", default="default")
     p.add_argument("--seed", type=int, default=0, help="training seed of every method")
+    p.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",") if x.strip()],
+                   default=None, metavar="S,S,...",
+                   help="train the defaults once per seed and report their mean and spread "
+                        "(e.g. 0,1,2); --model then takes one file per seed, comma-separated")
     p.add_argument("--device", default="auto")
     add_fmd_frames_flag(p)
     p.add_argument("--plot", type=lambda v: Path(v) if v else None,
@@ -354,9 +405,13 @@ def main(argv=None):
     cfg.datasets = [d.strip() for d in cfg.datasets.split(",") if d.strip()]
     cfg.methods = [m.strip() for m in cfg.methods.split(",") if m.strip()]
     try:
-        cfg.model = {k.strip(): v for k, v in (a.split("=", 1) for a in cfg.model)}
+        cfg.model = {k.strip(): v.split(",") for k, v in (a.split("=", 1) for a in cfg.model)}
     except ValueError:
         p.error(f"--model takes METHOD=PATH, got {cfg.model}")
+    for method, paths in cfg.model.items():
+        if len(paths) != len(cfg.seeds or [cfg.seed]):
+            p.error(f"--model {method}= gives {len(paths)} files for "
+                    f"{len(cfg.seeds or [cfg.seed])} seeds; give one file per seed of --seeds")
     bad = [d for d in cfg.datasets if d not in DATASETS] + \
         [m for m in cfg.methods if m not in METHODS]
     bad += [m for m in cfg.model if m not in METHODS]
@@ -383,8 +438,8 @@ def main(argv=None):
             objective = METHODS[method]
             if not cfg.no_defaults:
                 print(f"{name}, {method}: default training", flush=True)
-                d = res["defaults"][method] = defaults(objective, train, evaluate, cfg,
-                                                       cfg.model.get(method))
+                d = res["defaults"][method] = defaults_over_seeds(
+                    objective, train, evaluate, cfg, cfg.model.get(method))
                 took = "saved model" if d["seconds"] is None else f"{d['seconds']:.0f} s"
                 print(f"    {d['steps']} steps, {took}: PSNR {d['psnr']:.2f} dB"
                       + (f" (fitted {d['psnr_fit']:.2f})" if "psnr_fit" in d else "")

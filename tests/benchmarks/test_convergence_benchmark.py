@@ -131,3 +131,26 @@ def test_posterior_models_benchmark_runs_end_to_end_tiny(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert rows[0]["model"] == "gaussian" and rows[0]["median"] == pytest.approx(1.0, abs=1e-3)
     assert all(0 <= r["cover"] <= 1 and r["pixels"] > 0 for r in rows)
+
+
+def test_convergence_defaults_over_seeds_report_their_mean_and_spread(tmp_path):
+    """``--seeds 0,1`` trains the defaults once per seed; the result is their mean (per image
+    too) with the spread between seeds, and each run is kept. ``--model`` then takes one
+    file per seed."""
+    conv = load_benchmark("convergence")
+    out = tmp_path / "c.json"
+    conv.main(["--tiny", "--datasets", "pairs", "--methods", "ours", "--no-curve",
+               "--seeds", "0,1", "--out", str(out)])
+    d = json.loads(out.read_text())["datasets"]["pairs"]["defaults"]["ours"]
+    assert d["seeds"] == [0, 1] and [r["seed"] for r in d["runs"]] == [0, 1]
+    a, b = d["runs"]
+    assert a["psnr"] != b["psnr"]  # two trainings, not one evaluated twice
+    assert d["psnr"] == pytest.approx((a["psnr"] + b["psnr"]) / 2)
+    assert d["psnr_sd"] == pytest.approx(abs(a["psnr"] - b["psnr"]) / np.sqrt(2))
+    assert d["images"][0]["psnr"] == pytest.approx(
+        (a["images"][0]["psnr"] + b["images"][0]["psnr"]) / 2)
+    assert d["emccd"]["psnr"] == pytest.approx((a["emccd"]["psnr"] + b["emccd"]["psnr"]) / 2)
+    assert d["implausible_warnings"] == a["implausible_warnings"] + b["implausible_warnings"]
+    with pytest.raises(SystemExit):  # two seeds, one file
+        conv.main(["--tiny", "--datasets", "pairs", "--seeds", "0,1",
+                   "--model", f"ours={tmp_path / 'x.sdmodel'}"])
