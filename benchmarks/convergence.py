@@ -271,10 +271,11 @@ def _mean_of(runs: list) -> dict:
 
 
 def defaults_over_seeds(objective, train, evaluate, cfg, saved=None) -> dict:
-    """:func:`defaults` once per seed of ``cfg.seeds`` (or per saved model of ``saved``, a
-    list), with their mean (and spread, ``*_sd``) and each run under ``"runs"``: on
-    photon-starved data the training's random stream alone moves one run by up to 2 dB."""
-    seeds = cfg.seeds or [cfg.seed]
+    """:func:`defaults` once per seed of ``cfg.seeds`` (``[cfg.seed]`` unless given), or
+    once per saved model of ``saved`` (a list), with their mean (and spread, ``*_sd``) and
+    each run under ``"runs"``: on photon-starved data the training's random stream alone
+    moves one run by up to 2 dB."""
+    seeds = cfg.seeds
     paths = saved if saved else [None] * len(seeds)
     runs = []
     for seed, path in zip(seeds, paths):
@@ -404,14 +405,15 @@ def main(argv=None):
     cfg = p.parse_args(argv)
     cfg.datasets = [d.strip() for d in cfg.datasets.split(",") if d.strip()]
     cfg.methods = [m.strip() for m in cfg.methods.split(",") if m.strip()]
+    cfg.seeds = cfg.seeds or [cfg.seed]
     try:
         cfg.model = {k.strip(): v.split(",") for k, v in (a.split("=", 1) for a in cfg.model)}
     except ValueError:
         p.error(f"--model takes METHOD=PATH, got {cfg.model}")
     for method, paths in cfg.model.items():
-        if len(paths) != len(cfg.seeds or [cfg.seed]):
-            p.error(f"--model {method}= gives {len(paths)} files for "
-                    f"{len(cfg.seeds or [cfg.seed])} seeds; give one file per seed of --seeds")
+        if len(paths) != len(cfg.seeds):
+            p.error(f"--model {method}= gives {len(paths)} files for {len(cfg.seeds)} "
+                    f"seeds; give one file per seed of --seeds")
     bad = [d for d in cfg.datasets if d not in DATASETS] + \
         [m for m in cfg.methods if m not in METHODS]
     bad += [m for m in cfg.model if m not in METHODS]
