@@ -38,8 +38,8 @@ Usage:
     python benchmarks/convergence.py --no-curve --datasets w2s --seeds 0,1,2   # mean of 3
     python benchmarks/convergence.py --datasets fmd --no-curve --fmd-frames middle
     python benchmarks/convergence.py --tiny                # smoke test
-Writes benchmarks/results/convergence.json, docs/images/convergence.png (``--plot``) and
-prints Markdown tables.
+Writes benchmarks/results/convergence.json, docs/images/convergence.png (``--plot``; only
+when curves were run, so ``--no-curve`` keeps the figure) and prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -453,10 +453,10 @@ def main(argv=None):
                 res["curve"][method] = curve(objective, train, evaluate, cfg)
                 save(out, cfg.out)
     print_tables(out)
-    if cfg.plot and not cfg.tiny:
-        plot(out, cfg.plot)
-    elif cfg.plot and cfg.tiny:
-        plot(out, cfg.out.with_suffix(".png"))
+    # the figure shows curves: a run without any (--no-curve) leaves the last one in place
+    curves = any(res.get("curve") for res in out["datasets"].values())
+    if cfg.plot and curves:
+        plot(out, cfg.out.with_suffix(".png") if cfg.tiny else cfg.plot)
     return finish(out, cfg.out, t0)
 
 

@@ -22,8 +22,9 @@ def test_convergence_benchmark_runs_end_to_end_tiny(tmp_path):
 
 
 def test_convergence_evaluates_a_saved_model_without_training(tmp_path):
-    """``--model METHOD=PATH`` evaluates a saved model instead of training again, and each
-    image records the factor its score was used at."""
+    """``--model METHOD=PATH`` evaluates a saved model instead of training again, each
+    image records the factor its score was used at, and a run without curves writes no
+    figure (it would replace the curves' figure with an empty one)."""
     import scoredenoise as sd
 
     conv = load_benchmark("convergence")
@@ -36,6 +37,7 @@ def test_convergence_evaluates_a_saved_model_without_training(tmp_path):
     d = json.loads(out.read_text())["datasets"]["pairs"]["defaults"]["ours"]
     assert d["seconds"] is None and d["model"] == str(path) and d["steps"] == 2
     assert all(0.5 <= r["score_factor"] <= 1.25 for r in d["images"])
+    assert not out.with_suffix(".png").exists()  # no curves: no figure (none overwritten)
     with pytest.raises(SystemExit):
         conv.main(["--tiny", "--datasets", "pairs,fmd", "--model", f"ours={path}"])
 
