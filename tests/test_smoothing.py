@@ -66,11 +66,12 @@ def test_sure_tracks_the_true_risk_and_picks_its_minimum():
     assert 0 < int(np.argmin(true)) < len(sigmas) - 1
     fine = np.exp(np.linspace(np.log(0.01), np.log(0.5), 200))
     best = fine[np.argmin([_mse_of(model, y[:, 0], x[:, 0], s, nm) for s in fine])]
-    picked = select_sigma_a(model, y[:, 0], nm, axes="SYX", grid=8)
+    # (the score at factor 1; with the factor chosen too, below)
+    picked = select_sigma_a(model, y[:, 0], nm, axes="SYX", grid=8, factor=False)
     assert abs(np.log(picked / best)) < np.log(1.3)
     # a model with no score error needs no smoothing: the low end of the range is picked
     # (below 1 data unit against noise of 15 the risks differ by less than SURE's spread)
-    assert select_sigma_a(OracleModel(err=0.0), y[:, 0], nm, axes="SYX") < 0.025
+    assert select_sigma_a(OracleModel(err=0.0), y[:, 0], nm, axes="SYX", factor=False) < 0.025
 
 
 def test_selection_estimates_the_noise_when_none_is_given():
@@ -293,7 +294,33 @@ def test_factor_of_the_score_makes_the_smoothed_solve_the_posterior_mean():
     assert isinstance(chosen, SigmaA) and isinstance(chosen, float)
     assert chosen.factor in FACTORS and chosen.factor < 1.0
     plain = select_sigma_a(OracleModel(err=2e-4), y[:, 0], nm, axes="SYX", factor=False)
-    assert not isinstance(plain, SigmaA) and plain == float(chosen)
+    assert not isinstance(plain, SigmaA)
+
+
+def test_sigma_a_and_its_factor_are_chosen_together():
+    """The risk is minimised over sigma_a and the factor together (each sigma_a at its best
+    factor), not sigma_a at factor 1 and then the factor there: a larger sigma_a, whose
+    over-shrinkage the factor undoes, carries less of the score's error (which grows as
+    sigma_a falls), so the joint choice comes closer to the MMSE."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(MU, TAU, (2, 1, 128, 128))
+    y = (x + rng.normal(0, NOISE, x.shape)).astype(np.float32)
+    model = OracleModel(err=1e-3)
+    nm = sd.get_noise_model("gaussian", sigma=NOISE)
+    solve = nm.plus_gaussian
+
+    def mse(sig, f):
+        s = model.predict(y[:, 0], sigma_a=sig)
+        est = solve(model.smoothing_sigma(0, sig)).solve(y[:, 0], f * s)
+        return float(np.mean((np.asarray(est, np.float64) - x[:, 0]) ** 2))
+
+    mmse = TAU ** 2 * NOISE ** 2 / (TAU ** 2 + NOISE ** 2)
+    chosen = select_sigma_a(model, y[:, 0], nm, axes="SYX")
+    plain = select_sigma_a(model, y[:, 0], nm, axes="SYX", factor=False)
+    two_stage = FACTORS[int(np.argmin(factor_risks(model, y, plain, [nm], FACTORS)))]
+    assert float(chosen) > plain  # more smoothing, undone by the factor
+    assert mse(float(chosen), chosen.factor) < 0.98 * mse(plain, two_stage)  # 1.02 / 1.05
+    assert mse(float(chosen), chosen.factor) < 1.03 * mmse
 
 
 def test_sigma_a_with_a_factor_is_a_float_that_keeps_it():
@@ -352,3 +379,24 @@ def test_the_factor_reaches_every_path_that_uses_the_score(tmp_path):
     # "auto" chooses the factor with sigma_a
     auto = m.score(y, noise_model=g)
     assert isinstance(auto.sigma_a, SigmaA) and auto.sigma_a.factor in FACTORS
+
+
+def test_selection_hears_a_cancel_between_the_factor_searches():
+    """The factor searches follow the network passes of each round; a cancel given there
+    stops the selection before the next search, not after the whole round."""
+    from scoredenoise._progress import Cancelled
+
+    rng = np.random.default_rng(0)
+    y = (rng.normal(MU, TAU, (1, 1, 64, 64))
+         + rng.normal(0, NOISE, (1, 1, 64, 64))).astype(np.float32)
+    nm = sd.get_noise_model("gaussian", sigma=NOISE)
+    calls = []
+
+    def progress(done, total):
+        calls.append(done)
+        # the grid's 12 passes are done; stop at the second factor search
+        return False if calls.count(12) >= 2 else None
+
+    with pytest.raises(Cancelled, match="cancelled after 12"):
+        select_sigma_a(OracleModel(err=2e-4), y[0, 0], nm, progress=progress)
+    assert calls.count(12) == 2 and max(calls) == 12

@@ -55,8 +55,8 @@ GRID = 6
 REFINE = 2
 #: pixels of the image the selection looks at (planes evenly spaced, windows centred)
 MAX_PIXELS = 2 ** 17
-#: the factors of the score that SURE chooses from once sigma_a is chosen (solves only: the
-#: network's passes at that sigma_a are reused); 1 is the plain solve
+#: the factors of the score that SURE chooses from, with sigma_a (solves only: the network's
+#: passes at each sigma_a are reused); 1 is the plain solve
 FACTORS = tuple(round(0.5 + 0.05 * i, 2) for i in range(16))  # 0.5 ... 1.25
 
 
@@ -272,8 +272,10 @@ def select_sigma_a(model, image, noise_model=None, *, axes: str | None = None,
         Candidates, log-spaced over the model's training range, before the refinement (two
         network passes each on the sample).
     factor : bool
-        Also choose the factor of the score (:class:`SigmaA`) by the same estimate, among
-        ``FACTORS`` (0.5-1.25; solves only, no network pass). False: sigma_a alone.
+        Choose the factor of the score (:class:`SigmaA`) too, among ``FACTORS`` (0.5-1.25),
+        together with sigma_a: each candidate sigma_a is scored at its best factor (solves
+        of the passes already made, no network pass), so a larger sigma_a whose extra
+        shrinkage the factor undoes can win. False: sigma_a alone, at factor 1.
 
     Returns
     -------
@@ -309,6 +311,16 @@ def select_sigma_a(model, image, noise_model=None, *, axes: str | None = None,
     passes: dict = {}  # sigma_a -> the network's two passes, for the factor's choice
     total = 2 * (grid + 2 * REFINE)  # network passes, for progress
 
+    best_factor: dict[float, float] = {}
+
+    def _at_best_factor(sig, risk_at_1):
+        rf = factor_risks(model, y, sig, models, FACTORS, passes=passes[sig])
+        if not np.any(np.isfinite(rf)):
+            best_factor[sig] = 1.0
+            return risk_at_1
+        best_factor[sig] = FACTORS[int(np.nanargmin(rf))]
+        return float(np.nanmin(rf))
+
     def measure(sigmas):
         def prog(done, _total):
             return None if progress is None else progress(2 * len(risk) + done, total)
@@ -317,6 +329,11 @@ def select_sigma_a(model, image, noise_model=None, *, axes: str | None = None,
             warnings.simplefilter("ignore", RuntimeWarning)
             r = sure_risks(model, y, sigmas, models, device=device, precision=precision,
                            progress=prog, keep=passes)
+            if factor:  # each sigma_a at its best factor (solves only, no network pass)
+                at_1, r = r, []
+                for sig, rs in zip(sigmas, at_1):
+                    report(prog, 2 * len(sigmas), total)  # a cancel is heard between them
+                    r.append(_at_best_factor(float(sig), rs))
         risk.update(zip((float(v) for v in sigmas), r))
 
     measure(np.exp(np.linspace(math.log(lo), math.log(hi), grid)))
@@ -327,7 +344,4 @@ def select_sigma_a(model, image, noise_model=None, *, axes: str | None = None,
     if not np.any(np.isfinite(list(risk.values()))):
         return model.sigma_a_default
     best = min(risk, key=risk.get)
-    if not factor:
-        return best
-    r = factor_risks(model, y, best, models, FACTORS, passes=passes[best])
-    return SigmaA(best, FACTORS[int(np.argmin(r))] if np.any(np.isfinite(r)) else 1.0)
+    return SigmaA(best, best_factor[best]) if factor else best
