@@ -45,8 +45,8 @@ class OracleModel:
                 + self.err / sigma_a * xi).astype(np.float32)
 
 
-def _mse_of(model, y, x, sig, nm):
-    s = model.predict(y, sigma_a=sig)
+def _mse_of(model, y, x, sig, nm, factor=1.0):
+    s = factor * model.predict(y, sigma_a=sig)
     est = np.asarray(nm.plus_gaussian(model.smoothing_sigma(0, sig)).solve(y, s), np.float64)
     return float(np.mean((est - x) ** 2))
 
@@ -307,12 +307,9 @@ def test_sigma_a_and_its_factor_are_chosen_together():
     y = (x + rng.normal(0, NOISE, x.shape)).astype(np.float32)
     model = OracleModel(err=1e-3)
     nm = sd.get_noise_model("gaussian", sigma=NOISE)
-    solve = nm.plus_gaussian
 
     def mse(sig, f):
-        s = model.predict(y[:, 0], sigma_a=sig)
-        est = solve(model.smoothing_sigma(0, sig)).solve(y[:, 0], f * s)
-        return float(np.mean((np.asarray(est, np.float64) - x[:, 0]) ** 2))
+        return _mse_of(model, y[:, 0], x[:, 0], sig, nm, f)
 
     mmse = TAU ** 2 * NOISE ** 2 / (TAU ** 2 + NOISE ** 2)
     chosen = select_sigma_a(model, y[:, 0], nm, axes="SYX")
