@@ -20,13 +20,16 @@ step of integer data, which keeps the data on their lattice). Each candidate cos
 passes on a sample of at most ``max_pixels`` pixels; the risk is minimised over a log grid
 and then twice between the best and its neighbours (10 candidates, 20 passes).
 
-Once sigma_a is chosen, the same estimate chooses a factor of the score (0.5-1.25, solves of
-the two passes already made): solving with the score of the data smoothed by sigma_a treats
-the image as noisier than it is and shrinks it more than the posterior mean does
+With sigma_a the same estimate chooses a factor of the score (0.5-1.25, solves of the two
+passes already made): solving with the score of the data smoothed by sigma_a treats the
+image as noisier than it is and shrinks it more than the posterior mean does
 (:class:`SigmaA`), and the network's score can be off in scale; a factor below 1 undoes
-either. Measured on the real sets with the default models (docs/training.md): W2S +1.06
-dB, the FMD pairs +0.53, FMD field 4 +0.04 to +0.06; on 21 images of the three sets the pick
-was within 0.15 dB of the best factor on all but one. The noise
+either. The two are one choice: each candidate sigma_a is scored at its best factor (found
+by :func:`search_factors`: 10 of the 16 factors' solves, the same pick), so a larger sigma_a
+whose extra shrinkage the factor undoes can win. Measured on the real sets with the default
+models (docs/training.md): the factor gained W2S +1.06 dB, the FMD pairs +0.53, FMD field 4
++0.04 to +0.06, and choosing it with sigma_a W2S another +0.31 over three seeds; on 21 images
+of the three sets the factor's pick was within 0.15 dB of the best factor on all but one. The noise
 model is the one the image will be solved with, or else estimated from the sample
 (:func:`scoredenoise.estimate_noise`, ``poisson-gaussian``); the selected sigma_a travels
 with the score (:class:`scoredenoise.Score`), so re-solving the same score under another
@@ -58,6 +61,10 @@ MAX_PIXELS = 2 ** 17
 #: the factors of the score that SURE chooses from, with sigma_a (solves only: the network's
 #: passes at each sigma_a are reused); 1 is the plain solve
 FACTORS = tuple(round(0.5 + 0.05 * i, 2) for i in range(16))  # 0.5 ... 1.25
+#: the factor search: every COARSE-th factor, then those between the best so far and its
+#: coarse neighbours (10 of the 16 solves' pairs; the whole grid's minimum wherever the risk
+#: falls and then rises along the factors, as it does: a smooth function of the factor)
+COARSE = 3
 
 
 class SigmaA(float):
@@ -176,14 +183,16 @@ def _variance(nm, y: np.ndarray) -> np.ndarray | None:
 
 
 def sure_risks(model, y: np.ndarray, sigmas, noise_models, *, device="auto",
-               precision: str = "fp32", rng=0, progress=None, keep=None) -> np.ndarray:
+               precision: str = "fp32", rng=0, progress=None, keep=None,
+               probe=None) -> np.ndarray:
     """SURE of the denoised sample (mean over pixels, data units squared) at each sigma_a.
 
     ``y``: canonical ``(S, C, *spatial)`` float32; ``noise_models``: one per channel.
     ``keep``: a dict that receives, for each sigma_a, the network's two passes (at y and at
-    the probe), for :func:`factor_risks` to reuse."""
+    the probe), for :func:`factor_risks` to reuse. ``probe``: the :class:`_Probe` of ``y``
+    to use (else made from ``rng``)."""
     axes = "SC" + _axes.spatial_axes(model.dims)
-    probe = _Probe(y, noise_models, rng)
+    probe = _Probe(y, noise_models, rng) if probe is None else probe
     risks = []
     total, done = 2 * len(sigmas), 0
     for sig in sigmas:
@@ -201,8 +210,9 @@ def sure_risks(model, y: np.ndarray, sigmas, noise_models, *, device="auto",
 def factor_risks(model, y: np.ndarray, sigma_a: float, noise_models, factors=FACTORS, *,
                  device="auto", precision: str = "fp32", rng=0, passes=None) -> np.ndarray:
     """SURE of the denoised sample (as :func:`sure_risks`) at one sigma_a, for the score
-    multiplied by each of ``factors``; ``passes``: that sigma_a's two network passes, kept
-    by :func:`sure_risks` with the same ``rng`` (else computed)."""
+    multiplied by each of ``factors`` (all of them: :func:`select_sigma_a` searches fewer);
+    ``passes``: that sigma_a's two network passes, kept by :func:`sure_risks` with the same
+    ``rng`` (else computed)."""
     axes = "SC" + _axes.spatial_axes(model.dims)
     probe = _Probe(y, noise_models, rng)
     if passes is None:
@@ -212,6 +222,31 @@ def factor_risks(model, y: np.ndarray, sigma_a: float, noise_models, factors=FAC
                                 precision=precision))
     s, sb = passes
     return np.array([probe.risk(model, sigma_a, f * s, f * sb) for f in factors])
+
+
+def search_factors(risk_of, n: int = len(FACTORS), known=None, coarse: int = COARSE):
+    """The index of the least risk among ``n`` factors, and that risk, from fewer
+    evaluations of ``risk_of(i)``: every ``coarse``-th index (and the last), then the
+    indices within ``coarse`` of the best so far. ``known``: risks already measured
+    ``{index: risk}``, used as they are. Where the risks fall and then rise along the
+    indices, this is the least of all ``n``; (None, inf) where no risk is finite."""
+    r = dict(known or {})
+
+    def best():
+        finite = {i: v for i, v in r.items() if np.isfinite(v)}
+        return min(finite, key=finite.get) if finite else None
+
+    for i in sorted(set(range(0, n, coarse)) | {n - 1}):
+        if i not in r:
+            r[i] = risk_of(i)
+    b = best()
+    if b is None:
+        return None, np.inf
+    for i in range(max(b - coarse + 1, 0), min(b + coarse, n)):
+        if i not in r:
+            r[i] = risk_of(i)
+    b = best()
+    return b, r[b]
 
 
 class _Probe:
@@ -312,14 +347,19 @@ def select_sigma_a(model, image, noise_model=None, *, axes: str | None = None,
     total = 2 * (grid + 2 * REFINE)  # network passes, for progress
 
     best_factor: dict[float, float] = {}
+    probe = _Probe(y, models, 0)  # one divergence probe for every risk
+    one = FACTORS.index(1.0)
 
     def _at_best_factor(sig, risk_at_1):
-        rf = factor_risks(model, y, sig, models, FACTORS, passes=passes[sig])
-        if not np.any(np.isfinite(rf)):
+        s, sb = passes[sig]
+        i, r = search_factors(lambda j: probe.risk(model, sig, FACTORS[j] * s,
+                                                   FACTORS[j] * sb),
+                              known={one: risk_at_1})
+        if i is None:
             best_factor[sig] = 1.0
             return risk_at_1
-        best_factor[sig] = FACTORS[int(np.nanargmin(rf))]
-        return float(np.nanmin(rf))
+        best_factor[sig] = FACTORS[i]
+        return float(r)
 
     def measure(sigmas):
         def prog(done, _total):
@@ -328,7 +368,7 @@ def select_sigma_a(model, image, noise_model=None, *, axes: str | None = None,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             r = sure_risks(model, y, sigmas, models, device=device, precision=precision,
-                           progress=prog, keep=passes)
+                           progress=prog, keep=passes, probe=probe)
             if factor:  # each sigma_a at its best factor (solves only, no network pass)
                 at_1, r = r, []
                 for sig, rs in zip(sigmas, at_1):
