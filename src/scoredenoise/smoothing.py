@@ -25,8 +25,9 @@ passes already made): solving with the score of the data smoothed by sigma_a tre
 image as noisier than it is and shrinks it more than the posterior mean does
 (:class:`SigmaA`), and the network's score can be off in scale; a factor below 1 undoes
 either. The two are one choice: each candidate sigma_a is scored at its best factor (found
-by :func:`search_factors`: 10 of the 16 factors' solves, the same pick), so a larger sigma_a
-whose extra shrinkage the factor undoes can win. Measured on the real sets with the default
+by :func:`search_factors`: at most 10 of the 16 factors' risks, the whole grid's pick where
+the risk falls and then rises along the factors), so a larger sigma_a whose extra shrinkage
+the factor undoes can win. Measured on the real sets with the default
 models (docs/training.md): the factor gained W2S +1.06 dB, the FMD pairs +0.53, FMD field 4
 +0.04 to +0.06, and choosing it with sigma_a W2S another +0.31 over three seeds; on 21 images
 of the three sets the factor's pick was within 0.15 dB of the best factor on all but one. The noise
@@ -227,7 +228,7 @@ def factor_risks(model, y: np.ndarray, sigma_a: float, noise_models, factors=FAC
 def search_factors(risk_of, n: int = len(FACTORS), known=None, coarse: int = COARSE):
     """The index of the least risk among ``n`` factors, and that risk, from fewer
     evaluations of ``risk_of(i)``: every ``coarse``-th index (and the last), then the
-    indices within ``coarse`` of the best so far. ``known``: risks already measured
+    indices closer than ``coarse`` to the best so far. ``known``: risks already measured
     ``{index: risk}``, used as they are. Where the risks fall and then rise along the
     indices, this is the least of all ``n``; (None, inf) where no risk is finite."""
     r = dict(known or {})
