@@ -123,9 +123,12 @@ def test_tta_in_memory_lazily_and_to_file(conditioned, tmp_path):
     used as it is."""
     y = np.random.default_rng(2).normal(50, 10, (2, 64, 64)).astype(np.float32)
     g = sd.get_noise_model("gaussian", sigma=10.0)
-    plain = sd.denoise(y, conditioned, g, axes="ZYX", sigma_a=0.1)
+    plain = sd.denoise(y, conditioned, g, axes="ZYX", sigma_a=0.1, tta=False)
     tta = sd.denoise(y, conditioned, g, axes="ZYX", sigma_a=0.1, tta=True)
     assert np.abs(tta - plain).max() > 1e-3
+    # the default, tta="auto", is the model's choice: on for this small network
+    assert conditioned.tta_default
+    np.testing.assert_array_equal(sd.denoise(y, conditioned, g, axes="ZYX", sigma_a=0.1), tta)
     s = conditioned.score(y, axes="ZYX", sigma_a=0.1, tta=True)
     np.testing.assert_allclose(sd.denoise(y, conditioned, g, axes="ZYX", score=s), tta,
                                rtol=1e-6)

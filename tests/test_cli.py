@@ -516,11 +516,16 @@ def test_denoise_tta_flag(tmp_path):
     img = _tiff(tmp_path / "y.tif", y)
     base = ["denoise", str(img), "-m", str(tmp_path / "m.sdmodel"), "--noise", "gaussian",
             "--param", "sigma=10", "-q"]
-    assert main(base + ["-o", str(tmp_path / "plain")]) == 0
+    assert main(base + ["-o", str(tmp_path / "plain"), "--no-tta"]) == 0
     assert main(base + ["-o", str(tmp_path / "tta"), "--tta"]) == 0
+    assert main(base + ["-o", str(tmp_path / "auto")]) == 0
     plain = read_image(tmp_path / "plain" / "y_denoised.tif")
     tta = read_image(tmp_path / "tta" / "y_denoised.tif")
     assert plain.extra["scoredenoise"]["tta"] is False and tta.extra["scoredenoise"]["tta"]
+    # by default, the model's choice (on for this small network), recorded resolved
+    auto = read_image(tmp_path / "auto" / "y_denoised.tif")
+    assert m.tta_default and auto.extra["scoredenoise"]["tta"] is True
+    np.testing.assert_array_equal(np.asarray(auto.data), np.asarray(tta.data))
     g = sd.get_noise_model("gaussian", sigma=10.0)
     np.testing.assert_allclose(np.asarray(tta.data), sd.denoise(y, m, g, tta=True),
                                rtol=1e-4, atol=1e-3)

@@ -249,6 +249,28 @@ def test_one_noise_model_per_channel():
         sd.denoise(y, m, [], score=s, axes="CTYX")
 
 
+def test_tta_auto_is_on_only_where_the_eight_passes_are_cheap():
+    """tta="auto" (the default of score, evaluate and denoise) averages the orientations for
+    a small score network (8 passes cost 1.4x one pass of the default network), not for the
+    default network (8x) nor for a direct denoiser; True/False win; other values are refused."""
+    small, direct = untrained(), untrained(kind="denoiser")
+    torch.manual_seed(0)
+    default = ScoreModel(build_network("default").eval(), offset=[10.0], scale=[100.0],
+                         axes="YX", meta={"sigma_a_final": 0.01})
+    assert small.tta_default and not default.tta_default and not direct.tta_default
+    assert 8 * small.info["flops_per_pixel"] <= 1.5 * default.info["flops_per_pixel"]
+    y = np.random.default_rng(0).normal(50, 10, (40, 48)).astype(np.float32)
+    np.testing.assert_array_equal(small.score(y), small.score(y, tta=True))
+    assert np.abs(small.score(y) - small.score(y, tta=False)).max() > 1e-4
+    np.testing.assert_array_equal(default.score(y), default.score(y, tta=False))
+    np.testing.assert_array_equal(direct.evaluate(y), direct.evaluate(y, tta=False))
+    np.testing.assert_array_equal(sd.denoise(y, small, "gaussian", sigma=10.0),
+                                  sd.denoise(y, small, "gaussian", sigma=10.0, tta=True))
+    assert small.resolve_tta("auto") and not small.resolve_tta(False)
+    with pytest.raises(ValueError, match="tta must be True, False or 'auto', got 'yes'"):
+        small.score(y, tta="yes")
+
+
 def test_tta_is_the_mean_over_the_eight_rotations_and_flips():
     """predict(tta=True) averages the 8 orientations of the Y-X plane, each transformed back:
     the result is exactly equivariant (a rotated or flipped image gives the rotated or

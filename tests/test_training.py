@@ -92,6 +92,43 @@ def test_conditioned_auto_follows_the_photon_count():
         sd.train(dim, conditioned="yes", **kw)
 
 
+def test_preset_and_steps_follow_the_network_chosen():
+    """preset=None: the small network (4000 steps) for photon-starved data, whose score
+    network is conditioned; the default one (1000 steps) for brighter data and for the
+    related methods; given values win; all recorded resolved, as given in train_config."""
+    from scoredenoise.train_config import PRESET_STEPS
+
+    dim, bright = _photon_frames(8.0, 1.0, peak=7.5), _photon_frames(8.0, 1.0, peak=120.0)
+    totals = []
+
+    def first_step(step, steps, logs):
+        totals.append(steps)
+        return False  # stop after one step: the schedule's length is what is checked
+
+    kw = dict(patch_size=16, batch_size=2, seed=0, progress=first_step)
+    m = sd.train(dim, **kw)
+    assert m.conditioned and m.network.config.base_channels == 16
+    assert (m.meta["training"]["preset"], m.meta["training"]["steps"]) == ("small", 4000)
+    assert totals[-1] == PRESET_STEPS["small"] == 4000
+    assert m.train_config.preset is None and m.train_config.steps is None
+    assert m.tta_default  # and its score is averaged over the orientations by default
+    m = sd.train(bright, **kw)
+    assert not m.conditioned and m.network.config.base_channels == 32
+    assert (m.meta["training"]["preset"], totals[-1]) == ("default", 1000)
+    assert not m.tta_default
+    m = sd.train(dim, objective="neighbor2neighbor", **kw)
+    assert m.network.config.base_channels == 32 and totals[-1] == 1000
+    m = sd.train(dim, preset="default", **kw)  # given: kept, with its own step count
+    assert m.conditioned and m.network.config.base_channels == 32 and totals[-1] == 1000
+    m = sd.train(dim, steps=7, **kw)
+    assert m.network.config.base_channels == 16 and totals[-1] == 7
+    # continuing a model keeps its network, and by default its preset's step count
+    m2 = sd.train(dim, model=m, **kw)
+    assert m2.network.config.base_channels == 16 and totals[-1] == 4000
+    with pytest.raises(ValueError, match="unknown preset 'tiny'; choose one of small"):
+        sd.train(dim, preset="tiny", **kw)
+
+
 def test_checkpoint_resume_equals_uninterrupted(tmp_path):
     img = np.random.default_rng(0).normal(100, 10, (64, 64)).astype(np.float32)
     kw = dict(preset="small", steps=12, patch_size=16, batch_size=2, seed=3, anneal_every=4)

@@ -231,7 +231,7 @@ def _cmd_denoise(args) -> int:
                   dtype="input" if args.dtype == "input" else "float32",
                   resume=not args.no_resume, overwrite=args.overwrite, device=args.device,
                   precision=args.precision, tile=args.tile, units=args.units,
-                  sigma_a=_sigma_a_arg(args.sigma_a), tta=args.tta,
+                  sigma_a=_sigma_a_arg(args.sigma_a), tta="auto" if args.tta is None else args.tta,
                   metadata={"version": __version__, "model": str(args.model)})
     if args.chunk:
         kwargs["chunks"] = _chunk_spec(args.chunk)

@@ -32,7 +32,7 @@ __all__ = ["denoise", "resolve_noise_model", "resolve_noise_models", "effective_
 def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
             axes: str | None = None, units: str = "input", sigma_a="auto", device="auto",
             precision: str = "fp32", tile: int | None = None,
-            progress: ProgressFn | None = None, tta: bool = False, **params):
+            progress: ProgressFn | None = None, tta: bool | str = "auto", **params):
     """Denoise ``image`` with a trained model and a noise model.
 
     Parameters
@@ -71,10 +71,13 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
         sets it. Unconditioned models have a fixed one.
     device, precision, tile, progress
         Passed to :meth:`ScoreModel.score`.
-    tta : bool
+    tta : bool or "auto"
         Average the network's output over the 8 rotations and flips of the Y-X plane
         (test-time augmentation): 8x the network's cost (sigma_a is chosen without it), for
-        +0.1 to +0.3 dB on the real sets of docs/benchmarks.md. Ignored with ``score=``.
+        +0.1 to +0.3 dB on the real sets of docs/benchmarks.md. ``"auto"`` (default): on for
+        networks small enough that the 8 passes cost at most 1.5 of the default network's
+        (:attr:`ScoreModel.tta_default`: the small preset that ``train`` picks for
+        photon-starved data). Ignored with ``score=``.
     **params
         Noise-model parameters, e.g. ``gain=2.0, offset=100, read_noise=3``.
 
@@ -115,6 +118,7 @@ def denoise(image, model: ScoreModel, noise_model="gaussian", *, score=None,
                              f"{tuple(np.shape(image))}; compute it with model.evaluate(image)")
         return score if type(score).__module__.startswith("dask") else \
             np.asarray(score, dtype=np.float32)
+    tta = model.resolve_tta(tta)
     if hasattr(image, "dask") or type(image).__module__.startswith("dask"):
         nm = resolve_noise_models(noise_model, **params) if model.kind == "score" else None
         if score is not None and nm is not None:  # a lazy (cached) score: only solve

@@ -65,10 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "the prior will sample: it is trained on the variance-stabilised "
                         "clean images (docs/uncertainty.md)")
     p.add_argument("--dims", type=int, default=2, choices=[2, 3], help="2D or 3D network")
-    p.add_argument("--preset", default="default", choices=["small", "default", "large"])
-    p.add_argument("--steps", type=int, default=_TRAIN_STEPS,
-                   help=f"training steps (default {_TRAIN_STEPS}: about 4 minutes on 2 CPU "
-                        f"cores with the default preset)")
+    p.add_argument("--preset", default=None, choices=["small", "default", "large"],
+                   help="network size (default: small for photon-starved data, whose score "
+                        "network is sigma-conditioned, else default)")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"training steps (default by preset: {4 * _TRAIN_STEPS} small, "
+                        f"{_TRAIN_STEPS} default and large; about 4 minutes either way on a "
+                        f"fast 2-core CPU)")
     p.add_argument("--patch-size", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float,
@@ -126,10 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where a sigma-conditioned score network is evaluated (normalised "
                         "units): auto (default) chooses it for each file by Stein's unbiased "
                         "risk estimate under its noise model; recorded in the metadata")
-    p.add_argument("--tta", action="store_true",
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="average the network's output over the 8 rotations and flips "
                         "(test-time augmentation): 8x the network's time, +0.1 to +0.3 dB "
-                        "on real data (docs/benchmarks.md); recorded in the metadata")
+                        "on real data (docs/benchmarks.md); default: on for networks small "
+                        "enough that it costs at most 1.5 passes of the default network (the "
+                        "small one trained for photon-starved data), off for others; "
+                        "recorded in the metadata")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--dtype", default="float32", choices=["float32", "input"],
                    help="float32 (default) or the input's dtype (rounded and clipped)")
@@ -242,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "poisson-gaussian model, write a TIFF and a PNG comparison, "
                                    "print PSNR against the 50-frame average.")
     p.add_argument("-o", "--output", default="scoredenoise-demo", help="output folder")
-    p.add_argument("--steps", type=int, default=_TRAIN_STEPS)
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps (default: the library's, by the network chosen)")
     p.add_argument("--device", default="auto")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_demo)

@@ -8,6 +8,7 @@ in the header. Loading never executes code from the file.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -26,7 +27,7 @@ from ._rowstream import band_rows, default_tile, stream_forward
 from ._tiles import _tile_grid, dihedral_mean  # noqa: F401 (dihedral_mean: its old home)
 from ._version import __version__
 from .io import atomic_write
-from .network import UNet, UNetConfig, network_info
+from .network import UNet, UNetConfig, build_network, network_info
 from .smoothing import SIGMA_RANGE, SigmaA, score_factor, select_sigma_a
 from .solve import score_sigma_a  # noqa: F401 (its old home)
 from .train_config import TrainConfig
@@ -37,6 +38,11 @@ FORMAT = "scoredenoise-model"
 FORMAT_VERSION = 1
 #: the network outputs SCORE_OUTPUT_SCALE * score in normalised units (outputs of order 1)
 SCORE_OUTPUT_SCALE = 0.1
+#: ``tta="auto"`` averages over the 8 orientations where they cost at most this many passes of
+#: the default preset's network (same dims, channels, conditioning): the small preset's 8
+#: passes cost 1.4x one (2-D) and gain +0.2 to +0.3 dB on W2S, +0.07 to +0.21 on FMD
+#: (docs/training.md, "The small network by default for photon-starved data")
+TTA_AUTO_COST = 1.5
 
 class ModelFileError(ValueError):
     """A file that is not a readable scoredenoise model."""
@@ -165,6 +171,26 @@ class ScoreModel:
         return float(np.hypot(self.extra_noise, sa))
 
     @property
+    def tta_default(self) -> bool:
+        """What ``tta="auto"`` means for this model: the score averaged over the 8
+        orientations of the Y-X plane where the network is so small that they cost at most
+        :data:`TTA_AUTO_COST` passes of the default preset's network (the small preset in 2-D);
+        off for direct denoisers (+0.05 dB on W2S) and larger score networks (8x the time)."""
+        if self.kind != "score":
+            return False
+        cfg = self.network.config
+        ref = _preset_flops(cfg.dims, cfg.in_channels, bool(cfg.sigma_input))
+        return 8 * self.info["flops_per_pixel"] <= TTA_AUTO_COST * ref
+
+    def resolve_tta(self, tta) -> bool:
+        """``tta`` as a bool: ``"auto"`` is :attr:`tta_default`."""
+        if isinstance(tta, str):
+            if tta != "auto":
+                raise ValueError(f"tta must be True, False or 'auto', got {tta!r}")
+            return self.tta_default
+        return bool(tta)
+
+    @property
     def halo(self) -> int:
         """Overlap (pixels) between tiles: the receptive field rounded up to the pooling grid."""
         m = self.network.config.multiple
@@ -196,13 +222,14 @@ class ScoreModel:
                 precision: str = "fp32", tile: int | None = None,
                 progress: ProgressFn | None = None,
                 batch_size: int | None = None, sigma_a: float | None = None,
-                tta: bool = False) -> np.ndarray:
+                tta: bool | str = False) -> np.ndarray:
         """Raw network output in data units: the score (kind "score") or the clean image.
 
         ``sigma_a`` (normalised units): where a sigma-conditioned network is evaluated
         (default ``sigma_a_default``); see :meth:`score`. ``tta``: the mean of the outputs
         for the 8 rotations and flips of the Y-X plane (test-time augmentation,
-        :func:`dihedral_mean`): 8x the cost, equivariant to them.
+        :func:`dihedral_mean`): 8x the cost, equivariant to them; ``"auto"``:
+        :attr:`tta_default`.
 
         The result equals one whole-image pass of the network, computed with bounded memory:
 
@@ -217,7 +244,7 @@ class ScoreModel:
         """
         image = np.asarray(image)
         axes = self.resolve_axes(axes, image.ndim)
-        if tta:
+        if self.resolve_tta(tta):
             return dihedral_mean(
                 lambda a, prog: self.predict(a, axes=axes, device=device,
                                              precision=precision, tile=tile, progress=prog,
@@ -327,7 +354,7 @@ class ScoreModel:
     def score(self, image, *, axes: str | None = None, sigma_a="auto", noise_model=None,
               device="auto", precision: str = "fp32", tile: int | None = None,
               progress: ProgressFn | None = None, batch_size: int | None = None, cache=None,
-              tta: bool = False):
+              tta: bool | str = "auto"):
         """The score s(y) = grad_y log p(y) of ``image``, in 1/data units, same shape.
 
         Compute it once and pass it to :func:`scoredenoise.denoise` (``score=``) to try
@@ -348,7 +375,10 @@ class ScoreModel:
 
         ``tta=True`` averages the score over the 8 rotations and flips of the Y-X plane
         (test-time augmentation; sigma_a is still chosen without it): 8x the network's cost
-        for +0.1 to +0.3 dB on the real sets of docs/benchmarks.md.
+        for +0.1 to +0.3 dB on the real sets of docs/benchmarks.md. ``"auto"`` (default):
+        on where the network is small enough that the 8 passes cost at most 1.5 passes of
+        the default preset's network (:attr:`tta_default`: the small preset, which
+        ``train`` picks for photon-starved data), off otherwise.
 
         Examples
         --------
@@ -361,6 +391,7 @@ class ScoreModel:
         if self.kind != "score":
             raise ValueError(f"this model is a {self.kind!r} model: it predicts the clean image "
                              f"directly and has no score; use scoredenoise.denoise")
+        tta = self.resolve_tta(tta)
         sig = self.resolve_sigma_a(image, sigma_a, noise_model, axes=axes, device=device,
                                    precision=precision)
         arg = sig if self.conditioned else None
@@ -377,14 +408,15 @@ class ScoreModel:
 
     def evaluate(self, image, *, axes: str | None = None, sigma_a="auto", noise_model=None,
                  device="auto", precision: str = "fp32", tile: int | None = None,
-                 progress: ProgressFn | None = None, cache=None, tta: bool = False):
+                 progress: ProgressFn | None = None, cache=None, tta: bool | str = "auto"):
         """What the network gives for ``image``, whatever kind of model this is: the score
         (:meth:`score`, a :class:`Score` with its ``sigma_a``) of a score model, the clean
         image of a direct denoiser (a related method's network, which has no noise model:
         ``sigma_a`` and ``noise_model`` are then ignored). Either way
         :func:`scoredenoise.denoise` (``score=``) turns it into the result without running
         the network again, so a caller (the napari plugin) need not ask which kind it holds.
-        A dask array gives a lazy result.
+        A dask array gives a lazy result. ``tta``: as in :meth:`score` (``"auto"``:
+        :attr:`tta_default`).
 
         Examples
         --------
@@ -396,6 +428,7 @@ class ScoreModel:
             return self.score(image, axes=axes, sigma_a=sigma_a, noise_model=noise_model,
                               device=device, precision=precision, tile=tile,
                               progress=progress, cache=cache, tta=tta)
+        tta = self.resolve_tta(tta)
         if type(image).__module__.startswith("dask"):
             return denoise_dask(image, self, None, axes=axes, device=device,
                                 precision=precision, tile=tile, tta=tta)
@@ -447,6 +480,14 @@ class ScoreModel:
         with atomic_write(path, suffix=".tmp") as tmp:
             save_file(tensors, tmp, metadata=metadata)
         return path
+
+
+@functools.cache
+def _preset_flops(dims: int, channels: int, conditioned: bool,
+                  preset: str = "default") -> float:
+    """FLOPs per pixel of a preset's network (the reference of :attr:`ScoreModel.tta_default`)."""
+    net = build_network(preset, dims=dims, channels=channels, sigma_input=conditioned)
+    return float(network_info(net)["flops_per_pixel"])
 
 
 def read_model_file(path: str | os.PathLike) -> tuple[dict, dict]:

@@ -113,7 +113,7 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
                     device="auto", precision: str = "fp32", tile: int | None = None,
                     progress: ProgressFn | None = None, cancel=None,
                     metadata: dict | None = None, estimate_noise: bool = False,
-                    units: str = "input", sigma_a="auto", tta: bool = False,
+                    units: str = "input", sigma_a="auto", tta: bool | str = "auto",
                     **params) -> StreamResult:
     """Denoise a stack chunk by chunk into a TIFF or zarr file, with bounded memory.
 
@@ -161,9 +161,10 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
         As for :func:`scoredenoise.denoise`: a sigma-conditioned score is evaluated at one
         sigma_a for the whole file, chosen on a sample of it (``"auto"``) and recorded in
         the output's metadata.
-    tta : bool
+    tta : bool or "auto"
         As for :func:`scoredenoise.denoise`: each chunk's network output averaged over the 8
-        rotations and flips (8x the network's cost); recorded in the metadata.
+        rotations and flips (8x the network's cost; ``"auto"``, the default: the model's
+        :attr:`~scoredenoise.ScoreModel.tta_default`); recorded, resolved, in the metadata.
     estimate_noise : bool
         Estimate the noise model's parameters from this source first
         (:func:`scoredenoise.estimate_noise`, one estimate per channel when the image has a C
@@ -185,6 +186,7 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
     """
 
     check_units(units, model.kind)
+    tta = model.resolve_tta(tta)
     progress = with_cancel(progress, cancel)  # one protocol from here on
 
     def stop_asked(*_):  # for the steps before the chunks, whose counts are not chunks

@@ -156,3 +156,16 @@ def test_convergence_defaults_over_seeds_report_their_mean_and_spread(tmp_path):
     with pytest.raises(SystemExit):  # two seeds, one file
         conv.main(["--tiny", "--datasets", "pairs", "--seeds", "0,1",
                    "--model", f"ours={tmp_path / 'x.sdmodel'}"])
+
+
+def test_convergence_gives_both_methods_the_score_models_network():
+    """Without --preset both methods get the network the score model's default picks for
+    the data: the small one for the photon-starved real sets (here the FMD pairs, 1.4
+    photo-electrons a pixel), the default one for bright Gaussian data."""
+    conv = load_benchmark("convergence")
+    train, _ = conv.load("pairs", 128)
+    assert conv.score_preset(train) == "small"
+    rng = np.random.default_rng(0)
+    bright = [(100 + 20 * np.sin(np.arange(128) / 9.0)[:, None] * np.ones((1, 128))
+               + rng.normal(0, 5, (128, 128))).astype(np.float32) for _ in range(2)]
+    assert conv.score_preset(bright) == "default"

@@ -85,6 +85,7 @@ def test_lazy_layer_of_a_z_stack_returns_at_once_and_computes_one_plane(
     den = _denoise_widget(viewer)
     model = _conditioned_model()
     den.session.set_model(model, "conditioned test model")
+    den.tta.value = False  # one network pass a plane (the small model's default is 8)
     den.session.set_noise_model(sd.get_noise_model("poisson-gaussian", gain=1.0,
                                                    read_noise=1.0))
     calls = []

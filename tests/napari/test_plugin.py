@@ -441,13 +441,17 @@ def test_the_plane_shown_is_read_in_the_layers_own_coordinates(make_napari_viewe
 
 
 def test_tta_box_averages_the_orientations_and_is_recorded(make_napari_viewer, qtbot):
-    """The box computes the plane again with the 8 orientations averaged (the cached plain
-    score is not reused), equal to the API's tta=True, and the result records it."""
+    """A model sets the box to its default (on for a small network); the box computes the
+    plane again with the 8 orientations averaged (the cached plain score is not reused),
+    equal to the API's tta=True, and the result records it."""
     viewer = make_napari_viewer()
     y = np.random.default_rng(0).normal(60, 10, size=(48, 48)).astype(np.float32)
     viewer.add_image(y, name="img")
     train, noise, den = _dock(viewer)
+    assert den.tta.value is False
     train.session.set_model(untrained(), "test")
+    assert den.tta.value is True  # the small network's default
+    den.tta.value = False
     noise.set_params("gaussian", sigma=10.0)
     den.layer.value = den.layer.get_choice("img")
     _press(den, "plane shown")

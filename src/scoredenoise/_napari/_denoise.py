@@ -88,8 +88,10 @@ class DenoiseWidget(UncertaintyScopes, Step):
             text="average 8 orientations (8x the network's time)", label="",
             tooltip="test-time augmentation: the network's output averaged over the 8 "
                     "rotations and flips of each plane; +0.1 to +0.3 dB on the real data of "
-                    "docs/benchmarks.md. Scores computed before are computed again. Recorded "
-                    "in the result's metadata")
+                    "docs/benchmarks.md. Set by each model to its default: on for the small "
+                    "network trained for photon-starved data (cheap), off for larger ones. "
+                    "Scores computed before are computed again. Recorded in the result's "
+                    "metadata")
         #: one Denoise action; what it covers is a choice (label, method, tooltip)
         self.scopes = {
             "plane shown": (self.preview, ("the plane on screen, in a second or two: tune the "
@@ -161,8 +163,15 @@ class DenoiseWidget(UncertaintyScopes, Step):
         follow_layers(napari_viewer, [self])
         self.session.noise_changed.connect(self._noise_changed)
         self.session.model_changed.connect(lambda *_: (self.cache.clear(),
-                                                       self.sigma_a.clear()))
+                                                       self.sigma_a.clear(),
+                                                       self._model_tta()))
         self.reset_choices()
+
+    def _model_tta(self):
+        """A new model sets the box to its own default (``tta="auto"``: on for the small
+        network trained for photon-starved data, where the 8 passes are cheap)."""
+        if self.session.model is not None:
+            self.tta.value = self.session.model.tta_default
 
     def _say(self, text: str):
         self.status.value = text
