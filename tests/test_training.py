@@ -277,10 +277,13 @@ def test_time_per_step_measures_real_training_steps(monkeypatch):
 
     built, calls = [], []
 
+    sizes = []
+
     def build(*a, **kw):
         net = tr.build_network.__wrapped__(*a, **kw)
         net.register_forward_hook(lambda m, i, o: calls.append(i[0].shape))
         built.append(kw)
+        sizes.append(a[0])
         return net
 
     build.__wrapped__ = tr.build_network
@@ -292,6 +295,11 @@ def test_time_per_step_measures_real_training_steps(monkeypatch):
     assert len(calls) == 3 and all(tuple(c) == (4, 1, 32, 32) for c in calls)
     assert sd.time_per_step(objective="neighbor2neighbor", preset="small", patch_size=32,
                             batch_size=2, repeats=1) > 0
+    # preset=None without the data: the small network only for conditioned=True
+    built.clear()
+    sd.time_per_step(conditioned=True, patch_size=16, batch_size=2, repeats=1)
+    sd.time_per_step(patch_size=16, batch_size=2, repeats=1)
+    assert sizes[-2:] == ["small", "default"]
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         sd.time_per_step(preset="huge")
     with pytest.raises(ValueError, match="repeats must be >= 1, got 0"):

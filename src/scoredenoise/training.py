@@ -566,7 +566,9 @@ def time_per_step(*, config: TrainConfig | None = None, channels: int = 1, devic
 
     The settings are :func:`train`'s (a :class:`TrainConfig` or its fields as keywords);
     those that shape a step count: ``dims``, ``preset``, ``patch_size``, ``batch_size``,
-    ``objective``, ``conditioned``, ``precision``.
+    ``objective``, ``conditioned``, ``precision``. Without the data, ``preset=None`` times
+    the small network only where ``conditioned=True`` is given (``train`` decides
+    ``"auto"`` on the data), else the default one.
 
     A fresh network runs ``repeats`` real steps (the objective's loss, backward, AdamW)
     on random patches after one warm-up step; the median is returned. ``steps *
