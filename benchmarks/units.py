@@ -60,10 +60,10 @@ def mapped(y, nm, units: str):
     return u, type(nm)(gain=nm.gain * c, offset=0.0, read_noise=nm.read_noise * c), c
 
 
-def run(train, evaluate: Evaluator, units: str, seed: int, steps: int | None,
+def run(train, estimates, evaluate: Evaluator, units: str, seed: int, steps: int | None,
         preset: str | None, device: str) -> dict:
-    """Train on ``train`` mapped to ``units`` and evaluate every test image likewise."""
-    estimates = [sd.estimate_noise(y, "poisson-gaussian").noise_model for y in train]
+    """Train on ``train`` mapped to ``units`` by their ``estimates`` and evaluate every test
+    image likewise (by its own estimate)."""
     images = [mapped(y, nm, units)[0] for y, nm in zip(train, estimates)]
     t0 = time.perf_counter()
     model = sd.train(images, seed=seed, steps=steps, preset=preset, device=device)
@@ -109,12 +109,14 @@ def main(argv=None):
     for name in cfg.datasets:
         train, test = load(name, crop)
         evaluate = Evaluator(test, fit=(name == "w2s"), device=cfg.device)
+        estimates = [sd.estimate_noise(y, "poisson-gaussian").noise_model for y in train]
         res = out["datasets"][name] = {}
         for units in cfg.units:
             runs = []
             for seed in cfg.seeds:
                 print(f"{name}, {units}, seed {seed}", flush=True)
-                runs.append(run(train, evaluate, units, seed, steps, preset, cfg.device))
+                runs.append(run(train, estimates, evaluate, units, seed, steps, preset,
+                                cfg.device))
                 print(f"    {runs[-1]['psnr']:.2f} dB, {runs[-1]['seconds']:.0f} s", flush=True)
                 res[units] = {"psnr": float(np.mean([r["psnr"] for r in runs])), "runs": runs}
                 save(out, cfg.out)

@@ -275,9 +275,7 @@ def test_ema_checkpoint_resume_equals_uninterrupted(tmp_path):
 def test_time_per_step_measures_real_training_steps(monkeypatch):
     import scoredenoise.training as tr
 
-    built, calls = [], []
-
-    sizes = []
+    built, calls, sizes = [], [], []
 
     def build(*a, **kw):
         net = tr.build_network.__wrapped__(*a, **kw)
@@ -296,7 +294,6 @@ def test_time_per_step_measures_real_training_steps(monkeypatch):
     assert sd.time_per_step(objective="neighbor2neighbor", preset="small", patch_size=32,
                             batch_size=2, repeats=1) > 0
     # preset=None without the data: the small network only for conditioned=True
-    built.clear()
     sd.time_per_step(conditioned=True, patch_size=16, batch_size=2, repeats=1)
     sd.time_per_step(patch_size=16, batch_size=2, repeats=1)
     assert sizes[-2:] == ["small", "default"]
