@@ -297,6 +297,11 @@ def test_train_network_choice_flags(tmp_path, capsys):
         m = sd.load_model(out)
         assert m.conditioned is want
         assert m.train_config.conditioned == (want if flags else "auto")
+    # --units photons: each image in its own photo-electrons, on a conditioned network
+    assert main([*base, "-o", str(tmp_path / "p.sdmodel"), "--units", "photons"]) == 0
+    m = sd.load_model(tmp_path / "p.sdmodel")
+    assert m.units == "photons" and m.conditioned
+    assert m.meta["data"][0]["photon_map"]["gain"][0] == pytest.approx(1.0, rel=0.2)
     with pytest.raises(SystemExit):
         main([*base, "-o", str(tmp_path / "x.sdmodel"), "--conditioned", "--unconditioned"])
     assert "not allowed with argument" in capsys.readouterr().err

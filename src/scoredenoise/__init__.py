@@ -38,6 +38,7 @@ from .to_file import denoise_to_file
 from .train_config import TrainConfig
 from .training import time_per_step, train
 from .uncertainty import posterior_std
+from .units import PhotonMap, estimate_photon_map
 
 __all__ = [
     "__version__",
@@ -68,6 +69,8 @@ __all__ = [
     "Score",
     "select_sigma_a",
     "SigmaA",
+    "PhotonMap",
+    "estimate_photon_map",
     "posterior_std",
     "ModelFileError",
     "Cancelled",

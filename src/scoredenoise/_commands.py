@@ -132,7 +132,7 @@ def _cmd_train(args) -> int:
         extra_noise=args.extra_noise if args.extra_noise == "auto" else float(args.extra_noise),
         conditioned=(False if args.unconditioned else True if args.conditioned else "auto"),
         precision=args.precision, seed=args.seed,
-        ema=args.ema)
+        ema=args.ema, units=args.units)
     bar = ProgressBar("train", args.quiet)
     model = fit(data, config=config, axes=axes, targets=targets, device=args.device,
                 progress=bar, checkpoint=args.checkpoint,

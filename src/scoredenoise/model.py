@@ -28,9 +28,10 @@ from ._tiles import _tile_grid, dihedral_mean  # noqa: F401 (dihedral_mean: its 
 from ._version import __version__
 from .io import atomic_write
 from .network import UNet, UNetConfig, build_network, network_info
-from .smoothing import SIGMA_RANGE, SigmaA, score_factor, select_sigma_a
+from .smoothing import SIGMA_RANGE, SigmaA, photon_map_of, score_factor, select_sigma_a
 from .solve import score_sigma_a  # noqa: F401 (its old home)
 from .train_config import TrainConfig
+from .units import PhotonMap, estimate_photon_map
 
 __all__ = ["ScoreModel", "Score", "load_model", "ModelFileError", "Cancelled"]
 
@@ -90,7 +91,8 @@ class ScoreModel:
         Axes of the training data (e.g. ``"ZYX"``); the default for inference.
     extra_noise : float
         Standard deviation (data units) of the extra Gaussian noise added to the data in
-        training; :func:`scoredenoise.denoise` removes it as a mixture.
+        training; :func:`scoredenoise.denoise` removes it as a mixture. (One per channel for
+        a model bound to an image's photon map, :meth:`bind`.)
     meta : dict
         Training settings, data shapes, history; saved in the file.
     """
@@ -106,6 +108,8 @@ class ScoreModel:
     def __post_init__(self):
         self.offset = np.asarray(self.offset, dtype=np.float64).reshape(-1)
         self.scale = np.asarray(self.scale, dtype=np.float64).reshape(-1)
+        if np.ndim(self.extra_noise):  # per channel (a bound model)
+            self.extra_noise = np.asarray(self.extra_noise, dtype=np.float64).reshape(-1)
         if self.kind not in ("score", "denoiser"):
             raise ValueError(f"kind must be 'score' or 'denoiser', got {self.kind!r}")
         if np.any(self.scale <= 0):
@@ -162,13 +166,85 @@ class ScoreModel:
         lo, hi = self.sigma_range
         return float(math.sqrt(lo * hi))
 
+    @property
+    def units(self) -> str:
+        """The units the network was trained in: ``"data"`` (the data's own, one
+        normalisation for every image) or ``"photons"`` (each image in its own
+        photo-electrons, mapped by its own noise estimate: :meth:`bind`)."""
+        return str(self.meta.get("units", "data"))
+
+    @property
+    def photon_map(self) -> PhotonMap | None:
+        """The photon map of the image a bound model is for (:meth:`bind`), else None."""
+        pm = self.meta.get("photon_map")
+        return None if pm is None else PhotonMap(**pm)
+
+    def bind(self, image=None, *, axes: str | None = None, photon_map=None,
+             progress: ProgressFn | None = None) -> ScoreModel:
+        """This model for one image: for a model trained in photo-electrons
+        (``units="photons"``), a model in the image's own data units; any other model is
+        returned as it is.
+
+        The image is mapped by its own Poisson-Gaussian estimate (``photon_map`` if given, e.g.
+        the one a :class:`SigmaA` carries, else :func:`~scoredenoise.estimate_photon_map` of
+        ``image``): u = (y - offset) / gain per channel. The bound model folds the map into
+        its normalisation (offset + gain * model offset, gain * model scale) and its training
+        noise (gain * extra_noise), so it is an ordinary model of the data's units; the same
+        network, nothing copied. :meth:`score`, :meth:`predict`, :func:`~scoredenoise.denoise`
+        and the chunked paths bind by themselves (once per image, file or layer: the map
+        travels with the score's sigma_a); call it to reuse one map for many images.
+
+        Examples
+        --------
+        >>> model = scoredenoise.train(frames, units="photons")       # doctest: +SKIP
+        >>> bound = model.bind(frame)                                 # doctest: +SKIP
+        >>> bound.photon_map                                          # doctest: +SKIP
+        PhotonMap(offset=(6.2,), gain=(21.7,))
+        """
+        if self.units != "photons":
+            return self
+        if photon_map is None:
+            if image is None:
+                raise ValueError("bind needs the image (or its photon_map)")
+            axes = self.resolve_axes(axes, len(np.shape(image)))
+            photon_map = estimate_photon_map(image, axes=axes, progress=progress)
+        elif not isinstance(photon_map, PhotonMap):
+            photon_map = PhotonMap(**photon_map)
+        if photon_map.channels != self.channels:
+            raise ValueError(f"the photon map has {photon_map.channels} channel(s) but the "
+                             f"model {self.channels}")
+        gain = np.asarray(photon_map.gain)
+        extra = gain * self.extra_noise
+        meta = {**self.meta, "units": "data", "photon_map": photon_map.to_dict()}
+        return ScoreModel(network=self.network,
+                          offset=np.asarray(photon_map.offset) + gain * self.offset,
+                          scale=gain * self.scale, axes=self.axes, kind=self.kind,
+                          extra_noise=float(extra[0]) if extra.size == 1 else extra,
+                          meta=meta)
+
+    def _bound(self, image, axes, sigma_a) -> ScoreModel:
+        """:meth:`bind` with the map ``sigma_a`` carries, if any (else estimated)."""
+        return self.bind(image, axes=axes, photon_map=photon_map_of(sigma_a))
+
     def smoothing_sigma(self, channel: int = 0, sigma_a: float | None = None) -> float:
         """Std (data units) of the Gaussian noise the learned score includes beyond the data's
         own: the extra training noise and sigma_a (``sigma_a_default`` unless given), removed
-        at solve time."""
+        at solve time. A model trained in photo-electrons needs the image's map: a sigma_a
+        from :meth:`score` or :meth:`resolve_sigma_a` carries it."""
         sig = self.sigma_a_default if sigma_a is None else float(sigma_a)
+        gain = 1.0
+        if self.units == "photons":
+            pm = photon_map_of(sigma_a)
+            if pm is None:
+                raise ValueError(
+                    "this model was trained with each image in its own photo-electrons "
+                    "(units='photons'): the solve needs the image's photon map; use the "
+                    "score from model.score(image) (its sigma_a carries the map), or "
+                    "model.bind(image)")
+            gain = pm.gain_of(channel)
         sa = sig * float(self.scale[min(channel, self.scale.size - 1)])
-        return float(np.hypot(self.extra_noise, sa))
+        extra = np.atleast_1d(self.extra_noise)
+        return gain * float(np.hypot(float(extra[min(channel, extra.size - 1)]), sa))
 
     @property
     def tta_default(self) -> bool:
@@ -244,6 +320,10 @@ class ScoreModel:
         """
         image = np.asarray(image)
         axes = self.resolve_axes(axes, image.ndim)
+        if self.units == "photons":  # in the image's own units (the map sigma_a carries)
+            return self._bound(image, axes, sigma_a).predict(
+                image, axes=axes, device=device, precision=precision, tile=tile,
+                progress=progress, batch_size=batch_size, sigma_a=sigma_a, tta=tta)
         if self.resolve_tta(tta):
             return dihedral_mean(
                 lambda a, prog: self.predict(a, axes=axes, device=device,
@@ -337,7 +417,16 @@ class ScoreModel:
         for a conditioned network, with the factor of its score (a :class:`SigmaA`); a
         number is used as given (a :class:`SigmaA` with its factor, a plain number at factor
         1); an unconditioned network has its fixed one. ``factor=False``: "auto" chooses
-        sigma_a alone (a plain float)."""
+        sigma_a alone (a plain float). A model trained in photo-electrons
+        (``units="photons"``) gives a :class:`SigmaA` that carries the image's photon map
+        too (the one ``sigma_a`` carries, else estimated on ``image``), chosen on the image
+        in its own units (:meth:`bind`)."""
+        if self.units == "photons":
+            bound = self._bound(image, axes, sigma_a)
+            sig = bound.resolve_sigma_a(image, sigma_a, noise_model, axes=axes, device=device,
+                                        precision=precision, progress=progress,
+                                        factor=factor)
+            return SigmaA(float(sig), score_factor(sig), bound.photon_map)
         if not self.conditioned:
             if sigma_a not in ("auto", None):
                 raise ValueError("this model's network is not sigma-conditioned: its score "
@@ -394,6 +483,13 @@ class ScoreModel:
         tta = self.resolve_tta(tta)
         sig = self.resolve_sigma_a(image, sigma_a, noise_model, axes=axes, device=device,
                                    precision=precision)
+        if self.units == "photons":  # the score in the image's units, with its map
+            out = self.bind(photon_map=sig.photon_map).score(
+                image, axes=axes, sigma_a=sig if self.conditioned else "auto",
+                noise_model=noise_model, device=device, precision=precision, tile=tile,
+                progress=progress, batch_size=batch_size, cache=cache, tta=tta)
+            out.sigma_a = sig
+            return out
         arg = sig if self.conditioned else None
         if type(image).__module__.startswith("dask"):
             out = score_dask(image, self, axes=axes, device=device, precision=precision,
@@ -438,6 +534,9 @@ class ScoreModel:
     # ----- files -----------------------------------------------------------------------------
 
     def _header(self) -> dict:
+        if self.photon_map is not None:
+            raise ValueError("this model is bound to one image's photon map (model.bind); "
+                             "save the model it was bound from")
         return {
             "kind": self.kind,
             "architecture": self.network.config.to_dict(),

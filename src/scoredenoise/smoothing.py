@@ -49,7 +49,8 @@ from ._progress import report
 from .estimate import estimate_noise
 from .solve import _has_operator, resolve_noise_models
 
-__all__ = ["select_sigma_a", "SIGMA_RANGE", "SigmaA", "score_factor", "sure_risks"]
+__all__ = ["select_sigma_a", "SIGMA_RANGE", "SigmaA", "score_factor", "sure_risks",
+           "photon_map_of"]
 
 #: default training range of sigma_a of a sigma-conditioned score network (normalised units)
 SIGMA_RANGE = (0.01, 0.5)
@@ -81,6 +82,11 @@ class SigmaA(float):
     :func:`select_sigma_a` chooses the factor with sigma_a, by the same risk estimate; a
     plain float is a factor of 1.
 
+    ``photon_map``: for a model trained in photo-electrons (``units="photons"``), the
+    :class:`~scoredenoise.PhotonMap` of the image the score is for (its offset and gain per
+    channel, from its own noise estimate), so that every later pass and solve of that image
+    uses the same map (:meth:`ScoreModel.bind`); None for a model in the data's units.
+
     Examples
     --------
     >>> from scoredenoise import SigmaA
@@ -90,20 +96,28 @@ class SigmaA(float):
     """
 
     factor: float
+    photon_map: object
 
-    def __new__(cls, value, factor: float = 1.0):
+    def __new__(cls, value, factor: float = 1.0, photon_map=None):
         factor = float(factor)
         if not (math.isfinite(factor) and factor > 0):
             raise ValueError(f"factor must be a finite number > 0, got {factor}")
         obj = super().__new__(cls, value)
         obj.factor = factor
+        obj.photon_map = photon_map
         return obj
 
     def __repr__(self) -> str:
-        return f"SigmaA({float(self)!r}, factor={self.factor!r})"
+        tail = "" if self.photon_map is None else f", photon_map={self.photon_map!r}"
+        return f"SigmaA({float(self)!r}, factor={self.factor!r}{tail})"
 
-    def __reduce__(self):  # pickles (dask workers) with its factor
-        return (SigmaA, (float(self), self.factor))
+    def __reduce__(self):  # pickles (dask workers) with its factor and map
+        return (SigmaA, (float(self), self.factor, self.photon_map))
+
+
+def photon_map_of(sigma_a):
+    """The :class:`~scoredenoise.PhotonMap` a sigma_a carries (a :class:`SigmaA`'s), or None."""
+    return getattr(sigma_a, "photon_map", None)
 
 
 def score_factor(sigma_a) -> float:
@@ -331,6 +345,9 @@ def select_sigma_a(model, image, noise_model=None, *, axes: str | None = None,
     SigmaA(0.066, factor=0.95)
     >>> s = model.score(noisy, sigma_a=sig)   # the network's score times 0.95  # doctest: +SKIP
     """
+    if getattr(model, "units", "data") == "photons":  # with the image's map
+        return model.resolve_sigma_a(image, "auto", noise_model, axes=axes, device=device,
+                                     precision=precision, progress=progress, factor=factor)
     if not model.conditioned:
         return model.sigma_a_default
     axes = model.resolve_axes(axes, len(np.shape(image)))

@@ -24,9 +24,11 @@ __all__ = ["resolve_noise_model", "resolve_noise_models", "effective_noise_model
 
 def score_sigma_a(score) -> float | None:
     """The sigma_a a score was evaluated at (:class:`~scoredenoise.Score`, or a lazy score
-    from :meth:`~scoredenoise.ScoreModel.score`), or None for a plain array."""
+    from :meth:`~scoredenoise.ScoreModel.score`), or None for a plain array; a
+    :class:`~scoredenoise.SigmaA` as it is (its factor, and the photon map of a model in
+    photo-electrons, with it)."""
     sig = getattr(score, "sigma_a", None)
-    return None if sig is None else float(sig)
+    return None if sig is None else sig if hasattr(sig, "factor") else float(sig)
 
 
 #: what ``denoise(..., units=)`` returns: the clean image in the input's units (the camera
@@ -160,6 +162,9 @@ def provenance(model: ScoreModel, noise_model=None, *, sigma_a: float | None = N
                   sigma_a=None if sigma_a is None else float(sigma_a),
                   # the factor of the score chosen with sigma_a (a SigmaA's; 1: none)
                   score_factor=float(getattr(sigma_a, "factor", 1.0)))
+        pm = getattr(sigma_a, "photon_map", None)
+        if pm is not None:  # a model in photo-electrons: the image's map
+            md["photon_map"] = pm.to_dict()
     if units is not None:
         md["units"] = units
     md.update(extra)
@@ -199,7 +204,7 @@ def _given_sigma_a(model: ScoreModel, score, sigma_a) -> float | None:
     if own is not None:
         return own
     if model.conditioned and sigma_a not in ("auto", None):
-        return float(sigma_a)
+        return sigma_a if hasattr(sigma_a, "factor") else float(sigma_a)
     return None
 
 

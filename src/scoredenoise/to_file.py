@@ -32,7 +32,7 @@ from ._progress import Cancelled, ProgressFn, cancel_requested, report, with_can
 from .estimate import NoiseToEstimate
 from .io import open_image, write_tiff
 from .model import ScoreModel
-from .smoothing import score_factor
+from .smoothing import photon_map_of, score_factor
 from .solve import check_units, resolve_noise_models
 
 __all__ = ["denoise_to_file", "StreamResult", "cast_output"]
@@ -254,7 +254,8 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
            "depth": [plan.depth[a] for a in range(data.ndim)],
            "dtype": out_dtype.str, "format_version": 1,
            **({"tta": True} if tta else {}),  # (absent when off: older jobs still resume)
-           **({"score_factor": score_factor(sig)} if score_factor(sig) != 1.0 else {})}
+           **({"score_factor": score_factor(sig)} if score_factor(sig) != 1.0 else {}),
+           **({"photon_map": photon_map_of(sig).to_dict()} if photon_map_of(sig) else {})}
     work = output.parent / f".{output.name}{PARTIAL}"
     store = _open_work(work, job, data, out_dtype, resume, compression if fmt == "zarr"
                        else None)
@@ -302,6 +303,8 @@ def denoise_to_file(source, output, model: ScoreModel, noise_model="gaussian", *
                                "units": units, "sigma_a": sig, "tta": bool(tta),
                                "score_factor": score_factor(sig),
                                "model_digest": job["model"],
+                               **({"photon_map": job["photon_map"]}
+                                  if "photon_map" in job else {}),
                                **({"noise_estimate": estimates} if estimates else {}),
                                **(metadata or {})}}
         if img.extra:

@@ -15,6 +15,7 @@ import numpy as np
 
 from .network import PRESETS
 from .objectives import get_objective
+from .units import check_training_units
 
 __all__ = ["TrainConfig", "TRAIN_STEPS", "PRESET_STEPS"]
 
@@ -79,6 +80,9 @@ class TrainConfig:
     seed: int | None = field(default=None, metadata=_h("random seed"))
     ema: float | None = field(default=None, metadata=_h(
         "decay per step of a moving average of the weights"))
+    units: str = field(default="data", metadata=_h(
+        "'data' (one normalisation for all images) or 'photons' (each image in its own "
+        "photo-electrons, by its own noise estimate)"))
 
     def __post_init__(self):
         obj = get_objective(self.objective)  # unknown names: the registry's error
@@ -99,6 +103,14 @@ class TrainConfig:
                                            or not self.extra_noise >= 0):
             raise ValueError(f"extra_noise must be 'auto' or >= 0 (data units), got "
                              f"{self.extra_noise}")
+        check_training_units(self.units)
+        if self.units == "photons" and (obj.kind != "score" or obj.clean_data):
+            raise ValueError(f"units='photons' is for score models trained on noisy images; "
+                             f"objective {self.objective!r} trains in the data's units: drop "
+                             f"units or use objective='score'")
+        if self.units == "photons" and self.conditioned is False:
+            raise ValueError("units='photons' needs a sigma-conditioned network (each image "
+                             "chooses its sigma_a in its own units); drop conditioned=False")
         if self.conditioned not in (True, False, "auto"):
             raise ValueError(f"conditioned must be True, False or 'auto', got "
                              f"{self.conditioned!r}")

@@ -14,6 +14,7 @@ array-like with ``shape`` and slicing), so a stack larger than memory trains wit
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import time
@@ -22,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from . import _axes
 from ._device import autocast, resolve_device, resolve_precision
 from .model import SCORE_OUTPUT_SCALE, ScoreModel, model_from_parts, read_model_file
 from .network import PRESETS, build_network
@@ -30,6 +32,7 @@ from .objectives import LossContext, get_objective, resolve_sigma_weighting
 from .sampling import PatchSampler
 from .smoothing import SIGMA_RANGE, select_sigma_a
 from .train_config import PRESET_STEPS, TRAIN_STEPS, TrainConfig
+from .units import PhotonMap, estimate_photon_map, to_photons
 
 __all__ = ["train", "time_per_step", "PatchSampler", "sigma_a_schedule", "OBJECTIVES",
            "TRAIN_STEPS", "auto_extra_noise"]
@@ -298,6 +301,15 @@ def train(images, *, config: TrainConfig | None = None, axes=None, targets=None,
         Continue an interrupted run from its checkpoint (weights, optimiser, step, random state).
     model : ScoreModel, optional
         Continue training an existing model (new schedule, same normalisation).
+    units : {"data", "photons"}
+        ``"data"`` (default): every image at one normalisation per channel. ``"photons"``:
+        each image in its own photo-electrons, u = (y - offset) / gain by its own
+        Poisson-Gaussian estimate (:mod:`scoredenoise.units`), so that images whose gains
+        differ (files stretched one by one, several cameras) share one lattice of counts and
+        one noise law; the model then maps each image it denoises by that image's own
+        estimate (:meth:`ScoreModel.bind`), whatever noise model it is solved with. A
+        sigma-conditioned score network only. Measured: +0.66 dB on W2S (gains 3.7-44
+        ADU/e-), -0.30 dB on the FMD pairs (docs/benchmarks.md, "Units per image").
     ema : float, optional
         Decay per step of an exponential moving average of the weights (e.g. 0.99: an average
         over about the last 100 steps); the model returned, and each checkpoint's model, is
@@ -360,6 +372,13 @@ def train(images, *, config: TrainConfig | None = None, axes=None, targets=None,
     if trainer_state is not None:
         rng.bit_generator.state = trainer_state["rng"]
         torch.set_rng_state(tensors["trainer.torch_rng"])
+    units, photon_maps = cfg.units, None
+    if model is not None and model.units != units:
+        raise ValueError(f"the model was trained with units={model.units!r}; pass "
+                         f"units={model.units!r} to continue training it")
+    if units == "photons":  # each image in its own photo-electrons (a conditioned network)
+        images, photon_maps = _to_photons(images, axes, dims)
+        conditioned = True if conditioned == "auto" else conditioned
     sampler = PatchSampler(images, axes=axes, dims=dims, patch_size=patch_size,
                            targets=targets, val_fraction=val_fraction, augment=augment, rng=rng)
     if conditioned == "auto":
@@ -475,12 +494,15 @@ def train(images, *, config: TrainConfig | None = None, axes=None, targets=None,
         precision=precision).to_dict(), device=str(dev), sigma_weighting=weighting)
     data_info = [{"shape": list(s.array.shape), "axes": s.axes, "dtype": str(s.array.dtype)}
                  for s in sampler.sources]
+    for info, pm in zip(data_info, photon_maps or ()):
+        info["photon_map"] = pm.to_dict()
 
     def make_model(step_done, stopped):
         meta = dict(model.meta) if model is not None else {}
         meta.pop("sigma_a_default", None)  # chosen again for the new weights
         meta.update(training=record, train_config=cfg.to_dict(), data=data_info,
-                    steps_done=step_done, stopped_early=stopped, history=history)
+                    steps_done=step_done, stopped_early=stopped, history=history,
+                    units=units)
         if conditioned:
             meta["sigma_range"] = list(cur_range)
         else:
@@ -511,7 +533,8 @@ def train(images, *, config: TrainConfig | None = None, axes=None, targets=None,
     step = start_step
     for step in range(start_step, steps):
         if step == adapt_step and step > 0:
-            picked = select_on_training_data(make_model(step, False), sampler, dev)
+            picked = select_on_training_data(
+                _training_units(make_model(step, False)), sampler, dev)
             net.train()
             cur_range = [max(sigma_a[0], min(picked) / ADAPT_WIDTH),
                          min(sigma_a[1], max(picked) * ADAPT_WIDTH)]
@@ -554,7 +577,7 @@ def train(images, *, config: TrainConfig | None = None, axes=None, targets=None,
     if conditioned and not obj.clean_data:  # where the score is evaluated when no image
         # chooses: on the data
         result.meta["sigma_a_default"] = float(np.median(
-            select_on_training_data(result, sampler, dev)))
+            select_on_training_data(_training_units(result), sampler, dev)))
     if checkpoint is not None:
         save_checkpoint(done, stopped, result)
     return result
@@ -623,6 +646,33 @@ def time_per_step(*, config: TrainConfig | None = None, channels: int = 1, devic
             torch.cuda.synchronize(dev)
         times.append(time.perf_counter() - t0)
     return float(np.median(times[1:]))
+
+
+def _to_photons(images, axes, dims: int) -> tuple[list, list[PhotonMap]]:
+    """Each training image in its own photo-electrons (``units="photons"``): mapped by its
+    own Poisson-Gaussian estimate (:func:`~scoredenoise.estimate_photon_map`); the maps."""
+    images = [images] if hasattr(images, "shape") else list(images)
+    axes = [axes] * len(images) if isinstance(axes, str) or axes is None else list(axes)
+    if len(axes) != len(images):
+        raise ValueError(f"got {len(axes)} axes strings for {len(images)} images")
+    mapped, maps = [], []
+    for i, (img, ax) in enumerate(zip(images, axes)):
+        ax = _axes.check_axes(ax, len(img.shape), dims)
+        try:
+            pm = estimate_photon_map(img, axes=ax)
+        except ValueError as exc:
+            raise ValueError(f"training image {i}: {exc}") from None
+        mapped.append(to_photons(img, pm, axes=ax))
+        maps.append(pm)
+    return mapped, maps
+
+
+def _training_units(model: ScoreModel) -> ScoreModel:
+    """``model`` as a model of the training data as the sampler holds them: for a model in
+    photo-electrons the mapped images are its data units (no map of their own)."""
+    if model.units == "data":
+        return model
+    return dataclasses.replace(model, meta={**model.meta, "units": "data"})
 
 
 def select_on_training_data(model: ScoreModel, sampler: PatchSampler, device,

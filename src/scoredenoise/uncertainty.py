@@ -36,6 +36,7 @@ import torch
 
 from ._chunked import A_MARGIN
 from .model import ScoreModel
+from .smoothing import photon_map_of
 from .solve import effective_noise_model
 
 __all__ = ["score_jacobian_diagonal", "posterior_std", "probe_signs"]
@@ -271,6 +272,9 @@ def posterior_std(image, model: ScoreModel, noise_model, *, sigma_a="auto", spac
     # network's own score: the factor a SigmaA carries corrects the result's shrinkage, not
     # that variance (with it the map grew 1.6x on FMD field 4 for the same error; the
     # calibration of docs/uncertainty.md is of this map)
+    # a model in photo-electrons: in this image's units (the map sigma_a carries, or its own)
+    if getattr(model, "units", "data") == "photons":
+        model = model.bind(y, axes="YX", photon_map=photon_map_of(sigma_a))
     sig = float(model.resolve_sigma_a(y, sigma_a, noise_model, device=device, factor=False))
     nm = effective_noise_model(model, noise_model, 0, sig)
     total = float(np.sqrt(nm.noise_level(np.array([float(np.mean(y))]))[0]))

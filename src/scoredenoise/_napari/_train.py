@@ -87,6 +87,12 @@ class TrainWidget(Step):
                                 value=0.0,
                                 tooltip="share of the data held out to plot a validation "
                                         "loss (0: none)")
+        self.units = ComboBox(label="units", choices=[("data", "data"),
+                                                      ("photons per image", "photons")],
+                              tooltip="data: one normalisation for all layers; photons per "
+                                      "image: each layer in its own photo-electrons, by its "
+                                      "own noise estimate (for layers whose gains differ; "
+                                      "score method only)")
         #: the training time to expect, shown before Start: steps x a measured step
         self.eta = wrapped_label(label="expected time",
                                  tooltip="measured: a few training steps of a fresh network "
@@ -105,7 +111,7 @@ class TrainWidget(Step):
         self.status = wrapped_label("no model", label="")
         self.extend([form(self.layers, self.axes, self.objective, self.dims, self.preset,
                           self.steps, self.patch, self.batch, self.device, self.val,
-                          self.eta),
+                          self.units, self.eta),
                      self.cont, row(self.start_btn, self.stop_btn), self.bar,
                      holder(self.plot), row(self.save_btn, self.load_btn), self.status])
         self.end()
@@ -226,7 +232,7 @@ class TrainWidget(Step):
         return sd.TrainConfig(objective=self.objective.value, dims=self.dims.value,
                               preset=self.preset.value, steps=self.steps.value,
                               patch_size=self.patch.value, batch_size=self.batch.value,
-                              val_fraction=self.val.value)
+                              val_fraction=self.val.value, units=self.units.value)
 
     def start(self):
         layers = list(self.layers.value)
