@@ -1,4 +1,4 @@
-"""Units per image for the score model: a lead for issue 21 (2026-12-07), not in the library.
+"""Units per image for the score model (issue 21): by hand, and the library's ``units="photons"``.
 
 The score network learns all its training images at one normalisation (the pooled
 percentiles of their patches). W2S's 30 files were stretched one by one to 8 bits, so one
@@ -17,11 +17,14 @@ read noise * c, offset 0), the result mapped back. ``--units``:
 - ``photons``: c = 1 / gain, photo-electrons: every image's comb of counts one unit apart;
 - ``sqrt``: c = 1 / sqrt(gain), half-way between the two on a log scale.
 
+- ``library``: ``scoredenoise.train(images, units="photons")`` on the images as they are,
+  each test image denoised by the library's own path (``model.score(y)`` maps it by its own
+  estimate, ``denoise`` solves in its units): the photons map as the library does it, with
+  ``extra_noise="auto"`` in photo-electrons (half a photon in all, read noise included; by
+  hand the mapped images are not on one lattice, so the default adds none).
+
 The map is affine, so the score of the data is the mapped image's score times c and the
 solve's posterior mean maps back exactly; what changes is what the network is asked to learn.
-Not in the library: a model would have to hold the map's rule and apply it per image at
-inference (the chunked, streamed and napari paths), and carry the image's scale to the solve
-(``ScoreModel.smoothing_sigma`` takes sigma_a in data units from one scale per channel).
 
 Usage:
     python benchmarks/units.py --datasets w2s,pairs --units data,photons --seeds 0,1
@@ -50,6 +53,7 @@ UNITS = {
     "data": lambda nm: 1.0,
     "photons": lambda nm: 1.0 / nm.gain,
     "sqrt": lambda nm: 1.0 / np.sqrt(nm.gain),
+    "library": lambda nm: 1.0,  # the images as they are: the library maps them
 }
 
 
@@ -64,18 +68,25 @@ def run(train, estimates, evaluate: Evaluator, units: str, seed: int, steps: int
         preset: str | None, device: str) -> dict:
     """Train on ``train`` mapped to ``units`` by their ``estimates`` and evaluate every test
     image likewise (by its own estimate)."""
-    images = [mapped(y, nm, units)[0] for y, nm in zip(train, estimates)]
+    library = units == "library"
+    images = list(train) if library else [mapped(y, nm, units)[0]
+                                          for y, nm in zip(train, estimates)]
     t0 = time.perf_counter()
-    model = sd.train(images, seed=seed, steps=steps, preset=preset, device=device)
+    model = sd.train(images, seed=seed, steps=steps, preset=preset, device=device,
+                     units="photons" if library else "data")
     seconds = time.perf_counter() - t0
     rows = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", sd.ImplausibleSolutionWarning)
         for name, y, ref in evaluate.test:
             nm = evaluate.noise_model(name, y)
-            u, nm_u, c = mapped(y, nm, units)
-            s = model.score(u, noise_model=nm_u, device=device)
-            x = np.asarray(sd.denoise(u, model, nm_u, score=s), np.float64) / c + nm.offset
+            if library:  # the library's own path: the image mapped by its own estimate
+                s = model.score(y, noise_model=nm, device=device)
+                x = np.asarray(sd.denoise(y, model, nm, score=s), np.float64)
+            else:
+                u, nm_u, c = mapped(y, nm, units)
+                s = model.score(u, noise_model=nm_u, device=device)
+                x = np.asarray(sd.denoise(u, model, nm_u, score=s), np.float64) / c + nm.offset
             rows.append({"image": name, "sigma_a": float(s.sigma_a),
                          "score_factor": float(getattr(s.sigma_a, "factor", 1.0)),
                          **evaluate._metrics(x, ref)})

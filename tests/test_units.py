@@ -10,6 +10,7 @@ import pytest
 import tifffile
 
 import scoredenoise as sd
+from scoredenoise.training import photon_extra_noise
 from scoredenoise.units import PhotonMap, estimate_photon_map, to_photons
 
 GAINS = ((2.0, 100.0), (20.0, 10.0))  # (gain ADU/e-, offset ADU): a 10-fold spread
@@ -17,14 +18,16 @@ GAINS = ((2.0, 100.0), (20.0, 10.0))  # (gain ADU/e-, offset ADU): a 10-fold spr
 
 def _counts():
     yy, xx = np.mgrid[:96, :96]
-    return 3 + 2 * np.sin(xx / 7.0) * np.cos(yy / 9.0) + (xx > 48)  # photo-electrons
+    c = 3 + 2 * np.sin(xx / 7.0) * np.cos(yy / 9.0) + (xx > 48)  # photo-electrons
+    c[:, 80:] = 0.0  # a dark band: the estimates find the offset (and so the read noise)
+    return c
 
 
 def _images(seed=0):
     rng = np.random.default_rng(seed)
     out = []
     for g, o in GAINS:
-        cam = sd.get_noise_model("poisson-gaussian", gain=g, offset=o, read_noise=0.5 * g)
+        cam = sd.get_noise_model("poisson-gaussian", gain=g, offset=o, read_noise=0.3 * g)
         out.append(cam.sample(_counts() * g, rng=rng).astype(np.float32))
     return out
 
@@ -83,6 +86,11 @@ def test_training_maps_each_image_by_its_own_estimate(photon_model):
     assert m.scale[0] < 40
     data_units = sd.train(_images(), steps=1, seed=0, preset="small")
     assert data_units.units == "data" and data_units.scale[0] > 100
+    # the training noise: half a photon step in all, read noise (photo-electrons) included
+    est = [sd.estimate_noise(y, "poisson-gaussian").noise_model for y in _images()]
+    read = float(np.median([e.read_noise / e.gain for e in est]))
+    assert m.extra_noise == pytest.approx(photon_extra_noise(read))
+    assert photon_extra_noise(0.3) == pytest.approx(0.4) and photon_extra_noise(0.7) == 0
 
 
 def test_denoise_equals_solving_the_mapped_image_and_mapping_back(photon_model):
@@ -170,3 +178,27 @@ def test_settings_are_checked():
     data_model = sd.train(_images(), steps=1, preset="small")
     with pytest.raises(ValueError, match="trained with units='data'; pass units='data'"):
         sd.train(_images(), steps=1, units="photons", model=data_model)
+
+
+def test_channels_each_have_their_own_map():
+    """A two-channel image whose detectors have gains 10-fold apart: one map per channel in
+    training and at inference, and the training noise in each channel's units."""
+    rng = np.random.default_rng(8)
+    chans = []
+    for g in (2.0, 20.0):
+        cam = sd.get_noise_model("poisson-gaussian", gain=g, offset=10.0, read_noise=0.3 * g)
+        chans.append(cam.sample(_counts() * g, rng=rng))
+    y = np.stack(chans).astype(np.float32)
+    m = sd.train(y, axes="CYX", units="photons", steps=2, preset="small", seed=0)
+    gains = m.meta["data"][0]["photon_map"]["gain"]
+    assert gains == [pytest.approx(2.0, rel=0.2), pytest.approx(20.0, rel=0.2)]
+    bound = m.bind(y, axes="CYX")
+    assert bound.photon_map.channels == 2
+    np.testing.assert_allclose(bound.extra_noise, np.asarray(bound.photon_map.gain) *
+                               m.extra_noise)
+    assert bound.smoothing_sigma(1, 0.05) > 5 * bound.smoothing_sigma(0, 0.05)
+    ests = [e.noise_model for e in sd.estimate_noise(y, "poisson-gaussian", axes="CYX")]
+    x = sd.denoise(y, m, ests, axes="CYX", sigma_a=0.05)
+    assert x.shape == y.shape and np.isfinite(x).all()
+    with pytest.raises(ValueError, match="photon map has 1 channel"):
+        m.bind(y, axes="CYX", photon_map=PhotonMap(offset=(0.0,), gain=(1.0,)))

@@ -32,7 +32,7 @@ from .objectives import LossContext, get_objective, resolve_sigma_weighting
 from .sampling import PatchSampler
 from .smoothing import SIGMA_RANGE, select_sigma_a
 from .train_config import PRESET_STEPS, TRAIN_STEPS, TrainConfig
-from .units import PhotonMap, estimate_photon_map, to_photons
+from .units import PhotonMap, _estimate, to_photons
 
 __all__ = ["train", "time_per_step", "PatchSampler", "sigma_a_schedule", "OBJECTIVES",
            "TRAIN_STEPS", "auto_extra_noise"]
@@ -377,7 +377,7 @@ def train(images, *, config: TrainConfig | None = None, axes=None, targets=None,
         raise ValueError(f"the model was trained with units={model.units!r}; pass "
                          f"units={model.units!r} to continue training it")
     if units == "photons":  # each image in its own photo-electrons (a conditioned network)
-        images, photon_maps = _to_photons(images, axes, dims)
+        images, photon_maps, photon_read = _to_photons(images, axes, dims)
         conditioned = True if conditioned == "auto" else conditioned
     sampler = PatchSampler(images, axes=axes, dims=dims, patch_size=patch_size,
                            targets=targets, val_fraction=val_fraction, augment=augment, rng=rng)
@@ -410,7 +410,8 @@ def train(images, *, config: TrainConfig | None = None, axes=None, targets=None,
         extra_noise = 0.0
     elif extra_noise == "auto":
         extra_noise = model.extra_noise if model is not None else (
-            sampler.quantisation_step() if obj.clean_data else auto_extra_noise(sampler))
+            sampler.quantisation_step() if obj.clean_data else
+            photon_extra_noise(photon_read) if units == "photons" else auto_extra_noise(sampler))
     extra_noise = float(extra_noise)
     # the conditioned loss's weight over sigma_a, chosen by the data (continuous: 1/sigma_a^2)
     weighting = (resolve_sigma_weighting(extra_noise)
@@ -648,23 +649,32 @@ def time_per_step(*, config: TrainConfig | None = None, channels: int = 1, devic
     return float(np.median(times[1:]))
 
 
-def _to_photons(images, axes, dims: int) -> tuple[list, list[PhotonMap]]:
+def _to_photons(images, axes, dims: int) -> tuple[list, list[PhotonMap], float]:
     """Each training image in its own photo-electrons (``units="photons"``): mapped by its
-    own Poisson-Gaussian estimate (:func:`~scoredenoise.estimate_photon_map`); the maps."""
+    own Poisson-Gaussian estimate (:func:`~scoredenoise.estimate_photon_map`); the maps, and
+    the median read noise (photo-electrons)."""
     images = [images] if hasattr(images, "shape") else list(images)
     axes = [axes] * len(images) if isinstance(axes, str) or axes is None else list(axes)
     if len(axes) != len(images):
         raise ValueError(f"got {len(axes)} axes strings for {len(images)} images")
-    mapped, maps = [], []
+    mapped, maps, reads = [], [], []
     for i, (img, ax) in enumerate(zip(images, axes)):
         ax = _axes.check_axes(ax, len(img.shape), dims)
         try:
-            pm = estimate_photon_map(img, axes=ax)
+            pm, read = _estimate(img, ax)
         except ValueError as exc:
             raise ValueError(f"training image {i}: {exc}") from None
         mapped.append(to_photons(img, pm, axes=ax))
         maps.append(pm)
-    return mapped, maps
+        reads.extend(read)
+    return mapped, maps, float(np.median(reads))
+
+
+def photon_extra_noise(read_noise: float) -> float:
+    """``extra_noise="auto"`` in photo-electrons (``units="photons"``): what brings the
+    Gaussian part, read noise (the training images' median, photo-electrons) included, to
+    :data:`PHOTON_SMOOTHING` photon steps, as :func:`auto_extra_noise` does in data units."""
+    return float(math.sqrt(max(PHOTON_SMOOTHING ** 2 - read_noise ** 2, 0.0)))
 
 
 def _training_units(model: ScoreModel) -> ScoreModel:

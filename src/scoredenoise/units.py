@@ -82,6 +82,11 @@ def estimate_photon_map(image, *, axes: str, progress=None) -> PhotonMap:
 
     Raises ValueError where the image shows no photon noise (an estimated gain of 0: data
     that are not photon counts, or already denoised), naming the fix."""
+    return _estimate(image, axes, progress)[0]
+
+
+def _estimate(image, axes: str, progress=None) -> tuple[PhotonMap, tuple]:
+    """(:class:`PhotonMap`, read noise in photo-electrons per channel) of ``image``."""
     est = estimate_noise(image, "poisson-gaussian", axes=axes, progress=progress)
     est = est if isinstance(est, list) else [est]
     offset = [float(e.noise_model.offset) for e in est]
@@ -90,7 +95,8 @@ def estimate_photon_map(image, *, axes: str, progress=None) -> PhotonMap:
         raise ValueError(f"the image's estimated gain is {gain} (data units per "
                          f"photo-electron): it shows no photon noise, so it has no photon "
                          f"units; use a model trained with units='data'")
-    return PhotonMap(offset=tuple(offset), gain=tuple(gain))
+    read = tuple(float(e.noise_model.read_noise) / g for e, g in zip(est, gain))
+    return PhotonMap(offset=tuple(offset), gain=tuple(gain)), read
 
 
 def to_photons(image, pmap: PhotonMap, *, axes: str):

@@ -26,11 +26,12 @@ def test_units_map_each_image_and_its_noise_model_alike():
 
 def test_units_benchmark_runs_end_to_end_tiny(tmp_path):
     out = tmp_path / "u.json"
-    load_benchmark("units").main(["--tiny", "--datasets", "pairs", "--units", "photons",
-                                  "--out", str(out)])
-    res = json.loads(out.read_text())["datasets"]["pairs"]["photons"]
-    run = res["runs"][0]
-    assert run["steps"] == 4 and len(run["images"]) == 5 and np.isfinite(res["psnr"])
-    assert all(0.5 <= r["score_factor"] <= 1.25 for r in run["images"])
+    load_benchmark("units").main(["--tiny", "--datasets", "pairs", "--units",
+                                  "photons,library", "--out", str(out)])
+    for units in ("photons", "library"):
+        res = json.loads(out.read_text())["datasets"]["pairs"][units]
+        run = res["runs"][0]
+        assert run["steps"] == 4 and len(run["images"]) == 5 and np.isfinite(res["psnr"])
+        assert all(0.5 <= r["score_factor"] <= 1.25 for r in run["images"])
     with pytest.raises(SystemExit):
         load_benchmark("units").main(["--tiny", "--units", "kelvin"])
