@@ -30,7 +30,7 @@ def test_quantisation_step_and_auto_extra_noise():
     assert PatchSampler(ints * 5, patch_size=16).quantisation_step() == 5.0
     cont = np.random.default_rng(0).random((64, 64)).astype(np.float32)
     assert PatchSampler(cont, patch_size=16).quantisation_step() == 0.0
-    m = sd.train(ints, preset="small", steps=2, patch_size=16, batch_size=2)
+    m = sd.train(ints, preset="small", steps=2, patch_size=16, batch_size=2, units="data")
     assert m.extra_noise == 1.0
 
 

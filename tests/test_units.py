@@ -84,7 +84,7 @@ def test_training_maps_each_image_by_its_own_estimate(photon_model):
     # the normalisation is that of photo-electron counts (a few tens), not of the
     # gain-20 image's ADU (hundreds): the images were mapped before training
     assert m.scale[0] < 40
-    data_units = sd.train(_images(), steps=1, seed=0, preset="small")
+    data_units = sd.train(_images(), steps=1, seed=0, preset="small", units="data")
     assert data_units.units == "data" and data_units.scale[0] > 100
     # the training noise: half a photon step in all, read noise (photo-electrons) included
     est = [sd.estimate_noise(y, "poisson-gaussian").noise_model for y in _images()]
@@ -156,7 +156,8 @@ def test_bind_gives_a_model_of_the_image_units(photon_model, tmp_path):
         bound.save(tmp_path / "bound.sdmodel")
     photon_model.save(tmp_path / "m.sdmodel")
     assert sd.load_model(tmp_path / "m.sdmodel").units == "photons"
-    assert sd.train(_images(), steps=1, preset="small").bind(y) is not None
+    data_units = sd.train(_images(), steps=1, preset="small", units="data")
+    assert data_units.bind(y) is data_units  # a model of the data's units: as it is
 
 
 def test_posterior_std_in_the_image_units(photon_model):
@@ -169,13 +170,13 @@ def test_posterior_std_in_the_image_units(photon_model):
 
 
 def test_settings_are_checked():
-    with pytest.raises(ValueError, match="units must be one of 'data', 'photons', got 'adu'"):
+    with pytest.raises(ValueError, match="units must be 'auto', 'data' or 'photons', got 'adu'"):
         sd.TrainConfig(units="adu")
     with pytest.raises(ValueError, match="objective 'neighbor2neighbor' trains in the data"):
         sd.TrainConfig(units="photons", objective="neighbor2neighbor")
     with pytest.raises(ValueError, match="needs a sigma-conditioned network"):
         sd.TrainConfig(units="photons", conditioned=False)
-    data_model = sd.train(_images(), steps=1, preset="small")
+    data_model = sd.train(_images(), steps=1, preset="small", units="data")
     with pytest.raises(ValueError, match="trained with units='data'; pass units='data'"):
         sd.train(_images(), steps=1, units="photons", model=data_model)
 
@@ -202,3 +203,29 @@ def test_channels_each_have_their_own_map():
     assert x.shape == y.shape and np.isfinite(x).all()
     with pytest.raises(ValueError, match="photon map has 1 channel"):
         m.bind(y, axes="CYX", photon_map=PhotonMap(offset=(0.0,), gain=(1.0,)))
+
+
+def test_auto_units_photons_for_photon_starved_counts_only():
+    """``units="auto"`` (the default): photons where the score network is conditioned for
+    photon-starved single-channel counts; the data's units for brighter counts, noise that
+    is not photon counts, the related methods and a network forced unconditioned."""
+    starved = sd.train(_images(), steps=1, preset="small")
+    assert starved.units == "photons" and starved.meta["training"]["units"] == "photons"
+    assert starved.train_config.units == "auto"
+    rng = np.random.default_rng(9)
+    bright = [(rng.poisson(_counts() * 20 + 20) * 4 + 100).astype(np.float32)]
+    assert sd.train(bright, steps=1, preset="small").units == "data"
+    gauss = [(rng.normal(0, 5, (96, 96)) + 50 * _counts()).astype(np.float32)]
+    assert sd.train(gauss, steps=1, preset="small").units == "data"
+    assert sd.train(_images(), steps=1, preset="small", conditioned=False).units == "data"
+    n2n = sd.train(_images(), steps=1, preset="small", objective="neighbor2neighbor")
+    assert n2n.units == "data"
+    # counts by the sampler's quick look, but an image whose own estimate finds no
+    # Poisson-Gaussian noise: no map, so the data's units (photons given: the error)
+    flat = [rng.normal(0.5, 0.1, (64, 64)).astype(np.float32) for _ in range(2)]
+    kw = dict(steps=1, preset="small", patch_size=32, conditioned=True)
+    assert sd.train(flat, **kw).units == "data"
+    with pytest.raises(ValueError, match="training image 0: poisson-gaussian: the variance"):
+        sd.train(flat, units="photons", **kw)
+    # continuing a model keeps its units
+    assert sd.train(_images(), steps=1, model=starved).units == "photons"

@@ -86,10 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="checkpoint file, written every --checkpoint-every")
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--resume", help="continue from this checkpoint")
-    p.add_argument("--units", choices=["data", "photons"], default="data",
-                   help="data (default): one normalisation for all images; photons: each "
-                        "image in its own photo-electrons by its own noise estimate (images "
-                        "whose gains differ; the score objective only)")
+    p.add_argument("--units", choices=["auto", "data", "photons"], default="auto",
+                   help="photons: each image in its own photo-electrons by its own noise "
+                        "estimate (the score objective only); data: one normalisation for all "
+                        "images; auto (default): photons for photon-starved counts on a "
+                        "sigma-conditioned network, else data")
     p.add_argument("--ema", type=float,
                    help="decay per step of a moving average of the weights, delivered as the "
                         "model (e.g. 0.99); default: the last weights")

@@ -80,9 +80,10 @@ class TrainConfig:
     seed: int | None = field(default=None, metadata=_h("random seed"))
     ema: float | None = field(default=None, metadata=_h(
         "decay per step of a moving average of the weights"))
-    units: str = field(default="data", metadata=_h(
-        "'data' (one normalisation for all images) or 'photons' (each image in its own "
-        "photo-electrons, by its own noise estimate)"))
+    units: str = field(default="auto", metadata=_h(
+        "'data' (one normalisation for all images), 'photons' (each image in its own "
+        "photo-electrons, by its own noise estimate) or 'auto' (photons for photon-starved "
+        "counts on a sigma-conditioned score network)"))
 
     def __post_init__(self):
         obj = get_objective(self.objective)  # unknown names: the registry's error

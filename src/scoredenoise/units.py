@@ -117,7 +117,7 @@ def to_photons(image, pmap: PhotonMap, *, axes: str):
 
 
 def check_training_units(units: str) -> str:
-    """``units`` if it is one of :data:`UNITS`, else a ValueError naming them."""
-    if units not in UNITS:
-        raise ValueError(f"units must be one of {', '.join(map(repr, UNITS))}, got {units!r}")
+    """``units`` if it is ``"auto"`` or one of :data:`UNITS`, else a ValueError naming them."""
+    if units != "auto" and units not in UNITS:
+        raise ValueError(f"units must be 'auto', 'data' or 'photons', got {units!r}")
     return units

@@ -87,12 +87,13 @@ class TrainWidget(Step):
                                 value=0.0,
                                 tooltip="share of the data held out to plot a validation "
                                         "loss (0: none)")
-        self.units = ComboBox(label="units", choices=[("data", "data"),
+        self.units = ComboBox(label="units", choices=[("auto", "auto"), ("data", "data"),
                                                       ("photons per image", "photons")],
-                              tooltip="data: one normalisation for all layers; photons per "
-                                      "image: each layer in its own photo-electrons, by its "
-                                      "own noise estimate (for layers whose gains differ; "
-                                      "score method only)")
+                              value="auto",
+                              tooltip="photons per image: each layer in its own "
+                                      "photo-electrons, by its own noise estimate (score "
+                                      "method only); data: one normalisation for all layers; "
+                                      "auto: photons for photon-starved counts")
         #: the training time to expect, shown before Start: steps x a measured step
         self.eta = wrapped_label(label="expected time",
                                  tooltip="measured: a few training steps of a fresh network "
