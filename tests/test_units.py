@@ -10,6 +10,7 @@ import pytest
 import tifffile
 
 import scoredenoise as sd
+from scoredenoise.model import model_from_bytes
 from scoredenoise.training import photon_extra_noise
 from scoredenoise.units import PhotonMap, estimate_photon_map, to_photons
 
@@ -152,8 +153,10 @@ def test_bind_gives_a_model_of_the_image_units(photon_model, tmp_path):
                                photon_model.predict(y, sigma_a=0.05), rtol=1e-6)
     with pytest.raises(ValueError, match="needs the image's photon map"):
         photon_model.smoothing_sigma(0, 0.05)
-    with pytest.raises(ValueError, match="bound to one image's photon map"):
-        bound.save(tmp_path / "bound.sdmodel")
+    bound.save(tmp_path / "bound.sdmodel")  # a model of this image's units, map recorded
+    again = sd.load_model(tmp_path / "bound.sdmodel")
+    assert again.units == "data" and again.photon_map == pm
+    np.testing.assert_array_equal(again.predict(y, sigma_a=0.05), bound.predict(y, sigma_a=0.05))
     photon_model.save(tmp_path / "m.sdmodel")
     assert sd.load_model(tmp_path / "m.sdmodel").units == "photons"
     data_units = sd.train(_images(), steps=1, preset="small", units="data")
@@ -195,6 +198,8 @@ def test_channels_each_have_their_own_map():
     assert gains == [pytest.approx(2.0, rel=0.2), pytest.approx(20.0, rel=0.2)]
     bound = m.bind(y, axes="CYX")
     assert bound.photon_map.channels == 2
+    again = model_from_bytes(bound.to_bytes())  # per-channel training noise in the file
+    np.testing.assert_allclose(again.extra_noise, bound.extra_noise)
     np.testing.assert_allclose(bound.extra_noise, np.asarray(bound.photon_map.gain) *
                                m.extra_noise)
     assert bound.smoothing_sigma(1, 0.05) > 5 * bound.smoothing_sigma(0, 0.05)

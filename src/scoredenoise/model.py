@@ -534,15 +534,13 @@ class ScoreModel:
     # ----- files -----------------------------------------------------------------------------
 
     def _header(self) -> dict:
-        if self.photon_map is not None:
-            raise ValueError("this model is bound to one image's photon map (model.bind); "
-                             "save the model it was bound from")
         return {
             "kind": self.kind,
             "architecture": self.network.config.to_dict(),
             "normalisation": {"offset": self.offset.tolist(), "scale": self.scale.tolist()},
             "axes": self.axes,
-            "extra_noise": self.extra_noise,
+            "extra_noise": (self.extra_noise.tolist() if isinstance(self.extra_noise, np.ndarray)
+                            else self.extra_noise),  # (per channel: a bound model)
             "package_version": __version__,
             "meta": self.meta,
         }
@@ -669,9 +667,10 @@ def _check_header(header, tensors: dict, source: str) -> UNetConfig:
     if not isinstance(axes, str) or set(axes) - set("TCZYXS") or len(set(axes)) != len(axes):
         bad("axes", f"must be letters from TCZYXS, each once, got {axes!r}")
     extra = header.get("extra_noise", 0.0)
-    if isinstance(extra, bool) or not isinstance(extra, (int, float)) or \
-            not math.isfinite(extra) or extra < 0:
-        bad("extra_noise", f"must be a finite number >= 0, got {extra!r}")
+    values = extra if isinstance(extra, list) and len(extra) == cfg.in_channels else [extra]
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or
+           v < 0 for v in values):
+        bad("extra_noise", f"must be a finite number >= 0 (or one per channel), got {extra!r}")
     meta = header.get("meta", {})
     if not isinstance(meta, dict):
         bad("meta", "is not a JSON object")
@@ -702,7 +701,9 @@ def model_from_parts(header: dict, tensors: dict, source: str = "model file") ->
     norm = header["normalisation"]
     return ScoreModel(network=net, offset=norm["offset"], scale=norm["scale"],
                       axes=header.get("axes", "YX"), kind=header.get("kind", "score"),
-                      extra_noise=float(header.get("extra_noise", 0.0)),
+                      extra_noise=(header["extra_noise"] if isinstance(
+                          header.get("extra_noise"), list) else
+                          float(header.get("extra_noise", 0.0))),
                       meta=header.get("meta", {}))
 
 

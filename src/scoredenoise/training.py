@@ -317,15 +317,19 @@ def train(images, *, config: TrainConfig | None = None, axes=None, targets=None,
         Continue an interrupted run from its checkpoint (weights, optimiser, step, random state).
     model : ScoreModel, optional
         Continue training an existing model (new schedule, same normalisation).
-    units : {"data", "photons"}
-        ``"data"`` (default): every image at one normalisation per channel. ``"photons"``:
-        each image in its own photo-electrons, u = (y - offset) / gain by its own
-        Poisson-Gaussian estimate (:mod:`scoredenoise.units`), so that images whose gains
+    units : {"auto", "data", "photons"}
+        ``"photons"``: each image in its own photo-electrons, u = (y - offset) / gain by its
+        own Poisson-Gaussian estimate (:mod:`scoredenoise.units`), so that images whose gains
         differ (files stretched one by one, several cameras) share one lattice of counts and
-        one noise law; the model then maps each image it denoises by that image's own
-        estimate (:meth:`ScoreModel.bind`), whatever noise model it is solved with. A
-        sigma-conditioned score network only. Measured: +0.66 dB on W2S (gains 3.7-44
-        ADU/e-), -0.30 dB on the FMD pairs (docs/benchmarks.md, "Units per image").
+        one noise law; ``extra_noise="auto"`` is then half a photon (read noise included);
+        the model maps each image it denoises by that image's own estimate
+        (:meth:`ScoreModel.bind`), whatever noise model it is solved with. A
+        sigma-conditioned score network only. ``"data"``: every image at one normalisation
+        per channel. ``"auto"`` (default): photons for photon-starved single-channel counts
+        on a sigma-conditioned score network, else data (:func:`auto_units`). Measured
+        against the data's units: W2S +0.66 dB (gains 3.7-44 ADU/e-), the FMD pairs +0.15,
+        FMD confocal within the seeds' spread (docs/training.md, "Each image in its own
+        photo-electrons").
     ema : float, optional
         Decay per step of an exponential moving average of the weights (e.g. 0.99: an average
         over about the last 100 steps); the model returned, and each checkpoint's model, is
