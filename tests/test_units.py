@@ -153,6 +153,8 @@ def test_bind_gives_a_model_of_the_image_units(photon_model, tmp_path):
                                photon_model.predict(y, sigma_a=0.05), rtol=1e-6)
     with pytest.raises(ValueError, match="needs the image's photon map"):
         photon_model.smoothing_sigma(0, 0.05)
+    with pytest.raises(ValueError, match=r"photon map .* cannot be estimated: .*give one"):
+        photon_model.score(np.ones((32, 32), np.float32))  # no noise to estimate it from
     bound.save(tmp_path / "bound.sdmodel")  # a model of this image's units, map recorded
     again = sd.load_model(tmp_path / "bound.sdmodel")
     assert again.units == "data" and again.photon_map == pm
@@ -230,7 +232,8 @@ def test_auto_units_photons_for_photon_starved_counts_only():
     flat = [rng.normal(0.5, 0.1, (64, 64)).astype(np.float32) for _ in range(2)]
     kw = dict(steps=1, preset="small", patch_size=32, conditioned=True)
     assert sd.train(flat, **kw).units == "data"
-    with pytest.raises(ValueError, match="training image 0: poisson-gaussian: the variance"):
+    with pytest.raises(ValueError,
+                       match=r"training image 0: poisson-gaussian: the variance.*units='data'"):
         sd.train(flat, units="photons", **kw)
     # continuing a model keeps its units
     assert sd.train(_images(), steps=1, model=starved).units == "photons"

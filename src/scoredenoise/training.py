@@ -698,7 +698,9 @@ def _to_photons(images, axes, dims: int) -> tuple[list, list[PhotonMap], float]:
         try:
             pm, read = _estimate(img, ax)
         except ValueError as exc:
-            raise ValueError(f"training image {i}: {exc}") from None
+            raise ValueError(f"training image {i}: {exc}; units='photons' maps each image by "
+                             f"its own noise estimate: train in the data's units "
+                             f"(units='data')") from None
         mapped.append(to_photons(img, pm, axes=ax))
         maps.append(pm)
         reads.extend(read)

@@ -82,7 +82,14 @@ def estimate_photon_map(image, *, axes: str, progress=None) -> PhotonMap:
 
     Raises ValueError where the image shows no photon noise (an estimated gain of 0: data
     that are not photon counts, or already denoised), naming the fix."""
-    return _estimate(image, axes, progress)[0]
+    try:
+        return _estimate(image, axes, progress)[0]
+    except ValueError as exc:
+        raise ValueError(f"the image's photon map (its offset and gain, from its own noise "
+                         f"estimate: the model learned each image in its own "
+                         f"photo-electrons) cannot be estimated: {exc}; give one "
+                         f"(model.bind(image, photon_map=...), or a sigma_a that carries "
+                         f"it)") from None
 
 
 def _estimate(image, axes: str, progress=None) -> tuple[PhotonMap, tuple]:

@@ -191,7 +191,8 @@ def test_stop_training_keeps_a_usable_checkpoint(make_napari_viewer, qtbot):
     assert m.meta["stopped_early"] and 3 <= m.meta["steps_done"] < 100_000
     ck = sd.load_model(train.session.checkpoint)
     assert ck.meta["steps_done"] == m.meta["steps_done"]
-    assert ck.score(np.ones((32, 32), np.float32)).shape == (32, 32)
+    frame = np.asarray(viewer.layers["FMD noisy"].data[0], np.float32)
+    assert ck.score(frame).shape == frame.shape
 
 
 def test_bad_choices_get_clear_messages(make_napari_viewer, qtbot, monkeypatch):
