@@ -237,3 +237,12 @@ def test_auto_units_photons_for_photon_starved_counts_only():
         sd.train(flat, units="photons", **kw)
     # continuing a model keeps its units
     assert sd.train(_images(), steps=1, model=starved).units == "photons"
+
+
+def test_select_sigma_a_chooses_in_the_image_units(photon_model):
+    y = _images(seed=10)[1]
+    pm = estimate_photon_map(y, axes="YX")
+    sig = sd.select_sigma_a(photon_model, y, _camera(pm), grid=3)
+    assert sig.photon_map == pm
+    ref = sd.select_sigma_a(photon_model.bind(y), y, _camera(pm), grid=3)
+    assert float(sig) == float(ref) and sig.factor == ref.factor

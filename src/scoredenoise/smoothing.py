@@ -345,9 +345,12 @@ def select_sigma_a(model, image, noise_model=None, *, axes: str | None = None,
     SigmaA(0.066, factor=0.95)
     >>> s = model.score(noisy, sigma_a=sig)   # the network's score times 0.95  # doctest: +SKIP
     """
-    if getattr(model, "units", "data") == "photons":  # with the image's map
-        return model.resolve_sigma_a(image, "auto", noise_model, axes=axes, device=device,
-                                     precision=precision, progress=progress, factor=factor)
+    if getattr(model, "units", "data") == "photons":  # in the image's units, with its map
+        bound = model.bind(image, axes=axes)
+        sig = select_sigma_a(bound, image, noise_model, axes=axes, device=device,
+                             precision=precision, max_pixels=max_pixels, grid=grid,
+                             factor=factor, progress=progress)
+        return SigmaA(float(sig), score_factor(sig), bound.photon_map)
     if not model.conditioned:
         return model.sigma_a_default
     axes = model.resolve_axes(axes, len(np.shape(image)))

@@ -23,7 +23,6 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from . import _axes
 from ._device import autocast, resolve_device, resolve_precision
 from .model import SCORE_OUTPUT_SCALE, ScoreModel, model_from_parts, read_model_file
 from .network import PRESETS, build_network
@@ -405,17 +404,17 @@ def train(images, *, config: TrainConfig | None = None, axes=None, targets=None,
         units = auto_units(sampler, obj, conditioned)
         if units == "photons":  # only where every image has a map (else the data's units)
             try:
-                mapped = _to_photons(images, axes, dims)
+                mapped = _to_photons(sampler)
             except ValueError:
                 units = "data"
     elif units == "photons":
-        mapped = _to_photons(images, axes, dims)
+        mapped = _to_photons(sampler)
     if units == "photons":  # each image in its own photo-electrons (a conditioned network)
         images, photon_maps, photon_read = mapped
         conditioned = True if conditioned == "auto" else conditioned
-        sampler = PatchSampler(images, axes=axes, dims=dims, patch_size=patch_size,
-                               targets=targets, val_fraction=val_fraction, augment=augment,
-                               rng=rng)
+        sampler = PatchSampler(images, axes=[s.axes for s in sampler.sources], dims=dims,
+                               patch_size=patch_size, targets=targets,
+                               val_fraction=val_fraction, augment=augment, rng=rng)
     if conditioned == "auto":
         conditioned = auto_conditioned(sampler)
     conditioned = bool(conditioned)
@@ -684,24 +683,19 @@ def time_per_step(*, config: TrainConfig | None = None, channels: int = 1, devic
     return float(np.median(times[1:]))
 
 
-def _to_photons(images, axes, dims: int) -> tuple[list, list[PhotonMap], float]:
-    """Each training image in its own photo-electrons (``units="photons"``): mapped by its
-    own Poisson-Gaussian estimate (:func:`~scoredenoise.estimate_photon_map`); the maps, and
-    the median read noise (photo-electrons)."""
-    images = [images] if hasattr(images, "shape") else list(images)
-    axes = [axes] * len(images) if isinstance(axes, str) or axes is None else list(axes)
-    if len(axes) != len(images):
-        raise ValueError(f"got {len(axes)} axes strings for {len(images)} images")
+def _to_photons(sampler: PatchSampler) -> tuple[list, list[PhotonMap], float]:
+    """The sampler's images each in its own photo-electrons (``units="photons"``): mapped by
+    its own Poisson-Gaussian estimate (:func:`~scoredenoise.estimate_photon_map`); the maps,
+    and the median read noise (photo-electrons)."""
     mapped, maps, reads = [], [], []
-    for i, (img, ax) in enumerate(zip(images, axes)):
-        ax = _axes.check_axes(ax, len(img.shape), dims)
+    for i, src in enumerate(sampler.sources):
         try:
-            pm, read = _estimate(img, ax)
+            pm, read = _estimate(src.array, src.axes)
         except ValueError as exc:
             raise ValueError(f"training image {i}: {exc}; units='photons' maps each image by "
                              f"its own noise estimate: train in the data's units "
                              f"(units='data')") from None
-        mapped.append(to_photons(img, pm, axes=ax))
+        mapped.append(to_photons(src.array, pm, axes=src.axes))
         maps.append(pm)
         reads.extend(read)
     return mapped, maps, float(np.median(reads))
