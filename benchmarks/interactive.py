@@ -9,6 +9,7 @@ The user's path: parameters from ``estimate_noise`` on the frames, ``train`` wit
 Usage:
     python benchmarks/interactive.py                       # about 12 minutes on 2 CPU cores
     python benchmarks/interactive.py --settings small:2000,default:1000
+    python benchmarks/interactive.py --settings small:2000:data,small:2000:photons  # units
     python benchmarks/interactive.py --tiny                # smoke test
 Writes benchmarks/results/interactive.json and prints a Markdown table.
 """
@@ -33,7 +34,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--settings", default="small:500,small:1000,small:2000,default:500,"
                                          "default:1000",
-                   help="comma-separated preset:steps")
+                   help="comma-separated preset:steps[:units] (units: train's, default auto)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--tiny", action="store_true")
@@ -42,27 +43,29 @@ def main(argv=None):
     cfg = p.parse_args(argv)
     frames, gt = sample_data()
     gt = gt.astype(np.float64)
-    settings = [(s.split(":")[0], int(s.split(":")[1])) for s in cfg.settings.split(",")]
+    settings = [(s.split(":") + ["auto"])[:3] for s in cfg.settings.split(",")]
+    settings = [(preset, int(steps), units) for preset, steps, units in settings]
     patch = None
     if cfg.tiny:
-        frames, gt, settings, patch = frames[:, :64, :64], gt[:64, :64], [("small", 3)], 32
+        frames, gt, settings, patch = (frames[:, :64, :64], gt[:64, :64],
+                                       [("small", 3, "auto")], 32)
     nm = sd.estimate_noise(frames, axes="SYX").noise_model
     noisy = float(np.mean([psnr(f, gt) for f in frames]))
     out = {**header(cfg), "noise_model": nm.to_dict(), "noisy_psnr": noisy, "rows": []}
     t0 = time.perf_counter()
     print(f"sample {frames.shape}, {nm.to_dict()}; noisy {noisy:.2f} dB")
-    print("| preset | steps | training (s) | PSNR (dB) |")
-    print("|---|---|---|---|")
-    for preset, steps in settings:
+    print("| preset | steps | units | training (s) | PSNR (dB) |")
+    print("|---|---|---|---|---|")
+    for preset, steps, units in settings:
         t1 = time.perf_counter()
         m = sd.train(frames, axes="SYX", preset=preset, steps=steps, seed=cfg.seed,
-                     patch_size=patch, device=cfg.device)
+                     patch_size=patch, device=cfg.device, units=units)
         sec = time.perf_counter() - t1
         val = float(np.mean([psnr(sd.denoise(f, m, nm, device=cfg.device), gt)
                              for f in frames]))
-        out["rows"].append({"preset": preset, "steps": steps, "train_seconds": sec,
-                            "psnr": val})
-        print(f"| {preset} | {steps} | {sec:.0f} | {val:.2f} |", flush=True)
+        out["rows"].append({"preset": preset, "steps": steps, "units": m.units,
+                            "train_seconds": sec, "psnr": val})
+        print(f"| {preset} | {steps} | {m.units} | {sec:.0f} | {val:.2f} |", flush=True)
     return finish(out, cfg.out, t0)
 
 
