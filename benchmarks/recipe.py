@@ -84,7 +84,8 @@ def main(argv=None):
     bad = [v for v in cfg.variants if v not in VARIANTS]
     if bad:
         p.error(f"unknown variants {bad}; choose from {list(VARIANTS)}")
-    kw = {"device": cfg.device, "seed": 0}
+    # the recipes of the sigma_a study, in the data's units (its smoothing is one number)
+    kw = {"device": cfg.device, "seed": 0, "units": "data"}
     if cfg.steps:
         kw["steps"] = cfg.steps
     crop = None
