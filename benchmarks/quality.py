@@ -219,8 +219,10 @@ def fmd(cfg, out):
     models = {}
     for col in [*cfg.methods, "noise2noise"]:
         objective = METHODS.get(col, col)
+        # the data's units: this table's figures, and its tiny run's crops (too small for
+        # a photon map of their own)
         models[col] = sd.train(train_noisy, objective=objective, targets=targets.get(col),
-                               **kw)
+                               units="data", **kw)
     res = {"noise_model": nm.to_dict(), "photon_transfer": {"gain": gain, "intercept": icpt}}
     columns = real_columns(models)
     scores = {}
