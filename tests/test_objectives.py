@@ -103,6 +103,9 @@ def test_sigma_weighting_auto_is_chosen_by_the_data():
     assert resolve_sigma_weighting(1.52, "auto") == "none"
     assert resolve_sigma_weighting(1.52, "score") == "score"
     assert resolve_sigma_weighting(0.0, "none") == "none"
+    # photo-electrons are counts even where their read noise needs no added smoothing
+    assert resolve_sigma_weighting(0.0, "auto", counts=True) == "none"
+    assert resolve_sigma_weighting(0.0, "score", counts=True) == "score"
     with pytest.raises(ValueError, match="one of .*'auto'.*got 'sigma'"):
         resolve_sigma_weighting(0.0, "sigma")
     w = sigma_weight(torch.tensor([0.01, 0.1]), "score")

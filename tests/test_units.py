@@ -94,6 +94,20 @@ def test_training_maps_each_image_by_its_own_estimate(photon_model):
     assert photon_extra_noise(0.3) == pytest.approx(0.4) and photon_extra_noise(0.7) == 0
 
 
+def test_photo_electrons_train_unweighted_without_added_noise():
+    """Images whose read noise already spans half a photon get no training noise in
+    photo-electrons; they are still counts, so the loss is not weighted by 1 / sigma_a^2
+    (on W2S, read noise 0.6 photo-electrons, that weight was what the map had changed)."""
+    rng = np.random.default_rng(3)
+    ims = []
+    for g, o in GAINS:
+        cam = sd.get_noise_model("poisson-gaussian", gain=g, offset=o, read_noise=0.8 * g)
+        ims.append(cam.sample(_counts() * g, rng=rng).astype(np.float32))
+    m = sd.train(ims, units="photons", steps=2, seed=0, preset="small")
+    assert m.extra_noise == 0.0
+    assert m.meta["training"]["sigma_weighting"] == "none"
+
+
 def test_denoise_equals_solving_the_mapped_image_and_mapping_back(photon_model):
     """The library's path (the image mapped by its own estimate, solved with the noise model
     mapped alike, the result mapped back) equals doing it by hand with the same network."""

@@ -105,15 +105,17 @@ SIGMA_WEIGHTING = "auto"
 SIGMA_WEIGHTINGS = ("auto", "none", "score")
 
 
-def resolve_sigma_weighting(extra_noise: float, weighting: str | None = None) -> str:
+def resolve_sigma_weighting(extra_noise: float, weighting: str | None = None, *,
+                            counts: bool = False) -> str:
     """The weighting a training run uses: ``weighting`` (default :data:`SIGMA_WEIGHTING`),
     with ``"auto"`` resolved by the data.
 
     ``"auto"`` weighs by 1 / sigma_a^2 (``"score"``) where the training data are continuous
     (no smoothing added, ``extra_noise == 0``), and not at all (``"none"``) where they lie on
-    a lattice or are photon counts (``extra_noise > 0``): there the targets at small sigma_a
-    carry the comb that the smoothing only half removes, the noisiest targets of all, and
-    weighting them up swamped the rest.
+    a lattice or are photon counts (``extra_noise > 0``, or ``counts``: images in their own
+    photo-electrons, ``units="photons"``, which need no added smoothing where their read
+    noise already spans half a photon): there the targets at small sigma_a carry the comb
+    of counts, the noisiest targets of all, and weighting them up swamped the rest.
 
     Examples
     --------
@@ -121,13 +123,15 @@ def resolve_sigma_weighting(extra_noise: float, weighting: str | None = None) ->
     'score'
     >>> resolve_sigma_weighting(1.6, "auto")
     'none'
+    >>> resolve_sigma_weighting(0.0, "auto", counts=True)
+    'none'
     """
     weighting = SIGMA_WEIGHTING if weighting is None else weighting
     if weighting not in SIGMA_WEIGHTINGS:
         raise ValueError(f"sigma weighting must be one of {SIGMA_WEIGHTINGS}, "
                          f"got {weighting!r}")
     if weighting == "auto":
-        return "score" if not extra_noise else "none"
+        return "score" if not (extra_noise or counts) else "none"
     return weighting
 
 

@@ -448,7 +448,7 @@ def train(images, *, config: TrainConfig | None = None, axes=None, targets=None,
             photon_extra_noise(photon_read) if units == "photons" else auto_extra_noise(sampler))
     extra_noise = float(extra_noise)
     # the conditioned loss's weight over sigma_a, chosen by the data (continuous: 1/sigma_a^2)
-    weighting = (resolve_sigma_weighting(extra_noise)
+    weighting = (resolve_sigma_weighting(extra_noise, counts=units == "photons")
                  if obj.kind == "score" and conditioned and obj.sigma_range is None else "none")
 
     if model is not None:
