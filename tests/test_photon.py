@@ -44,3 +44,19 @@ def test_photon_transfer_reads_one_frame_at_a_time():
     nlf = photon_transfer(lazy)
     assert len(lazy.reads) == 12
     assert nlf.affine_fit()[0] == pytest.approx(2.0, rel=0.05)
+
+
+def test_third_cumulant_of_repeated_frames():
+    # pixels that never reach a limit: the k-statistic per level; photon counts give the
+    # square of the variance's slope (ratio 1), unmoved by read noise and a linear drift
+    cam = get_noise_model("poisson-gaussian", gain=3.0, offset=10.0, read_noise=4.0)
+    x = np.tile(np.linspace(0, 600, 256), (64, 1))
+    frames = np.stack([cam.sample(x * (1 + 0.1 * t / 29), rng=t) for t in range(30)])
+    nlf = photon_transfer(frames)
+    assert nlf.third is not None and len(nlf.third) == len(nlf.third_mean) >= 3
+    ratio, se = nlf.third_cumulant_ratio()
+    assert 0 < se < 0.1 and abs(ratio - 1.0) < max(3 * se, 0.08)
+    assert "third" in nlf.to_dict()
+    # the single-image method has none (the scene's structure skews residuals)
+    single = sd.noise_level_function(frames[0])
+    assert single.third is None and single.third_cumulant_ratio() is None

@@ -72,7 +72,7 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
     if n < 3:
         raise ValueError(f"photon transfer needs at least 3 frames along axis {axis}, got {n}")
     clip_lim = _clip_limits(stack, clip)
-    s1 = s2 = sd2 = None
+    s1 = s2 = s3 = sd2 = None
     at_limit = None
     reached = [False, False]
     ref = prev = None
@@ -81,15 +81,17 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
         f = _frame(stack, axis, t)
         if ref is None:
             ref = f  # shift for numerically stable sums
-            s1, s2, sd2 = np.zeros_like(f), np.zeros_like(f), np.zeros_like(f)
+            s1, s2, s3, sd2 = (np.zeros_like(f) for _ in range(4))
             at_limit = np.zeros(f.shape)
             if isinstance(clip, str):
                 finite = f[np.isfinite(f)]
                 clip_lim = _detected_limits(finite, clip_lim)
         else:
             sd2 += (f - prev) ** 2
-        s1 += f - ref
-        s2 += (f - ref) ** 2
+        u = f - ref
+        s1 += u
+        s2 += u * u
+        s3 += u * u * u
         prev = f
         if clip_lim is not None:
             low, high = f <= clip_lim[0], f >= clip_lim[1]
@@ -97,17 +99,21 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
             at_limit += low | high
         _report(progress, t + 1, n)
     mean = ref + s1 / n
+    # unbiased third cumulant (k-statistic) of each pixel's series: a linear drift is
+    # symmetric and adds none
+    c3 = s3 - 3 * s1 * s2 / n + 2 * s1 ** 3 / n ** 2
+    k3 = c3 * n / ((n - 1) * (n - 2))
     var = sd2 / (2 * (n - 1)) if differences else (s2 - s1 ** 2 / n) / (n - 1)
     ok = np.isfinite(mean) & np.isfinite(var)  # a pixel missing in a frame is left out
     if ok.sum() < 4 * _MIN_BIN:
         raise ValueError(f"only {int(ok.sum())} pixels have a value in every frame; photon "
                          f"transfer needs at least {4 * _MIN_BIN}")
-    mu, v = mean[ok], var[ok]
+    mu, v, k3, lim = mean[ok], var[ok], k3[ok], at_limit[ok]
     edges = _level_edges(mu, n_bins)
     block = np.arange(mu.size)  # pixel time series are independent
     # near a reached limit the moments are those of the clipped data (fitted as such)
     clip_lim = _reached_limits(clip_lim, reached)
-    M, V, SE, N, F = _binned(mu, mu, v, block, edges, at_limit=at_limit[ok] / n)
+    M, V, SE, N, F = _binned(mu, mu, v, block, edges, at_limit=lim / n)
     usable = F < _MAX_AT_LIMIT
     M, V, SE, N = M[usable], V[usable], SE[usable], N[usable]
     if M.size < 2:
@@ -119,6 +125,25 @@ def photon_transfer(stack, *, axis: int = 0, clip="auto", n_bins: int = 40,
     m_ = n - 1
     rel = math.sqrt((3 * m_ - 1) / m_ ** 2) if differences else math.sqrt(2.0 / (n - 1))
     SE = np.maximum(SE, V * rel / np.sqrt(N))
+    third = _third_cumulants(mu[lim == 0], k3[lim == 0], edges)
     return NoiseLevelFunction(M, V, SE, N, float(np.quantile(mu, 0.01)), "photon-transfer",
                               clip_lim, fraction_used=float(ok.mean()),
-                              censored=clip_lim is not None)
+                              censored=clip_lim is not None, **third)
+
+
+def _third_cumulants(mu, k3, edges) -> dict:
+    """Per level set (``edges``): mean level, mean third cumulant and its standard error
+    (pixels are independent: the spread of their k-statistics), as NoiseLevelFunction's
+    ``third_*`` fields; none (an empty dict) with fewer than three usable sets."""
+    idx = np.clip(np.searchsorted(edges, mu, side="right") - 1, 0, len(edges) - 2)
+    nb = len(edges) - 1
+    n = np.bincount(idx, minlength=nb).astype(np.float64)
+    good = n >= _MIN_BIN
+    m = np.bincount(idx, mu, minlength=nb) / np.maximum(n, 1)
+    t = np.bincount(idx, k3, minlength=nb) / np.maximum(n, 1)
+    sq = np.bincount(idx, k3 * k3, minlength=nb) / np.maximum(n, 1)
+    se = np.sqrt(np.maximum(sq - t * t, 0.0) / np.maximum(n - 1, 1))
+    good &= se > 0
+    if good.sum() < 3:
+        return {}
+    return {"third_mean": m[good], "third": t[good], "third_stderr": se[good]}

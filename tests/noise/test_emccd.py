@@ -81,6 +81,50 @@ def test_estimate_noise_measures_the_pulse_height():
     assert any("1 + 1/shape" in n for n in est.notes)
 
 
+@pytest.mark.parametrize("shape", [1.0, 3.0])
+def test_repeated_frames_measure_the_pulse_shape(shape):
+    # photon transfer measures the third cumulant: (1 + 2/shape) / (1 + 1/shape) times
+    # photon counting's, from which the shape; one image cannot (it keeps the given one)
+    m = get_noise_model("emccd", gain=4.0, shape=shape, offset=10.0, read_noise=2.0)
+    x = np.tile(np.linspace(0, 400, 256), (64, 1))
+    frames = np.stack([m.sample(x, rng=i) for i in range(30)])
+    est = sd.estimate_noise(frames, "emccd", frames_axis=0, offset=10.0)
+    got = est.noise_model
+    assert "shape" in est.estimated and est.stderr["shape"] > 0
+    assert abs(got.shape - shape) < max(3 * est.stderr["shape"], 0.25 * shape), est.stderr
+    assert abs(got.gain / 4.0 - 1) < 0.06, got
+    assert est.derived["third_cumulant_ratio"] == pytest.approx(
+        (1 + 2 / shape) / (1 + 1 / shape), abs=0.1)
+    assert any("third cumulant" in n for n in est.notes)
+    # a given shape is kept; so is the default on one image (no third cumulant there)
+    kept = sd.estimate_noise(frames, "emccd", frames_axis=0, offset=10.0, shape=2.0)
+    assert kept.noise_model.shape == 2.0 and "shape" not in kept.estimated
+    single = sd.estimate_noise(frames[0], "emccd", offset=10.0)
+    assert single.noise_model.shape == 1.0 and "shape" not in single.estimated
+    assert any("frames_axis" in n for n in single.notes)
+
+
+def test_poisson_gaussian_frames_give_no_pulse_spread():
+    # fixed photon steps: ratio 1, so the shape goes to the end of its range, where emccd is
+    # poisson-gaussian (its excess noise factor 1 + 1/50), and poisson-gaussian has no note
+    cam = get_noise_model("poisson-gaussian", gain=4.0, offset=10.0, read_noise=2.0)
+    x = np.tile(np.linspace(0, 400, 256), (64, 1))
+    frames = np.stack([cam.sample(x, rng=i) for i in range(30)])
+    pg = sd.estimate_noise(frames, frames_axis=0, offset=10.0)
+    assert pg.derived["third_cumulant_ratio"] == pytest.approx(1.0, abs=0.1)
+    assert not any("third cumulant" in n for n in pg.notes)
+    em = sd.estimate_noise(frames, "emccd", frames_axis=0, offset=10.0).noise_model
+    assert em.shape >= 8.0 and em.gain * em.excess == pytest.approx(4.0, rel=0.05)
+
+
+def test_skewed_frames_suggest_emccd_to_a_poisson_gaussian_estimate():
+    m = get_noise_model("emccd", gain=4.0, shape=1.0, offset=10.0, read_noise=2.0)
+    x = np.tile(np.linspace(0, 400, 256), (64, 1))
+    frames = np.stack([m.sample(x, rng=i) for i in range(30)])
+    est = sd.estimate_noise(frames, frames_axis=0, offset=10.0)
+    assert any("'emccd'" in n and "third cumulant" in n for n in est.notes), est.notes
+
+
 def test_solve_on_emccd_data_recovers_the_clean_image_with_the_true_score():
     """With the likelihood score at the clean image, the solve returns it (the identity the
     denoiser relies on), in the input's units through scoredenoise's solve path."""
