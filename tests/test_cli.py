@@ -192,6 +192,17 @@ def test_estimate_noise_prints_parameters_and_json(tmp_path, capsys):
                  "TYX", "--json", "--param", "offset=100"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res[0]["nlf"]["method"] == "photon-transfer"
+    # emccd's pulse shape from the frames' third cumulant, printed for denoise
+    det = get_noise_model("emccd", gain=4.0, shape=2.0, offset=10.0, read_noise=2.0)
+    ramp = np.tile(np.linspace(0, 400, 256), (64, 1))
+    tifffile.imwrite(tmp_path / "em.tif", np.stack(
+        [det.sample(ramp, rng=i) for i in range(30)]).astype(np.float32))
+    assert main(["estimate-noise", str(tmp_path / "em.tif"), "--photon-transfer", "--axes",
+                 "TYX", "--noise", "emccd", "--param", "offset=10", "-q"]) == 0
+    text = capsys.readouterr().out
+    line = next(ln for ln in text.splitlines() if "denoise with:" in ln)
+    shape = float(line.split("shape=")[1].split()[0])
+    assert 1.3 < shape < 3.0 and "third cumulant" in text
 
 
 def test_estimate_noise_estimates_a_kernel_and_prints_it_for_denoise(tmp_path, capsys):
