@@ -134,7 +134,7 @@ class NoiseLevelFunction:
         Photon counts that each add a fixed step (``poisson-gaussian``, any read noise: its
         third cumulant is 0) give 1. Counts whose pulses have random heights give more:
         ``(1 + 2/shape) / (1 + 1/shape)`` for ``emccd``'s Gamma pulses, 1.5 for an EMCCD's
-        exponential ones. Measured on FMD's confocal frames (photomultiplier): 1.25-1.27.
+        exponential ones. Measured on FMD's confocal frames (photomultiplier): 1.26-1.28.
 
         Examples
         --------
