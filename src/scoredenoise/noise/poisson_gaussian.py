@@ -12,7 +12,6 @@ from ._base import NoiseFit, NoiseModelError, param, register
 from ._mixture import GaussianMixtureModel
 from .poisson import Poisson
 
-
 #: third-cumulant ratio above photon counting's 1 from which the estimate notes skewed noise
 #: (an EMCCD gives 1.5, FMD's confocal photomultiplier 1.26)
 _SKEWED = 0.1
