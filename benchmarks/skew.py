@@ -47,14 +47,6 @@ DATASETS = ("fmd", "w2s", "pairs")
 N_LEVELS = 30
 
 
-def shape_of(ratio: float) -> float:
-    """``emccd``'s shape for a third-cumulant ratio: (2 - r) / (r - 1); inf at or below 1
-    (fixed steps), 0.5 and below for r >= 5/3."""
-    if ratio <= 1:
-        return float("inf")
-    return (2 - ratio) / (ratio - 1) if ratio < 2 else 0.0
-
-
 def _line_slope(x, y, se) -> tuple[float, float]:
     """Weighted least-squares slope of y against x and its standard error."""
     X = np.stack([x, np.ones_like(x)], 1)
@@ -143,7 +135,7 @@ def reference_rows(name, crop, rng) -> list:
 def _summary(rows) -> dict:
     v = np.array([r["ratio"] for r in rows])
     out = {"median": float(np.median(v)), "min": float(v.min()), "max": float(v.max()),
-           "shape_of_median": shape_of(float(np.median(v)))}
+           "shape_of_median": sd.noise.Emccd.shape_for_skew(float(np.median(v)))}
     if rows and "controls" in rows[0]:
         for k in rows[0]["controls"]:
             c = np.array([r["controls"][k] for r in rows])

@@ -22,7 +22,9 @@ def test_reference_ratio_tells_fixed_steps_from_multiplied_pulses():
     assert got_pg["gain"] == pytest.approx(2.0, rel=0.05)
     assert abs(got_pg["ratio"] - 1.0) < max(3 * got_pg["stderr"], 0.1)
     assert abs(got_em["ratio"] - 1.5) < max(3 * got_em["stderr"], 0.1)
-    assert skew.shape_of(1.5) == pytest.approx(1.0) and skew.shape_of(0.9) == float("inf")
+    shape = sd.noise.Emccd.shape_for_skew
+    assert shape(1.5) == pytest.approx(1.0) and shape(1.25) == pytest.approx(3.0)
+    assert shape(0.9) == 50.0 and shape(1.9) == 0.5  # the parameter's range
 
 
 def test_skew_benchmark_runs_end_to_end_tiny(tmp_path):

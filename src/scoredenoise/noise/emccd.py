@@ -98,6 +98,23 @@ class Emccd(NoiseModel):
     def noise_level(self, mean):
         return self.gain * self.excess * (np.asarray(mean) - self.offset) + self.read_noise ** 2
 
+    @staticmethod
+    def shape_for_skew(ratio: float) -> float:
+        """The shape whose pulses give the noise a third cumulant ``ratio`` times photon
+        counting's (:meth:`NoiseLevelFunction.third_cumulant_ratio`): ratio = (1 + 2/shape) /
+        (1 + 1/shape), so shape = (2 - ratio) / (ratio - 1), within [0.5, 50] (50 at or below
+        ratio 1: fixed steps).
+
+        Examples
+        --------
+        >>> from scoredenoise.noise import Emccd
+        >>> Emccd.shape_for_skew(1.5), Emccd.shape_for_skew(0.9)
+        (1.0, 50.0)
+        """
+        if ratio <= 1:
+            return _MAX_SHAPE
+        return min(max((2 - ratio) / (ratio - 1), 0.5), _MAX_SHAPE)
+
     def fit_noise_level(self, nlf, known: dict):
         """Fit as ``poisson-gaussian`` (whose gain is the slope of variance against mean),
         then read the pulse height off the slope: gain = slope / (1 + 1/shape).
@@ -114,10 +131,9 @@ class Emccd(NoiseModel):
         ratio = nlf.third_cumulant_ratio() if "shape" not in known else None
         if ratio is not None:
             rho, se = ratio
-            shape = (2 - rho) / (rho - 1) if 1 < rho < 2 else (_MAX_SHAPE if rho <= 1 else 0.5)
-            shape = min(max(shape, 0.5), _MAX_SHAPE)
+            shape = self.shape_for_skew(rho)
             det = self.replace(shape=shape)
-            if 1 < rho < 2 and 0.5 < shape < _MAX_SHAPE:
+            if 0.5 < shape < _MAX_SHAPE:
                 shape_se = se / (rho - 1) ** 2  # |d shape / d rho|
             shape_note = (f"shape {shape:.3g} estimated from the third cumulant of the repeated "
                           f"frames: {rho:.3f} +/- {se:.3f} times photon counting's (1 + 2/shape) "
